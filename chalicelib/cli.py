@@ -1,0 +1,71 @@
+"""The `ghcr2ecr` command line: argument parsing only; each subcommand lives in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# subcommand -> module whose `main(args) -> int` runs it (imported only when that subcommand runs)
+_HANDLERS = {
+    "sync": "chalicelib.sync_cli",
+    "demo": "standins.demo",
+    "create-app": "chalicelib.ops.create_app",
+    "deploy": "chalicelib.ops.deploy",
+    "destroy": "chalicelib.ops.deploy",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the parser; the `sync` flags are a contract (DESIGN.md, CLI)."""
+    parser = argparse.ArgumentParser(prog="ghcr2ecr", description="Mirror ghcr.io images into Amazon ECR.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sync = commands.add_parser(
+        "sync",
+        help="copy images between OCI registries, digest-exact, moving only missing bytes",
+        description="Copy SOURCE to DEST (HOST[:PORT]/REPOSITORY; http:// only for loopback hosts).",
+    )
+    sync.add_argument("source", metavar="SOURCE")
+    sync.add_argument("dest", metavar="DEST")
+    sync.add_argument("--tag", action="append", default=[], metavar="TAG",
+                      help="tag to copy and set, resolved against the source at sync time (repeatable)")
+    sync.add_argument("--digest", metavar="DIGEST", help="manifest digest to copy (an index brings every child)")
+    sync.add_argument("--all-tags", action="store_true", help="mirror every tag of SOURCE")
+    sync.add_argument("--tags", metavar="GLOBS", help="comma list of tag globs; a leading ! excludes")
+    sync.add_argument("--report", metavar="FILE", help="write a JSON report to FILE")
+    sync.add_argument("--no-signatures", dest="signatures", action="store_false",
+                      help="do not copy cosign sha256-<hex>.sig/.att/.sbom tags of copied digests")
+    sync.add_argument("--no-create-repository", dest="create_repository", action="store_false",
+                      help="for ECR destinations, do not create a missing repository")
+    sync.add_argument("--concurrency", type=int, default=4, metavar="N", help="blobs copied at once (default 4)")
+    sync.add_argument("--quiet", action="store_true", help="no progress output")
+
+    demo = commands.add_parser("demo", help="run the whole flow on this machine against local stand-ins")
+    demo.add_argument("--keep", action="store_true", help="leave the stand-ins' files in place for inspection")
+
+    create_app = commands.add_parser("create-app", help="create the GitHub App from manifest.yml")
+    create_app.add_argument("--org", help="create the App owned by this organization (default: your user)")
+    create_app.add_argument("--stage", default="dev", help="Chalice stage to configure (default dev)")
+    create_app.add_argument("--github-url", default="https://github.com", help=argparse.SUPPRESS)
+    create_app.add_argument("--port", type=int, default=0, help="local port for the redirect (default: any)")
+    create_app.add_argument("--no-browser", action="store_true", help="print the URL instead of opening it")
+
+    for name, text in (("deploy", "create or update everything in AWS"), ("destroy", "remove everything")):
+        cmd = commands.add_parser(name, help=text)
+        cmd.add_argument("--stage", default="dev", help="Chalice stage (default dev)")
+        cmd.add_argument("--compute", choices=("lambda", "ec2"), default="lambda",
+                         help="CodeBuild compute for copies (ec2 for images over 15 minutes)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand and return its exit code (2 for usage errors)."""
+    args = build_parser().parse_args(argv)
+    handler = importlib.import_module(_HANDLERS[args.command])
+    return int(handler.main(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Deployment settings: one frozen dataclass, read from the environment on first use."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class ConfigError(RuntimeError):
+    """A required deployment setting is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The `.chalice/config.json` environment variables of DESIGN.md, typed."""
+
+    github_app_id: str
+    sync_queue_url: str
+    codebuild_project: str
+    github_private_key_parameter: str = "/ghcr2ecr/github/private-key"
+    github_webhook_secret_parameter: str = "/ghcr2ecr/github/webhook-secret"
+    github_api_url: str = "https://api.github.com"
+    ghcr_registry: str = "ghcr.io"
+    allowed_accounts: frozenset[str] = frozenset()
+    ecr_repository_prefix: str = "ghcr"
+    token_parameter_prefix: str = "/ghcr2ecr/tokens/"
+    ghcr_pull_secret_prefix: str = "ghcr2ecr/ghcr-pull/"
+
+    def account_allowed(self, login: str, account_id: int | str) -> bool:
+        """Tell whether ALLOWED_ACCOUNTS admits this GitHub account (login compared case-insensitively)."""
+        if "*" in self.allowed_accounts:
+            return True
+        return login.lower() in self.allowed_accounts or str(account_id) in self.allowed_accounts
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from environment variables, failing with the name of what is missing."""
+        env = os.environ if env is None else env
+
+        def required(name: str) -> str:
+            value = env.get(name, "").strip()
+            if not value:
+                raise ConfigError(f"deployment setting {name} is not set (see .chalice/config.json)")
+            return value
+
+        def optional(name: str, default: str) -> str:
+            return env.get(name, "").strip() or default
+
+        allowed = frozenset(
+            item.strip().lower() for item in env.get("ALLOWED_ACCOUNTS", "").split(",") if item.strip()
+        )
+        return cls(
+            github_app_id=required("GITHUB_APP_ID"),
+            sync_queue_url=required("SYNC_QUEUE_URL"),
+            codebuild_project=required("CODEBUILD_PROJECT"),
+            github_private_key_parameter=optional("GITHUB_PRIVATE_KEY_PARAMETER", cls.github_private_key_parameter),
+            github_webhook_secret_parameter=optional(
+                "GITHUB_WEBHOOK_SECRET_PARAMETER", cls.github_webhook_secret_parameter
+            ),
+            github_api_url=optional("GITHUB_API_URL", cls.github_api_url).rstrip("/"),
+            ghcr_registry=optional("GHCR_REGISTRY", cls.ghcr_registry),
+            allowed_accounts=allowed,
+            ecr_repository_prefix=optional("ECR_REPOSITORY_PREFIX", cls.ecr_repository_prefix).strip("/"),
+            token_parameter_prefix=optional("TOKEN_PARAMETER_PREFIX", cls.token_parameter_prefix),
+            ghcr_pull_secret_prefix=optional("GHCR_PULL_SECRET_PREFIX", cls.ghcr_pull_secret_prefix),
+        )
+
+
+@functools.cache
+def settings() -> Settings:
+    """Return the process-wide settings, read once on first use."""
+    return Settings.from_env()

@@ -1,0 +1,1 @@
+"""Fixtures for the App: moto server, GitHub stand-in, signed deliveries."""

@@ -1,0 +1,1 @@
+"""Fixtures for real local registries (filled in by the registry stand-ins)."""
