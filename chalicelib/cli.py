@@ -14,6 +14,7 @@ _HANDLERS = {
     "create-app": "chalicelib.ops.create_app",
     "deploy": "chalicelib.ops.deploy",
     "destroy": "chalicelib.ops.deploy",
+    "revoke-token": "chalicelib.revoke",
 }
 
 
@@ -57,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--stage", default="dev", help="Chalice stage (default dev)")
         cmd.add_argument("--compute", choices=("lambda", "ec2"), default="lambda",
                          help="CodeBuild compute for copies (ec2 for images over 15 minutes)")
+    revoke = commands.add_parser(
+        "revoke-token", help="revoke the installation token in GHCR2ECR_SOURCE_TOKEN (the build's last step)"
+    )
+    revoke.add_argument("--github-api-url", default=None, help="default: $GITHUB_API_URL or api.github.com")
     return parser
 
 
