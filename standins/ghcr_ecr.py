@@ -1,0 +1,118 @@
+"""The two registries ghcr2ecr copies between, as local stand-ins with the credentials each one knows."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Self
+
+from standins.registry import BasicAuth, RegistryProcess, TokenAuth
+from standins.tokens import PULL, PULL_PUSH, Credential, Principal, TokenPolicy, TokenRequest, TokenServer
+
+PUBLIC_PREFIX = "public/"
+
+
+@dataclass
+class GhcrStandin:
+    """A token-auth registry behaving like ghcr.io for the credentials ghcr2ecr meets there.
+
+    - `pusher`: pull+push on every repository (what CI uses to publish; tests push with it);
+    - `app_token`: username `x-access-token`; logs in, but gets `denied` pulling anything outside
+      `public/` (an App installation token on ghcr.io today, FACTS.md §3);
+    - `fallback`: a classic-PAT-like read credential: pull on every repository;
+    - anonymous: pull on repositories named `public/...` only.
+    """
+
+    registry: RegistryProcess
+    tokens: TokenServer
+    pusher: Credential
+    app_token: Credential
+    fallback: Credential
+    public_prefix: str = PUBLIC_PREFIX
+
+    @property
+    def host(self) -> str:
+        """Return `127.0.0.1:PORT` of the registry."""
+        return self.registry.host
+
+    @property
+    def url(self) -> str:
+        """Return `http://127.0.0.1:PORT` of the registry."""
+        return self.registry.url
+
+    def token_requests(self, repository: str) -> list[TokenRequest]:
+        """Return the token requests (username, scopes, granted, status) that named `repository`."""
+        return self.tokens.requests_for(repository)
+
+    def usernames_tried(self, repository: str) -> list[str | None]:
+        """Return, in order, the usernames (None for anonymous) that asked for a token for `repository`."""
+        return [r.username for r in self.token_requests(repository)]
+
+    def stop(self) -> None:
+        """Stop the registry and the token server."""
+        self.registry.stop()
+        self.tokens.stop()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass
+class EcrStandin:
+    """A Basic-auth (htpasswd, bcrypt) registry standing in for ECR's `AWS:<password>` login."""
+
+    registry: RegistryProcess
+    credential: Credential = field(default_factory=lambda: Credential("AWS", "ecr-" + secrets.token_hex(8)))
+
+    @property
+    def host(self) -> str:
+        """Return `127.0.0.1:PORT` of the registry."""
+        return self.registry.host
+
+    @property
+    def url(self) -> str:
+        """Return `http://127.0.0.1:PORT` of the registry."""
+        return self.registry.url
+
+    def stop(self) -> None:
+        """Stop the registry."""
+        self.registry.stop()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_ghcr(workdir: Path, name: str = "ghcr") -> GhcrStandin:
+    """Start a token server and a token-auth registry with the pusher, app-token and fallback credentials."""
+    pusher = Credential("pusher", "ghp_pusher_" + secrets.token_hex(8))
+    app_token = Credential("x-access-token", "ghs_app_" + secrets.token_hex(16))
+    fallback = Credential("fallback-reader", "ghp_fallback_" + secrets.token_hex(8))
+    policy = TokenPolicy(
+        anonymous={PUBLIC_PREFIX + "*": PULL},
+        principals=[
+            Principal(pusher, {"*": PULL_PUSH}),
+            Principal(app_token, {PUBLIC_PREFIX + "*": PULL}),
+            Principal(fallback, {"*": PULL}),
+        ],
+    )
+    tokens = TokenServer(policy).start()
+    try:
+        registry = RegistryProcess(workdir, TokenAuth(tokens), name).start()
+    except BaseException:
+        tokens.stop()
+        raise
+    return GhcrStandin(registry, tokens, pusher, app_token, fallback)
+
+
+def start_ecr(workdir: Path, name: str = "ecr") -> EcrStandin:
+    """Start a Basic-auth registry whose only user is `AWS` with a random password."""
+    credential = Credential("AWS", "ecr-" + secrets.token_hex(8))
+    registry = RegistryProcess(workdir, BasicAuth((credential,)), name).start()
+    return EcrStandin(registry, credential)
