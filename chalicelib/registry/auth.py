@@ -1,0 +1,216 @@
+"""Credentials and the `WWW-Authenticate` handshake (Basic, and Bearer through a token endpoint).
+
+Credentials are named by kind ("installation token", "anonymous", ...) in every message; their values
+live only in `Credential.password` (excluded from repr) and in the Authorization headers built here.
+
+Handshake (distribution spec "Token Authentication Specification"; docker/distribution docs/spec/auth):
+1. A request goes out with the cached Authorization for its scopes, if any.
+2. A 401 carries `WWW-Authenticate: Basic realm=...` (ECR) or `Bearer realm=...,service=...,scope=...`
+   (ghcr.io, distribution with token auth).
+3. Basic: the credential's user:password is sent on every later request to the host.
+   Bearer: GET realm?service=...&scope=repository:NAME:ACTIONS with the credential as Basic auth
+   (none when anonymous); the answer `{"token"|"access_token", "expires_in"}` is cached per scope.
+4. The request is sent again. A 401 after a fresh token, a 403, or a token endpoint answering 401/403
+   means this credential is denied: the chain moves to the next credential.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+
+from chalicelib.registry.errors import RegistryError
+
+DEFAULT_USERNAME = "x-access-token"
+TOKEN_MARGIN_SECONDS = 30  # renew a bearer token this long before it expires
+_PARAM = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
+
+
+class Credential(Protocol):
+    """Something that yields user/password for Basic auth (or None for anonymous)."""
+
+    kind: str
+
+    def basic(self) -> tuple[str, str] | None:
+        """Return (username, password), or None when anonymous."""
+        ...
+
+
+@dataclass(frozen=True)
+class StaticCredential:
+    """A fixed username/password (token), or anonymous when password is None."""
+
+    kind: str
+    username: str = DEFAULT_USERNAME
+    password: str | None = field(default=None, repr=False)
+
+    def basic(self) -> tuple[str, str] | None:
+        """Return (username, password), or None when anonymous."""
+        return None if self.password is None else (self.username, self.password)
+
+
+ANONYMOUS = StaticCredential(kind="anonymous")
+
+
+class TokenDenied(Exception):
+    """The token endpoint refused this credential (401/403)."""
+
+
+def _env(env: Mapping[str, str], name: str) -> str | None:
+    """Read one variable, treating blank as unset."""
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def parse_fallback_credential(text: str, default_username: str) -> StaticCredential:
+    """Read a fallback credential: a plain token, or JSON `{"username", "accessToken"}`."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            document: Any = json.loads(text)
+        except ValueError:
+            raise ValueError("GHCR2ECR_SOURCE_FALLBACK_TOKEN looks like JSON but does not parse") from None
+        token = document.get("accessToken") if isinstance(document, dict) else None
+        if not isinstance(token, str) or not token:
+            raise ValueError('GHCR2ECR_SOURCE_FALLBACK_TOKEN JSON needs {"username": ..., "accessToken": ...}')
+        username = document.get("username") or default_username
+        return StaticCredential(kind="fallback token", username=str(username), password=token)
+    return StaticCredential(kind="fallback token", username=default_username, password=text)
+
+
+def source_credentials(env: Mapping[str, str]) -> list[Credential]:
+    """Return the source chain: installation token, anonymous, fallback token (DESIGN.md, Credentials)."""
+    chain: list[Credential] = []
+    token = _env(env, "GHCR2ECR_SOURCE_TOKEN")
+    if token:
+        chain.append(StaticCredential(kind="installation token", username=DEFAULT_USERNAME, password=token))
+    chain.append(ANONYMOUS)
+    fallback = _env(env, "GHCR2ECR_SOURCE_FALLBACK_TOKEN")
+    if fallback:
+        username = _env(env, "GHCR2ECR_SOURCE_USERNAME") or DEFAULT_USERNAME
+        chain.append(parse_fallback_credential(fallback, username))
+    return chain
+
+
+def basic_dest_credential(env: Mapping[str, str]) -> Credential:
+    """Return the non-ECR destination credential: GHCR2ECR_DEST_USERNAME/PASSWORD, else anonymous."""
+    password = _env(env, "GHCR2ECR_DEST_PASSWORD")
+    if password is None:
+        return ANONYMOUS
+    return StaticCredential(kind="destination password", username=_env(env, "GHCR2ECR_DEST_USERNAME") or "",
+                            password=password)
+
+
+def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    """Split `Bearer realm="...",service="..."` into ("bearer", {"realm": ..., ...})."""
+    scheme, _, rest = header.strip().partition(" ")
+    params = {key.lower(): quoted or unquoted for key, quoted, unquoted in _PARAM.findall(rest)}
+    return scheme.lower(), params
+
+
+def scope_strings(scopes: Sequence[tuple[str, str]]) -> list[str]:
+    """Render (repository, actions) pairs as token-endpoint scopes `repository:NAME:ACTIONS`."""
+    return [f"repository:{name}:{actions}" for name, actions in scopes]
+
+
+class Authenticator:
+    """Holds a credential chain and the host's auth scheme; builds Authorization headers per scope."""
+
+    def __init__(self, credentials: Sequence[Credential], *, clock: Callable[[], float] = time.monotonic) -> None:
+        if not credentials:
+            raise ValueError("at least one credential (possibly anonymous) is needed")
+        self.credentials = list(credentials)
+        self.index = 0
+        self._clock = clock
+        self._scheme: str | None = None
+        self._challenge: dict[str, str] = {}
+        self._tokens: dict[tuple[int, tuple[str, ...]], tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def current(self) -> Credential:
+        """Return the credential in use."""
+        return self.credentials[self.index]
+
+    def tried(self) -> list[str]:
+        """Return the kinds of the credentials tried so far, in order."""
+        return [c.kind for c in self.credentials[: self.index + 1]]
+
+    def advance(self, from_index: int) -> bool:
+        """Move past a denied credential (once per denial, across threads); False when none is left."""
+        with self._lock:
+            if self.index == from_index:
+                if self.index + 1 >= len(self.credentials):
+                    return False
+                self.index += 1
+            return True
+
+    def header(self, scopes: Sequence[tuple[str, str]]) -> str | None:
+        """Return the Authorization header to send for these scopes, if one is known."""
+        with self._lock:
+            index, scheme = self.index, self._scheme
+            cached = self._tokens.get((index, tuple(scope_strings(scopes))))
+        if scheme == "basic":
+            return _basic_header(self.credentials[index])
+        if scheme == "bearer" and cached and cached[1] > self._clock():
+            return f"Bearer {cached[0]}"
+        return None
+
+    def authenticate(self, challenge: str, scopes: Sequence[tuple[str, str]],
+                     send: Callable[..., httpx.Response]) -> int:
+        """Answer a 401 challenge for the current credential; return that credential's index.
+
+        Raises TokenDenied when the token endpoint refuses the credential, RegistryError otherwise.
+        """
+        scheme, params = parse_challenge(challenge)
+        index = self.index
+        credential = self.credentials[index]
+        if scheme == "basic":
+            with self._lock:
+                self._scheme = "basic"
+            if credential.basic() is None:
+                raise TokenDenied("Basic auth required and no credential given")
+            return index
+        if scheme != "bearer" or "realm" not in params:
+            raise RegistryError("GET", "(challenge)", 401, detail=f"unsupported authentication scheme {scheme!r}")
+        # Step 3 (Bearer): ask the realm for a token for exactly these scopes.
+        query: list[tuple[str, str]] = []
+        if params.get("service"):
+            query.append(("service", params["service"]))
+        query += [("scope", s) for s in scope_strings(scopes)]
+        basic = credential.basic()
+        response = send("GET", params["realm"], params=query, auth=httpx.BasicAuth(*basic) if basic else None)
+        if response.status_code in (401, 403):
+            raise TokenDenied(f"token endpoint answered {response.status_code}")
+        if response.status_code != 200:
+            raise RegistryError.from_response(response, detail="token endpoint")
+        try:
+            document = response.json()
+            token = document.get("token") or document.get("access_token")
+            lifetime = float(document.get("expires_in") or 60)
+        except (ValueError, AttributeError):
+            token, lifetime = None, 0.0
+        if not isinstance(token, str) or not token:
+            raise RegistryError.from_response(response, detail="token endpoint sent no token")
+        with self._lock:
+            self._scheme = "bearer"
+            self._challenge = params
+            expires = self._clock() + max(lifetime - TOKEN_MARGIN_SECONDS, lifetime / 2)
+            self._tokens[(index, tuple(scope_strings(scopes)))] = (token, expires)
+        return index
+
+
+def _basic_header(credential: Credential) -> str | None:
+    """Build `Basic base64(user:password)` for a credential (None when anonymous)."""
+    basic = credential.basic()
+    if basic is None:
+        return None
+    return "Basic " + base64.b64encode(f"{basic[0]}:{basic[1]}".encode()).decode()

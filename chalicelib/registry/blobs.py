@@ -1,0 +1,168 @@
+"""Blobs: HEAD (exists?), cross-repository mount, and a streamed, verified copy between registries.
+
+Copy (distribution spec "Pushing blobs", monolithic upload):
+1. POST /v2/<dest>/blobs/uploads/ (with `?mount=<digest>&from=<repo>` when the destination registry may
+   hold the blob in another repository): 201 = mounted, done; 202 + Location = upload it ourselves.
+2. GET /v2/<source>/blobs/<digest>, following redirects (ghcr.io answers 307 to a CDN; httpx drops the
+   Authorization header on a cross-origin redirect).
+3. PUT <Location>&digest=<digest> with the GET body streamed straight through, hashing every chunk.
+   The last chunk is held back until the hash is checked, so a corrupted blob is never completed; the
+   registry also checks `?digest=` itself. Memory stays at one chunk whatever the blob's size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from typing import Literal
+from urllib.parse import urlencode
+
+import httpx
+
+from chalicelib.registry.errors import AccessDenied, DigestMismatch, RegistryError
+from chalicelib.registry.manifests import Descriptor
+from chalicelib.registry.transport import Transport, raise_for
+
+log = logging.getLogger(__name__)
+CHUNK = 1024 * 1024
+Outcome = Literal["copied", "mounted", "skipped"]
+
+
+def blob_exists(transport: Transport, digest: str, *, actions: str = "pull") -> bool:
+    """HEAD a blob: True when the registry has it, False on 404."""
+    name = transport.repository.name
+    response = transport.request("HEAD", f"/v2/{name}/blobs/{digest}", scopes=[(name, actions)])
+    if response.status_code == 200:
+        return True
+    if response.status_code == 404:
+        return False
+    raise raise_for(response, detail=f"checking blob {transport.repository}@{digest}")
+
+
+def start_upload(transport: Transport, digest: str, mount_from: str | None) -> str | None:
+    """Open an upload session (step 1); None when the blob was mounted from `mount_from`."""
+    name = transport.repository.name
+    path = f"/v2/{name}/blobs/uploads/"
+    scopes = [(name, "pull,push")]
+    if mount_from:
+        path += "?" + urlencode({"mount": digest, "from": mount_from})
+        scopes.append((mount_from, "pull"))
+    response = transport.request("POST", path, scopes=scopes, headers={"Content-Length": "0"})
+    response.close()
+    if response.status_code == 201 and mount_from:
+        return None
+    if response.status_code != 202 or "location" not in response.headers:
+        raise raise_for(response, detail=f"starting blob upload to {transport.repository}")
+    return response.headers["location"]
+
+
+def _with_digest(location: str, digest: str) -> str:
+    """Append `digest=` to an upload Location that may already carry a query (`_state=...`)."""
+    return location + ("&" if "?" in location else "?") + urlencode({"digest": digest})
+
+
+def _verified(chunks: Iterator[bytes], blob: Descriptor, what: str,
+              on_bytes: Callable[[int], None]) -> Iterator[bytes]:
+    """Pass chunks through, hashing them; hold the last one back until size and digest check out."""
+    hasher = hashlib.sha256()
+    size = 0
+    pending: bytes | None = None
+    for chunk in chunks:
+        if not chunk:
+            continue
+        hasher.update(chunk)
+        size += len(chunk)
+        if size > blob.size:
+            raise DigestMismatch(what, blob.digest, f"more than the declared {blob.size} bytes")
+        if pending is not None:
+            yield pending
+            on_bytes(len(pending))
+        pending = chunk
+    actual = "sha256:" + hasher.hexdigest()
+    if actual != blob.digest:
+        raise DigestMismatch(what, blob.digest, actual)
+    if pending is not None:
+        yield pending
+        on_bytes(len(pending))
+
+
+def _cancel(transport: Transport, location: str) -> None:
+    """Best-effort DELETE of an abandoned upload session (the registry also expires them)."""
+    try:
+        transport.request("DELETE", location, scopes=[(transport.repository.name, "pull,push")]).close()
+    except (RegistryError, httpx.HTTPError):
+        pass
+
+
+def copy_blob(source: Transport, dest: Transport, blob: Descriptor, *, mount_from: str | None = None,
+              on_bytes: Callable[[int], None] = lambda n: None) -> Outcome:
+    """Copy one blob the destination lacks: mount it, or stream it from source to destination, verified."""
+    location = start_upload(dest, blob.digest, mount_from)
+    if location is None:
+        return "mounted"
+    what = f"blob {source.repository}@{blob.digest}"
+    name = source.repository.name
+    upload: httpx.Response | None = None
+    try:
+        with _source_stream(source, name, blob.digest) as response:
+            headers = {"Content-Type": "application/octet-stream", "Content-Length": str(blob.size)}
+            body = _verified(response.iter_bytes(CHUNK), blob, what, on_bytes)
+            upload = dest.request("PUT", _with_digest(location, blob.digest), scopes=[(dest.repository.name,
+                                  "pull,push")], headers=headers, content=body)
+        if upload.status_code not in (201, 204):
+            raise raise_for(upload, detail=f"completing upload of {blob.digest} to {dest.repository}")
+        upload.close()
+        return "copied"
+    except BaseException:
+        _cancel(dest, location)
+        raise
+
+
+class _source_stream:
+    """Context manager: a streamed GET of one source blob, following redirects, checked for 200."""
+
+    def __init__(self, transport: Transport, name: str, digest: str) -> None:
+        self.transport, self.name, self.digest = transport, name, digest
+        self.response: httpx.Response | None = None
+
+    def __enter__(self) -> httpx.Response:
+        """Open the stream or raise with the registry's answer (404 included: a manifest names it)."""
+        response = self.transport.request("GET", f"/v2/{self.name}/blobs/{self.digest}",
+                                          scopes=[(self.name, "pull")], stream=True, follow_redirects=True)
+        if response.status_code != 200:
+            raise raise_for(response, detail=f"reading blob {self.transport.repository}@{self.digest}")
+        self.response = response
+        return response
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the stream."""
+        if self.response is not None:
+            self.response.close()
+
+
+def copy_blob_with_retries(source: Transport, dest: Transport, blob: Descriptor, *,
+                           mount_from: Sequence[str] = (), attempts: int = 3,
+                           on_bytes: Callable[[int], None] = lambda n: None,
+                           sleep: Callable[[float], None] | None = None) -> Outcome:
+    """Copy one blob, retrying the whole transfer on a dropped connection or transient answer.
+
+    A digest mismatch is retried too (the source may have sent corrupt bytes once), but never stored.
+    """
+    sleep = sleep or source.sleep
+    candidate = mount_from[0] if mount_from else None
+    for attempt in range(1, attempts + 1):
+        try:
+            return copy_blob(source, dest, blob, mount_from=candidate, on_bytes=on_bytes)
+        except (RegistryError, DigestMismatch, httpx.TransportError) as exc:
+            permanent = isinstance(exc, RegistryError) and exc.status is not None and exc.status < 500 \
+                and exc.status not in (401, 408, 429)
+            if permanent or attempt >= attempts or isinstance(exc, AccessDenied):
+                if isinstance(exc, httpx.TransportError):
+                    raise RegistryError("GET", f"{source.repository}@{blob.digest}", None,
+                                        detail=f"connection lost copying blob: {type(exc).__name__}") from None
+                raise
+            wait = source.retry.delay(attempt)
+            log.warning("copying %s failed (%s); retry %d in %.1fs", blob.digest, exc, attempt, wait)
+            sleep(wait)
+    raise AssertionError("unreachable")

@@ -1,0 +1,201 @@
+"""Manifests: GET/HEAD by tag or digest with the right Accept, PUT of the exact original bytes, tags/list.
+
+Supported: Docker v2 schema 2 and manifest list, OCI image manifest and index (1.0/1.1, including
+artifact manifests with `subject`). Docker schema 1 is refused: it is signed per registry, cannot be
+copied digest-exact, and GHCR/ECR deprecated it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalicelib.registry.errors import DigestMismatch, RegistryError, UnsupportedManifest
+from chalicelib.registry.reference import is_digest
+from chalicelib.registry.transport import Transport, raise_for
+
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json",
+           "application/vnd.docker.distribution.manifest.v1+prettyjws")
+INDEX_TYPES = frozenset({DOCKER_LIST, OCI_INDEX})
+IMAGE_TYPES = frozenset({DOCKER_MANIFEST, OCI_MANIFEST})
+ACCEPT = ", ".join([OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST])
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # distribution and ECR refuse manifests over 4 MiB
+_LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """A content descriptor: digest, size and media type (OCI image-spec descriptor.md)."""
+
+    digest: str
+    size: int
+    media_type: str = ""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest as the registry stored it: its digest, media type and exact bytes."""
+
+    digest: str
+    media_type: str
+    raw: bytes = field(repr=False)
+
+    @property
+    def document(self) -> dict[str, Any]:
+        """Return the parsed JSON."""
+        return json.loads(self.raw)
+
+    @property
+    def is_index(self) -> bool:
+        """Tell whether this is an index / manifest list."""
+        return self.media_type in INDEX_TYPES
+
+    def children(self) -> list[Descriptor]:
+        """Return the manifests an index references (none for an image)."""
+        if not self.is_index:
+            return []
+        return [_descriptor(item) for item in self.document.get("manifests", [])]
+
+    def blobs(self) -> list[Descriptor]:
+        """Return the config and layers an image manifest references (none for an index)."""
+        if self.is_index:
+            return []
+        document = self.document
+        items = ([document["config"]] if "config" in document else []) + list(document.get("layers") or [])
+        # Layers with `urls` (Windows foreign layers) are fetched from those URLs, not the registry.
+        return [_descriptor(item) for item in items if not item.get("urls")]
+
+
+def _descriptor(item: dict[str, Any]) -> Descriptor:
+    """Read one descriptor from a manifest, refusing anything but sha256 digests."""
+    digest = str(item.get("digest", ""))
+    if not digest.startswith("sha256:"):
+        raise UnsupportedManifest(f"descriptor digest {digest!r} is not sha256")
+    return Descriptor(digest=digest, size=int(item.get("size", 0)), media_type=str(item.get("mediaType", "")))
+
+
+def sha256_digest(data: bytes) -> str:
+    """Return `sha256:<hex>` of some bytes."""
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _media_type(content_type: str, raw: bytes, where: str) -> str:
+    """Decide a manifest's media type from Content-Type, falling back to its `mediaType` field."""
+    media_type = content_type.split(";")[0].strip()
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        raise UnsupportedManifest(f"{where}: manifest is not JSON") from None
+    if media_type in SCHEMA1 or document.get("schemaVersion") == 1:
+        raise UnsupportedManifest(
+            f"{where}: Docker schema 1 manifests cannot be copied digest-exact; rebuild and push the image "
+            "with a current Docker/BuildKit (schema 2 or OCI)"
+        )
+    if media_type not in INDEX_TYPES | IMAGE_TYPES:
+        field_type = document.get("mediaType")
+        if field_type in INDEX_TYPES | IMAGE_TYPES:
+            media_type = field_type
+        elif "manifests" in document:
+            media_type = OCI_INDEX  # an OCI index may omit mediaType (image-spec 1.0)
+        elif "layers" in document or "config" in document:
+            media_type = OCI_MANIFEST
+        else:
+            raise UnsupportedManifest(f"{where}: unsupported manifest media type {media_type!r}")
+    return media_type
+
+
+def get_manifest(transport: Transport, reference: str, *, actions: str = "pull") -> Manifest | None:
+    """GET a manifest by tag or digest; None when the registry does not have it (404)."""
+    name = transport.repository.name
+    where = f"{transport.repository}:{reference}" if not is_digest(reference) else f"{transport.repository}@{reference}"
+    response = transport.request("GET", f"/v2/{name}/manifests/{reference}", scopes=[(name, actions)],
+                                 headers={"Accept": ACCEPT}, stream=True)
+    if response.status_code == 404:
+        response.close()
+        return None
+    if response.status_code != 200:
+        raise raise_for(response, detail=f"reading manifest {where}")
+    try:
+        raw = b""
+        for chunk in response.iter_bytes():
+            raw += chunk
+            if len(raw) > MAX_MANIFEST_BYTES:
+                raise UnsupportedManifest(f"{where}: manifest larger than {MAX_MANIFEST_BYTES} bytes")
+    finally:
+        response.close()
+    digest = sha256_digest(raw)
+    # Verify: by digest, the bytes must hash to it; by tag, the registry's header must agree (when sent).
+    expected = reference if is_digest(reference) else response.headers.get("docker-content-digest", digest)
+    if expected.startswith("sha256:") and expected != digest:
+        raise DigestMismatch(f"manifest {where}", expected, digest)
+    return Manifest(digest=digest, media_type=_media_type(response.headers.get("content-type", ""), raw, where),
+                    raw=raw)
+
+
+def head_manifest(transport: Transport, reference: str, *, actions: str = "pull") -> Descriptor | None:
+    """HEAD a manifest by tag or digest; its descriptor, or None when absent (404)."""
+    name = transport.repository.name
+    response = transport.request("HEAD", f"/v2/{name}/manifests/{reference}", scopes=[(name, actions)],
+                                 headers={"Accept": ACCEPT})
+    if response.status_code == 404:
+        return None
+    if response.status_code != 200:
+        raise raise_for(response, detail=f"checking manifest {transport.repository}:{reference}")
+    digest = response.headers.get("docker-content-digest", "")
+    if not digest and is_digest(reference):
+        digest = reference
+    size = int(response.headers.get("content-length") or 0)
+    return Descriptor(digest=digest, size=size, media_type=response.headers.get("content-type", ""))
+
+
+def put_manifest(transport: Transport, reference: str, manifest: Manifest) -> str:
+    """PUT the exact original bytes under a tag or digest; return the digest the registry computed."""
+    name = transport.repository.name
+    response = transport.request("PUT", f"/v2/{name}/manifests/{reference}", scopes=[(name, "pull,push")],
+                                 headers={"Content-Type": manifest.media_type}, content=manifest.raw)
+    if response.status_code not in (200, 201, 202):
+        raise raise_for(response, detail=f"pushing manifest {transport.repository}:{reference}")
+    stored = response.headers.get("docker-content-digest", manifest.digest)
+    if stored != manifest.digest:
+        raise DigestMismatch(f"manifest pushed to {transport.repository}", manifest.digest, stored)
+    return stored
+
+
+def list_tags(transport: Transport, page_size: int = 1000) -> list[str] | None:
+    """List every tag, following `Link: <...>; rel="next"` pages; None when the repository is unknown."""
+    name = transport.repository.name
+    tags: list[str] = []
+    for page in _tag_pages(transport, f"/v2/{name}/tags/list?n={page_size}"):
+        if page is None:
+            return None
+        tags.extend(page)
+    return tags
+
+
+def _tag_pages(transport: Transport, path: str) -> Iterator[list[str] | None]:
+    """Yield each page of tags/list (distribution spec "Listing Tags", Link header pagination)."""
+    name = transport.repository.name
+    seen: set[str] = set()
+    next_path: str | None = path
+    while next_path and next_path not in seen and len(seen) < 10_000:
+        seen.add(next_path)
+        response = transport.request("GET", next_path, scopes=[(name, "pull")])
+        if response.status_code == 404:
+            yield None
+            return
+        if response.status_code != 200:
+            raise raise_for(response, detail=f"listing tags of {transport.repository}")
+        try:
+            yield list(response.json().get("tags") or [])
+        except (ValueError, AttributeError):
+            raise RegistryError.from_response(response, detail="tags/list did not answer JSON") from None
+        match = _LINK_NEXT.search(response.headers.get("link", ""))
+        next_path = match.group(1) if match else None

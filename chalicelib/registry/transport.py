@@ -1,0 +1,171 @@
+"""HTTP to one registry repository: timeouts, bounded retries with backoff, and the auth handshake.
+
+Retried (bounded, with backoff, `sleep` injectable): connection errors and timeouts, 429 (honouring
+`Retry-After`, capped) and 5xx. A request whose body is a stream cannot be replayed, so it is tried
+once and its caller (the blob copy) retries the whole operation.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from chalicelib.registry.auth import Authenticator, TokenDenied
+from chalicelib.registry.errors import AccessDenied, RegistryError, RegistryUnavailable
+from chalicelib.registry.reference import Repository
+
+log = logging.getLogger(__name__)
+DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=60.0)
+Scopes = Sequence[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to wait before retrying a transient failure."""
+
+    attempts: int = 5
+    backoff: float = 0.5
+    max_backoff: float = 8.0
+    max_retry_after: float = 30.0
+
+    def delay(self, attempt: int, response: httpx.Response | None = None) -> float:
+        """Return the wait before retry number `attempt` (1-based), honouring Retry-After on a 429/503."""
+        wait = min(self.backoff * (2 ** (attempt - 1)), self.max_backoff)
+        if response is not None and "retry-after" in response.headers:
+            asked = _retry_after_seconds(response.headers["retry-after"])
+            if asked is not None:
+                wait = max(0.0, min(asked, self.max_retry_after))
+        return wait
+
+
+def _retry_after_seconds(value: str) -> float | None:
+    """Read Retry-After as seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return when.timestamp() - time.time()
+
+
+def _transient(status: int) -> bool:
+    """Tell whether a status is worth retrying (429 and 5xx)."""
+    return status == 429 or status >= 500
+
+
+class Transport:
+    """Requests against one repository's registry, authenticated with a credential chain."""
+
+    def __init__(self, repository: Repository, authenticator: Authenticator, *, role: str, hint: str,
+                 client: httpx.Client | None = None, retry: RetryPolicy = RetryPolicy(),
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.repository = repository
+        self.auth = authenticator
+        self.role = role  # "source" or "destination", for messages
+        self.hint = hint  # what the operator can do when access is denied
+        self.retry = retry
+        self.sleep = sleep
+        self.client = client or httpx.Client(timeout=DEFAULT_TIMEOUT)
+
+    def url(self, path: str) -> str:
+        """Turn `/v2/...` (or an absolute Location) into a URL on this registry."""
+        if path.startswith(("http://", "https://")):
+            return path
+        return self.repository.base_url + path
+
+    def send(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
+             params: Any = None, content: bytes | Iterable[bytes] | None = None, stream: bool = False,
+             follow_redirects: bool = False, auth: httpx.Auth | None = None) -> httpx.Response:
+        """Send without the auth handshake, retrying connection errors, 429 and 5xx when replayable."""
+        replayable = content is None or isinstance(content, bytes)
+        attempt = 0
+        while True:
+            attempt += 1
+            request = self.client.build_request(method, url, headers=headers, params=params, content=content)
+            try:
+                response = self.client.send(request, stream=stream, follow_redirects=follow_redirects,
+                                            auth=auth or httpx.USE_CLIENT_DEFAULT)
+            except httpx.TransportError as exc:
+                if not replayable or attempt >= self.retry.attempts:
+                    raise RegistryUnavailable(method, url, None, detail=f"{self.role} registry unreachable "
+                                              f"after {attempt} attempt(s): {type(exc).__name__}") from None
+                wait = self.retry.delay(attempt)
+                log.warning("%s %s: %s; retry %d in %.1fs", method, url.split("?")[0], type(exc).__name__,
+                            attempt, wait)
+                self.sleep(wait)
+                continue
+            if _transient(response.status_code) and replayable and attempt < self.retry.attempts:
+                wait = self.retry.delay(attempt, response)
+                response.close()
+                log.warning("%s %s: HTTP %d; retry %d in %.1fs", method, url.split("?")[0],
+                            response.status_code, attempt, wait)
+                self.sleep(wait)
+                continue
+            return response
+
+    def request(self, method: str, path: str, *, scopes: Scopes, headers: Mapping[str, str] | None = None,
+                params: Any = None, content: bytes | Iterable[bytes] | None = None, stream: bool = False,
+                follow_redirects: bool = False) -> httpx.Response:
+        """Send with authentication: answer 401 challenges and move down the chain on denial.
+
+        Returns the response for any status except 401/403 (auth), and except 429/5xx while retries last.
+        """
+        url = self.url(path)
+        replayable = content is None or isinstance(content, bytes)
+        fresh = False  # whether the header just sent came from a token fetched for this request
+        for _ in range(2 * len(self.auth.credentials) + 2):
+            index = self.auth.index
+            sent_headers = dict(headers or {})
+            authorization = self.auth.header(scopes)
+            if authorization:
+                sent_headers["Authorization"] = authorization
+            response = self.send(method, url, headers=sent_headers, params=params, content=content,
+                                 stream=stream, follow_redirects=follow_redirects)
+            if response.status_code not in (401, 403):
+                return response
+            _drain(response)
+            challenge = response.headers.get("www-authenticate")
+            if response.status_code == 401 and challenge and not fresh:
+                if not replayable:
+                    raise RegistryError.from_response(response, detail="authorization expired mid-upload")
+                # Steps 2-3: answer the challenge, then send again (step 4).
+                try:
+                    self.auth.authenticate(challenge, scopes, self.send)
+                    fresh = True
+                    continue
+                except TokenDenied:
+                    pass
+            # Denied for this credential: step down the chain, or give up naming what was tried.
+            if not replayable or not self.auth.advance(index):
+                raise AccessDenied(method, url, response.status_code, str(self.repository),
+                                   self.auth.tried(), self.hint, RegistryError.from_response(response).errors)
+            log.info("%s credential %r denied for %s; trying %r", self.role, self.auth.credentials[index].kind,
+                     self.repository, self.auth.current.kind)
+            fresh = False
+        raise AccessDenied(method, url, None, str(self.repository), self.auth.tried(), self.hint)
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self.client.close()
+
+
+def _drain(response: httpx.Response) -> None:
+    """Read (a bounded) body and close, so the connection returns to the pool."""
+    try:
+        response.read()
+    finally:
+        response.close()
+
+
+def raise_for(response: httpx.Response, detail: str = "") -> RegistryError:
+    """Read a failed (possibly streamed) response and build its RegistryError."""
+    _drain(response)
+    return RegistryError.from_response(response, detail)

@@ -1,0 +1,303 @@
+"""Plan and run one sync (source repository → destination repository); the report.
+
+Python API (what `ghcr2ecr sync`, the buildspec and the local demo use):
+
+    from chalicelib import sync
+    request = sync.SyncRequest.build(
+        "ghcr.io/octo/app",                       # or "http://127.0.0.1:5000/octo/app" (loopback only)
+        "123456789012.dkr.ecr.eu-west-1.amazonaws.com/ghcr/octo/app",
+        tags=["v1"], digest=None, all_tags=False, tag_globs=None,   # tag_globs: "v*,latest,!*-rc*"
+        signatures=True, create_repository=True, concurrency=4,
+    )                                             # raises ValueError (InvalidReference) on bad input
+    report = sync.run(request)                    # never raises for registry trouble: see report.errors
+    report.ok, report.exit_code, report.to_dict() # to_dict() is the --report JSON
+
+Credentials come from `env` (default `os.environ`), never from the request:
+- source: GHCR2ECR_SOURCE_TOKEN (installation token), then anonymous, then GHCR2ECR_SOURCE_FALLBACK_TOKEN
+  (plain token or JSON {"username", "accessToken"}; username default GHCR2ECR_SOURCE_USERNAME or
+  x-access-token). A denied answer moves to the next one.
+- destination: ECR hosts (or any host with GHCR2ECR_DEST_ECR=true, using boto3 and AWS_ENDPOINT_URL) use
+  GetAuthorizationToken and CreateRepository; other hosts GHCR2ECR_DEST_USERNAME/PASSWORD or anonymous.
+
+Order: tags resolved against the source now → manifest trees planned → missing blobs copied → manifests
+pushed children-first → ECR-safe tag updates last (a tag already on the digest is left alone; one held
+elsewhere by an immutable repository is a conflict while the other tags still complete).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+
+from chalicelib.globs import TagFilter, parse_tag_globs
+from chalicelib.registry import ecr
+from chalicelib.registry.auth import Authenticator, basic_dest_credential, source_credentials
+from chalicelib.registry.copy import Copier, CopyError, Stats
+from chalicelib.registry.errors import RegistryError
+from chalicelib.registry.manifests import head_manifest, list_tags, put_manifest
+from chalicelib.registry.reference import Repository, check_digest, check_tag, parse_repository
+from chalicelib.registry.transport import DEFAULT_TIMEOUT, RetryPolicy, Transport
+
+COSIGN_TAG = re.compile(r"sha256-([a-f0-9]{64})\.(sig|att|sbom)")
+SOURCE_HINT = ("make the package public, or provide a read credential: GHCR2ECR_SOURCE_FALLBACK_TOKEN "
+               "(for the App: a classic PAT with read:packages in AWS Secrets Manager under "
+               "ghcr2ecr/ghcr-pull/<account-id>)")
+
+
+class ProgressSink(Protocol):
+    """Receives the live counters and phase changes of a run (the CLI prints them)."""
+
+    def start(self, stats: Stats) -> None: ...
+    def phase(self, name: str) -> None: ...
+    def stop(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    """What to copy, from where to where (no credentials: those come from the environment)."""
+
+    source: Repository
+    dest: Repository
+    tags: tuple[str, ...] = ()
+    digest: str | None = None
+    all_tags: bool = False
+    tag_filter: TagFilter | None = None
+    signatures: bool = True
+    create_repository: bool = True
+    concurrency: int = 4
+
+    @classmethod
+    def build(cls, source: str, dest: str, *, tags: Sequence[str] = (), digest: str | None = None,
+              all_tags: bool = False, tag_globs: str | None = None, signatures: bool = True,
+              create_repository: bool = True, concurrency: int = 4) -> SyncRequest:
+        """Validate user input into a request; raise ValueError saying what is wrong."""
+        if not (tags or digest or all_tags or tag_globs):
+            raise ValueError("nothing to copy: give --tag, --digest, --all-tags or --tags")
+        if not 1 <= concurrency <= 64:
+            raise ValueError("--concurrency must be between 1 and 64")
+        return cls(source=parse_repository(source), dest=parse_repository(dest),
+                   tags=tuple(dict.fromkeys(check_tag(t) for t in tags)),
+                   digest=check_digest(digest) if digest else None, all_tags=all_tags,
+                   tag_filter=parse_tag_globs(tag_globs) if tag_globs is not None else None,
+                   signatures=signatures, create_repository=create_repository, concurrency=concurrency)
+
+
+@dataclass
+class Report:
+    """The outcome of one sync; `to_dict()` is the `--report` JSON."""
+
+    source: str
+    destination: str
+    stats: Stats = field(default_factory=Stats)
+    digests: dict[str, str] = field(default_factory=dict)  # tag -> digest it should point at
+    tags_set: list[str] = field(default_factory=list)
+    tags_unchanged: list[str] = field(default_factory=list)
+    signatures: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    credentials_tried: list[str] = field(default_factory=list)
+    repository_created: bool | None = None
+    duration_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when everything asked for is in the destination with identical digests."""
+        return not self.errors and not self.conflicts
+
+    @property
+    def exit_code(self) -> int:
+        """Return the CLI exit code: 0 when ok, 1 otherwise."""
+        return 0 if self.ok else 1
+
+    def cause(self) -> str:
+        """Return a one-line cause of failure ('' when ok)."""
+        causes = self.errors + [f"immutable tag conflict: {c}" for c in self.conflicts]
+        if not causes:
+            return ""
+        more = f" (and {len(causes) - 1} more problem(s); see --report)" if len(causes) > 1 else ""
+        return " ".join(causes[0].split()) + more
+
+    def to_dict(self) -> dict[str, Any]:
+        """Render the JSON report (no credential values, only their kinds)."""
+        s = self.stats
+        return {
+            "ok": self.ok, "source": self.source, "destination": self.destination,
+            "manifests": {"copied": s.manifests_copied, "skipped": s.manifests_skipped},
+            "blobs": {"copied": s.blobs_copied, "skipped": s.blobs_skipped, "mounted": s.blobs_mounted},
+            "bytes_moved": s.bytes_moved,
+            "tags": {"set": self.tags_set, "unchanged": self.tags_unchanged, "conflicts": self.conflicts},
+            "signatures": self.signatures, "digests": self.digests, "errors": self.errors,
+            "credentials_tried": self.credentials_tried, "repository_created": self.repository_created,
+            "duration_seconds": round(self.duration_seconds, 3),
+        }
+
+
+def run(request: SyncRequest, *, env: Mapping[str, str] | None = None, progress: ProgressSink | None = None,
+        retry: RetryPolicy = RetryPolicy(), sleep: Any = time.sleep, ecr_client: Any = None,
+        mount_from: Sequence[str] = ()) -> Report:
+    """Run one sync and return its report; registry and AWS failures are recorded, not raised."""
+    env = os.environ if env is None else env
+    started = time.monotonic()
+    report = Report(source=str(request.source), destination=str(request.dest))
+    source = Transport(request.source, Authenticator(source_credentials(env)), role="source",
+                       hint=SOURCE_HINT, retry=retry, sleep=sleep, client=_client(request.concurrency))
+    dest = _dest_transport(request, env, retry, sleep, ecr_client)
+    if progress:
+        progress.start(report.stats)
+    try:
+        with ThreadPoolExecutor(max_workers=request.concurrency, thread_name_prefix="ghcr2ecr") as pool:
+            copier = Copier(source, dest, pool, stats=report.stats, mount_from=mount_from)
+            _run(request, env, report, copier, pool, progress, ecr_client)
+    except (*CopyError, ValueError) as exc:
+        report.errors.append(str(exc))
+    except Exception as exc:  # boto3 errors from CreateRepository/GetAuthorizationToken
+        if type(exc).__module__.split(".")[0] not in ("botocore", "boto3"):
+            raise
+        report.errors.append(f"AWS call failed for {request.dest}: {exc}")
+    finally:
+        report.credentials_tried = source.auth.tried()
+        report.duration_seconds = time.monotonic() - started
+        if progress:
+            progress.stop()
+        source.close()
+        dest.close()
+    return report
+
+
+def _client(concurrency: int) -> httpx.Client:
+    """Build an HTTP client whose pool fits the concurrency."""
+    limits = httpx.Limits(max_connections=concurrency * 2 + 4, max_keepalive_connections=concurrency * 2 + 4)
+    return httpx.Client(timeout=DEFAULT_TIMEOUT, limits=limits)
+
+
+def _uses_ecr(request: SyncRequest, env: Mapping[str, str]) -> bool:
+    """Tell whether the destination goes through the ECR path (an ECR host, or GHCR2ECR_DEST_ECR=true)."""
+    return request.dest.ecr is not None or ecr.ecr_forced(env)
+
+
+def _dest_transport(request: SyncRequest, env: Mapping[str, str], retry: RetryPolicy, sleep: Any,
+                    ecr_client: Any) -> Transport:
+    """Build the destination transport with ECR or Basic/anonymous credentials."""
+    if _uses_ecr(request, env):
+        account, region = request.dest.ecr or (None, None)
+        client = (lambda: ecr_client) if ecr_client is not None else _lazy(lambda: ecr.ecr_client(region))
+        credential: Any = ecr.EcrCredential(client, registry_id=account)
+        hint = "check that the build role may push to this ECR repository (ecr:GetAuthorizationToken, ecr:PutImage...)"
+    else:
+        credential = basic_dest_credential(env)
+        hint = "set GHCR2ECR_DEST_USERNAME and GHCR2ECR_DEST_PASSWORD to a credential that may push there"
+    return Transport(request.dest, Authenticator([credential]), role="destination", hint=hint, retry=retry,
+                     sleep=sleep, client=_client(request.concurrency))
+
+
+def _lazy(factory: Any) -> Any:
+    """Memoize a zero-argument factory."""
+    made: list[Any] = []
+    return lambda: made[0] if made else (made.append(factory()) or made[0])
+
+
+def _run(request: SyncRequest, env: Mapping[str, str], report: Report, copier: Copier, pool: ThreadPoolExecutor,
+         progress: ProgressSink | None, ecr_client: Any) -> None:
+    """The sync's steps, in order."""
+    phase = progress.phase if progress else (lambda name: None)
+    if request.create_repository and _uses_ecr(request, env):
+        client = ecr_client or ecr.ecr_client(request.dest.ecr[1] if request.dest.ecr else None)
+        owner, _, package = request.source.name.partition("/")
+        report.repository_created = ecr.ensure_repository(client, request.dest.name, {
+            "ghcr2ecr:source": str(request.source)[:256], "ghcr2ecr:owner": owner[:256],
+            "ghcr2ecr:package": (package or owner)[:256]})
+    # 1. What is asked: tags resolved against the source now (a moved tag follows), and/or a digest.
+    phase("resolving")
+    source_tags: list[str] | None = None
+    wanted = list(request.tags)
+    if request.all_tags or request.tag_filter is not None:
+        source_tags = _list_source_tags(copier)
+        chosen = [t for t in source_tags if not COSIGN_TAG.fullmatch(t)]
+        if request.tag_filter is not None:
+            chosen = [t for t in chosen if request.tag_filter.matches(t)]
+        wanted += [t for t in chosen if t not in wanted]
+    roots = _resolve(wanted, copier, pool, report)
+    if request.digest:
+        if copier.fetch(request.digest) is None:
+            report.errors.append(f"{request.source}@{request.digest} not found in the source")
+        else:
+            roots.insert(0, request.digest)
+    phase("planning")
+    copier.plan(roots)
+    # 2. Cosign signature tags of every digest we know (roots and the children we read).
+    if request.signatures:
+        known = set(roots) | set(copier.manifests)
+        source_tags = source_tags if source_tags is not None else list_tags(copier.source) or []
+        signature_tags = [t for t in source_tags if (m := COSIGN_TAG.fullmatch(t)) and f"sha256:{m.group(1)}" in known]
+        signature_roots = _resolve(signature_tags, copier, pool, report)
+        report.signatures = [t for t in signature_tags if t in report.digests]
+        copier.plan(signature_roots)
+        wanted += report.signatures
+    phase("copying")
+    copier.transfer()
+    if copier.failed:
+        report.errors.append(copier.first_failure() or "copy failed")
+    # 3. Tags last, each only when its content is complete in the destination.
+    phase("tagging")
+    for tag in wanted:
+        digest = report.digests.get(tag)
+        if digest is not None and digest not in copier.failed:
+            _set_tag(tag, digest, copier, report)
+
+
+def _list_source_tags(copier: Copier) -> list[str]:
+    """List the source's tags; a repository the source does not know is an error."""
+    tags = list_tags(copier.source)
+    if tags is None:
+        raise RegistryError("GET", f"{copier.source.repository}/tags/list", 404,
+                            detail="repository not found in the source")
+    return tags
+
+
+def _resolve(tags: Sequence[str], copier: Copier, pool: ThreadPoolExecutor, report: Report) -> list[str]:
+    """Resolve tags to digests against the source (in parallel); record missing ones as errors."""
+    roots: list[str] = []
+    for tag, manifest in zip(tags, pool.map(copier.fetch, tags)):
+        if manifest is None:
+            report.errors.append(f"tag {tag!r} not found in {copier.source.repository}")
+            continue
+        report.digests[tag] = manifest.digest
+        roots.append(manifest.digest)
+    return roots
+
+
+def _set_tag(tag: str, digest: str, copier: Copier, report: Report) -> None:
+    """Point a destination tag at a digest unless it already does; an immutable refusal is a conflict."""
+    current = None
+    try:
+        current = head_manifest(copier.dest, tag, actions="pull,push")
+        if current is not None and current.digest == digest:
+            report.tags_unchanged.append(tag)  # ECR refuses even a same-digest re-push when immutable
+            return
+        manifest = copier.fetch(digest)
+        if manifest is None:
+            raise RegistryError("GET", f"{copier.source.repository}@{digest}", 404, detail="manifest vanished")
+        put_manifest(copier.dest, tag, manifest)
+    except RegistryError as exc:
+        if _immutable_conflict(exc):
+            held = f" (held by {current.digest})" if current is not None and current.digest else ""
+            report.conflicts.append(f"{copier.dest.repository}:{tag} cannot move to {digest}{held}: "
+                                    "the repository's tags are immutable")
+            return
+        report.errors.append(f"setting tag {tag!r}: {exc}")
+        return
+    report.tags_set.append(tag)
+
+
+def _immutable_conflict(exc: RegistryError) -> bool:
+    """Recognise ECR's refusal to move an immutable tag (TAG_INVALID ... "immutable")."""
+    text = str(exc).lower()
+    return bool(exc.codes & {"TAG_INVALID", "TAG_IMMUTABLE"}) and ("immutable" in text or "exists" in text) \
+        or "imagetagalreadyexists" in text
