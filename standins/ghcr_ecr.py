@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
+from standins import skopeo
+from standins.images import Manifest
+from standins.push import PushedImage, push
 from standins.registry import BasicAuth, RegistryProcess, TokenAuth
 from standins.tokens import PULL, PULL_PUSH, Credential, Principal, TokenPolicy, TokenRequest, TokenServer
 
@@ -116,3 +120,30 @@ def start_ecr(workdir: Path, name: str = "ecr") -> EcrStandin:
     credential = Credential("AWS", "ecr-" + secrets.token_hex(8))
     registry = RegistryProcess(workdir, BasicAuth((credential,)), name).start()
     return EcrStandin(registry, credential)
+
+
+Target = GhcrStandin | EcrStandin | RegistryProcess
+
+
+def push_credential(target: Target) -> Credential | None:
+    """Return the credential that may push to a stand-in (None for an anonymous registry)."""
+    if isinstance(target, GhcrStandin):
+        return target.pusher
+    if isinstance(target, EcrStandin):
+        return target.credential
+    return None
+
+
+def push_to(target: Target, repository: str, manifest: Manifest, tags: Sequence[str] = ("v1",), *,
+            via: Literal["http", "skopeo"] = "http", workdir: Path | None = None) -> PushedImage:
+    """Push a manifest tree to a stand-in with its push credential, over the tiny client or with skopeo."""
+    credential = push_credential(target)
+    if via == "http":
+        return push(manifest, target.url, repository, tags, credential)
+    if workdir is None:
+        raise ValueError("pushing with skopeo needs a workdir for the image layout")
+    layout = workdir / f"layout-{manifest.digest.split(':')[1][:16]}"
+    tags = tuple(tags) or ("latest",)  # skopeo pushes to a tag
+    for tag in tags:
+        skopeo.push_layout(manifest, layout, f"{target.host}/{repository}:{tag}", credential)
+    return PushedImage(target.host, repository, manifest, tags)

@@ -12,12 +12,16 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from standins.ghcr_ecr import PUBLIC_PREFIX, EcrStandin, GhcrStandin, start_ecr, start_ghcr
+from standins import images
+from standins.faults import FaultProxy
+from standins.ghcr_ecr import PUBLIC_PREFIX, EcrStandin, GhcrStandin, Target, push_to, start_ecr, start_ghcr
+from standins.images import Manifest
+from standins.push import PushedImage
 from standins.registry import RegistryProcess, registry_binary
 
 _counter = itertools.count(1)
@@ -98,3 +102,62 @@ def repo_name(new_repo_name: Callable[..., str]) -> str:
 def public_repo_name(new_repo_name: Callable[..., str]) -> str:
     """A fresh repository name under `public/`, which anonymous and the app token may pull on the GHCR stand-in."""
     return new_repo_name(PUBLIC_PREFIX)
+
+
+@pytest.fixture
+def fault_proxy() -> Iterator[Callable[[Target | str], FaultProxy]]:
+    """Return a factory `fault_proxy(target) -> FaultProxy` started in front of a stand-in (or a URL).
+
+    For the GHCR stand-in the proxy also fronts the token server (WWW-Authenticate realms are rewritten),
+    so token requests are counted too. The proxy's `host`/`url` replace the target's in references.
+    Faults (each matched by method or None, and a path regex; `count` uses, -1 for always):
+    `fail(m, path, status=500)`, `throttle(m, path)` (429 + `Retry-After: 1`),
+    `drop(m, path, after_bytes=N)` (2xx body cut after N bytes), `corrupt(m, path, offset=None)`
+    (one byte flipped in a 2xx body), `close(m, path)` (no answer), `down()`/`up()`, `clear()`, `stop()`.
+    Counting: `traffic.total`, `traffic.count(kind, method)` with kinds token/ping/manifest/blob/upload/tags,
+    `traffic.blob_bytes` (body bytes of blob GETs), `reset_traffic()`.
+    """
+    started: list[FaultProxy] = []
+
+    def make(target: Target | str) -> FaultProxy:
+        if isinstance(target, str):
+            proxy = FaultProxy(target)
+        else:
+            tokens = target.tokens.url if isinstance(target, GhcrStandin) else None
+            proxy = FaultProxy(target.url, tokens)
+        started.append(proxy.start())
+        return proxy
+
+    yield make
+    for proxy in started:
+        proxy.stop()
+
+
+@pytest.fixture
+def push_image(tmp_path: Path) -> Callable[..., PushedImage]:
+    """Return `push_image(target, repository, manifest, tags=("v1",), via="http"|"skopeo") -> PushedImage`.
+
+    `target` is `ghcr` (pushes as `ghcr.pusher`), `ecr` or `plain_registry`; build `manifest` with
+    `standins.images` (multi_platform_index, docker_manifest_list, single_image, large_image,
+    cosign_signature + signature_tag, artifact). PushedImage has `host`, `repository`, `tags`, `digest`,
+    `media_type`, `child_digests`, `manifest_digests` (children first), `blobs` ({digest: size}),
+    `blob_bytes`, `manifest` and `ref(tag_or_digest=None)` -> "HOST/REPO:TAG".
+    """
+
+    def push_(target: Target, repository: str, manifest: Manifest, tags: Sequence[str] = ("v1",),
+              via: str = "http") -> PushedImage:
+        return push_to(target, repository, manifest, tags, via=via, workdir=tmp_path)  # type: ignore[arg-type]
+
+    return push_
+
+
+@pytest.fixture
+def pushed_index(ghcr: GhcrStandin, repo_name: str, push_image: Callable[..., PushedImage]) -> PushedImage:
+    """A 3-platform OCI index (shared base layers) pushed to the GHCR stand-in at `repo_name:v1` (private)."""
+    return push_image(ghcr, repo_name, images.multi_platform_index(seed=repo_name), ("v1",))
+
+
+@pytest.fixture
+def pushed_manifest_list(ghcr: GhcrStandin, repo_name: str, push_image: Callable[..., PushedImage]) -> PushedImage:
+    """A 3-platform Docker manifest list pushed to the GHCR stand-in at `repo_name:v1` (private)."""
+    return push_image(ghcr, repo_name, images.docker_manifest_list(seed=repo_name), ("v1",))
