@@ -1,0 +1,41 @@
+"""requirements.txt (what Chalice packages for the Lambdas) agrees with pyproject.toml."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _normalized(requirement: str) -> str:
+    """Return a requirement with its name normalized (PEP 503) and spaces removed."""
+    requirement = requirement.replace(" ", "")
+    name = re.match(r"[A-Za-z0-9._-]+", requirement)
+    assert name, requirement
+    return re.sub(r"[-_.]+", "-", name.group(0)).lower() + requirement[name.end():]
+
+
+def _requirements_txt() -> list[str]:
+    lines = (ROOT / "requirements.txt").read_text().splitlines()
+    return [_normalized(line.split("#", 1)[0]) for line in lines if line.split("#", 1)[0].strip()]
+
+
+def _pyproject_dependencies() -> list[str]:
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return [_normalized(item) for item in data["project"]["dependencies"]]
+
+
+def test_requirements_are_pyprojects_runtime_dependencies_without_chalice() -> None:
+    expected = sorted(item for item in _pyproject_dependencies() if not item.startswith("chalice"))
+    assert sorted(_requirements_txt()) == expected
+
+
+def test_chalice_itself_is_not_packaged_into_the_lambdas() -> None:
+    assert not [item for item in _requirements_txt() if item.startswith("chalice")]
+
+
+def test_no_development_tool_is_packaged_into_the_lambdas() -> None:
+    names = {re.match(r"[a-z0-9-]+", item).group(0) for item in _requirements_txt()}  # type: ignore[union-attr]
+    assert not names & {"pytest", "moto", "cfn-lint", "hypothesis", "pyyaml", "bcrypt", "psutil"}
