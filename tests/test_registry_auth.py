@@ -1,0 +1,232 @@
+"""Credentials and the WWW-Authenticate handshake, at the HTTP boundary (httpx.MockTransport)."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import logging
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from chalicelib.registry.auth import (
+    ANONYMOUS,
+    Authenticator,
+    StaticCredential,
+    parse_challenge,
+    parse_fallback_credential,
+    source_credentials,
+)
+from chalicelib.registry.ecr import EcrCredential
+from chalicelib.registry.errors import AccessDenied
+from chalicelib.registry.reference import Repository
+from chalicelib.registry.transport import RetryPolicy, Transport
+
+REPO = Repository(host="ghcr.test", name="octo/app")
+SECRET_APP = "ghs_app_SECRET_VALUE_1"
+SECRET_PAT = "ghp_pat_SECRET_VALUE_2"
+CHALLENGE = 'Bearer realm="https://ghcr.test/token",service="ghcr.test",scope="repository:octo/app:pull"'
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def _user(request: httpx.Request) -> str | None:
+    """Return the Basic username a request carries, if any."""
+    header = request.headers.get("authorization", "")
+    if not header.startswith("Basic "):
+        return None
+    return base64.b64decode(header[6:]).decode().split(":", 1)[0]
+
+
+def _password(request: httpx.Request) -> str | None:
+    """Return the Basic password a request carries, if any."""
+    header = request.headers.get("authorization", "")
+    return base64.b64decode(header[6:]).decode().split(":", 1)[1] if header.startswith("Basic ") else None
+
+
+def fake_ghcr(allowed_password: str | None, log: list[str]) -> Handler:
+    """A GHCR-like registry: tokens for anyone, but only `allowed_password` gets pull on octo/app."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/token":
+            password = _password(request)
+            log.append(f"token:{password is not None and password[:7]}:{request.url.params.get_list('scope')}")
+            grant = "good" if password == allowed_password else "none"
+            return httpx.Response(200, json={"token": f"tok-{grant}", "expires_in": 300})
+        log.append(f"{request.method} {request.url.path} {request.headers.get('authorization', '-')[:12]}")
+        if request.headers.get("authorization") == "Bearer tok-good":
+            return httpx.Response(200, json={"tags": ["v1"]})
+        if request.headers.get("authorization", "").startswith("Bearer"):
+            return httpx.Response(403, json={"errors": [{"code": "DENIED", "message": "denied"}]})
+        return httpx.Response(401, headers={"WWW-Authenticate": CHALLENGE},
+                              json={"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]})
+
+    return handle
+
+
+def transport_for(handler: Handler, credentials: list, repo: Repository = REPO) -> Transport:
+    """Build a Transport over a MockTransport with no real sleeping."""
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    return Transport(repo, Authenticator(credentials), role="source", hint="give a read credential",
+                     client=client, retry=RetryPolicy(attempts=3), sleep=lambda s: None)
+
+
+def chain() -> list:
+    """Installation token, anonymous, fallback: the source order."""
+    return [StaticCredential("installation token", "x-access-token", SECRET_APP), ANONYMOUS,
+            StaticCredential("fallback token", "reader", SECRET_PAT)]
+
+
+def test_bearer_handshake_fetches_a_pull_token_with_basic_credentials_and_retries() -> None:
+    log: list[str] = []
+    transport = transport_for(fake_ghcr(SECRET_APP, log), chain())
+    response = transport.request("GET", "/v2/octo/app/tags/list", scopes=[("octo/app", "pull")])
+    assert response.status_code == 200
+    assert log[1] == "token:ghs_app:['repository:octo/app:pull']"
+    assert log[2].endswith("Bearer tok-g")
+
+
+def test_a_token_is_reused_for_the_same_scope() -> None:
+    log: list[str] = []
+    transport = transport_for(fake_ghcr(SECRET_APP, log), chain())
+    for _ in range(3):
+        transport.request("GET", "/v2/octo/app/tags/list", scopes=[("octo/app", "pull")])
+    assert sum(entry.startswith("token:") for entry in log) == 1
+
+
+def test_a_denied_credential_moves_down_the_chain_to_the_fallback() -> None:
+    log: list[str] = []
+    transport = transport_for(fake_ghcr(SECRET_PAT, log), chain())
+    response = transport.request("GET", "/v2/octo/app/tags/list", scopes=[("octo/app", "pull")])
+    assert response.status_code == 200
+    assert transport.auth.tried() == ["installation token", "anonymous", "fallback token"]
+    assert [e for e in log if e.startswith("token:")] == [
+        "token:ghs_app:['repository:octo/app:pull']",
+        "token:False:['repository:octo/app:pull']",
+        "token:ghp_pat:['repository:octo/app:pull']",
+    ]
+
+
+def test_when_every_credential_is_denied_the_error_names_package_and_kinds_but_no_secret(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    transport = transport_for(fake_ghcr("nobody-has-this", []), chain())
+    with pytest.raises(AccessDenied) as caught:
+        transport.request("GET", "/v2/octo/app/manifests/v1", scopes=[("octo/app", "pull")])
+    message = str(caught.value)
+    assert "ghcr.test/octo/app" in message
+    assert "installation token, anonymous, fallback token" in message
+    assert "give a read credential" in message
+    assert "\n" not in message
+    for secret in (SECRET_APP, SECRET_PAT, "tok-none"):
+        assert secret not in message
+        assert secret not in caplog.text
+        assert secret not in repr(caught.value.__dict__)
+
+
+def test_a_token_endpoint_refusal_counts_as_denied() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/token":
+            if _user(request) == "reader":
+                return httpx.Response(200, json={"access_token": "tok-good"})
+            return httpx.Response(401, json={"errors": [{"code": "UNAUTHORIZED", "message": "bad creds"}]})
+        if request.headers.get("authorization") == "Bearer tok-good":
+            return httpx.Response(200)
+        return httpx.Response(401, headers={"WWW-Authenticate": CHALLENGE})
+
+    transport = transport_for(handle, [StaticCredential("installation token", "x", SECRET_APP),
+                                       StaticCredential("fallback token", "reader", SECRET_PAT)])
+    assert transport.request("GET", "/v2/", scopes=[("octo/app", "pull")]).status_code == 200
+    assert transport.auth.current.kind == "fallback token"
+
+
+def test_basic_challenges_are_answered_with_the_credential_on_every_later_request() -> None:
+    seen: list[str | None] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        if _password(request) == "ecr-pass":
+            return httpx.Response(200)
+        return httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="ecr"'})
+
+    transport = transport_for(handle, [StaticCredential("destination password", "AWS", "ecr-pass")])
+    transport.request("HEAD", "/v2/x/blobs/sha256:00", scopes=[("x", "pull,push")])
+    transport.request("HEAD", "/v2/x/blobs/sha256:01", scopes=[("x", "pull,push")])
+    assert seen[0] is None and seen[1] == seen[2] and seen[2].startswith("Basic ")
+
+
+def test_pull_and_push_scopes_are_requested_separately() -> None:
+    scopes: list[list[str]] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/token":
+            scopes.append(request.url.params.get_list("scope"))
+            return httpx.Response(200, json={"token": "t" + str(len(scopes))})
+        if request.headers.get("authorization", "").startswith("Bearer"):
+            return httpx.Response(200)
+        return httpx.Response(401, headers={"WWW-Authenticate": 'Bearer realm="https://ghcr.test/token"'})
+
+    transport = transport_for(handle, [ANONYMOUS])
+    transport.request("GET", "/v2/", scopes=[("dst", "pull,push"), ("src", "pull")])
+    assert scopes == [["repository:dst:pull,push", "repository:src:pull"]]
+
+
+def test_challenge_parameters_are_parsed_with_quotes_and_commas() -> None:
+    scheme, params = parse_challenge(
+        'Bearer realm="https://r/token",service="registry.docker.io",scope="repository:a/b:pull,push",error=x'
+    )
+    assert scheme == "bearer"
+    assert params == {"realm": "https://r/token", "service": "registry.docker.io",
+                      "scope": "repository:a/b:pull,push", "error": "x"}
+
+
+def test_source_credentials_follow_the_design_order_and_ignore_blank_values() -> None:
+    env = {"GHCR2ECR_SOURCE_TOKEN": "ghs_x", "GHCR2ECR_SOURCE_FALLBACK_TOKEN": "  ",
+           "GHCR2ECR_SOURCE_USERNAME": "octocat"}
+    assert [c.kind for c in source_credentials(env)] == ["installation token", "anonymous"]
+    env["GHCR2ECR_SOURCE_FALLBACK_TOKEN"] = "ghp_y"
+    fallback = source_credentials(env)[-1]
+    assert fallback.basic() == ("octocat", "ghp_y")
+    assert [c.kind for c in source_credentials({})] == ["anonymous"]
+
+
+def test_the_fallback_may_be_the_pull_through_cache_json_shape() -> None:
+    credential = parse_fallback_credential('{"username": "bot", "accessToken": "ghp_z"}', "x-access-token")
+    assert credential.basic() == ("bot", "ghp_z")
+    assert "ghp_z" not in repr(credential)
+    with pytest.raises(ValueError, match="accessToken"):
+        parse_fallback_credential('{"username": "bot"}', "x")
+    with pytest.raises(ValueError, match="does not parse"):
+        parse_fallback_credential('{"username": ', "x")
+
+
+class FakeEcr:
+    """Answers GetAuthorizationToken like ECR, counting calls."""
+
+    def __init__(self, expires_in: float) -> None:
+        self.calls: list[dict] = []
+        self.expires_in = expires_in
+
+    def get_authorization_token(self, **kwargs: object) -> dict:
+        self.calls.append(dict(kwargs))
+        expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=self.expires_in)
+        token = base64.b64encode(f"AWS:pw{len(self.calls)}".encode()).decode()
+        return {"authorizationData": [{"authorizationToken": token, "expiresAt": expires}]}
+
+
+def test_ecr_credentials_come_from_get_authorization_token_and_are_cached_until_expiry() -> None:
+    fake = FakeEcr(expires_in=12 * 3600)
+    credential = EcrCredential(lambda: fake, registry_id="123456789012")
+    assert credential.basic() == ("AWS", "pw1")
+    assert credential.basic() == ("AWS", "pw1")
+    assert fake.calls == [{"registryIds": ["123456789012"]}]
+    assert "pw1" not in repr(credential)
+
+
+def test_an_ecr_token_about_to_expire_is_renewed() -> None:
+    fake = FakeEcr(expires_in=60)
+    credential = EcrCredential(lambda: fake)
+    credential.basic()
+    assert credential.basic() == ("AWS", "pw2")
+    assert fake.calls == [{}, {}]

@@ -1,0 +1,118 @@
+"""Blobs: verified streaming, mount attempts, monolithic upload to the Location the registry gives."""
+
+from __future__ import annotations
+
+import hashlib
+
+import httpx
+import pytest
+
+from chalicelib.registry.auth import ANONYMOUS, Authenticator
+from chalicelib.registry.blobs import _verified, copy_blob, copy_blob_with_retries
+from chalicelib.registry.errors import DigestMismatch, RegistryError
+from chalicelib.registry.manifests import Descriptor
+from chalicelib.registry.reference import Repository
+from chalicelib.registry.transport import RetryPolicy, Transport
+
+DATA = b"layer-bytes" * 1000
+BLOB = Descriptor(digest="sha256:" + hashlib.sha256(DATA).hexdigest(), size=len(DATA))
+
+
+def transport(repo: Repository, handler: object) -> Transport:
+    """A transport over a MockTransport handler, never sleeping."""
+    client = httpx.Client(transport=httpx.MockTransport(handler))  # type: ignore[arg-type]
+    return Transport(repo, Authenticator([ANONYMOUS]), role="x", hint="-", client=client,
+                     retry=RetryPolicy(attempts=2), sleep=lambda s: None)
+
+
+def test_verified_passes_good_bytes_through_in_order() -> None:
+    chunks = [DATA[:100], DATA[100:5000], DATA[5000:]]
+    assert b"".join(_verified(iter(chunks), BLOB, "blob", lambda n: None)) == DATA
+
+
+def test_a_corrupt_blob_fails_before_its_last_chunk_is_sent() -> None:
+    corrupt = bytearray(DATA)
+    corrupt[-1] ^= 0xFF
+    sent: list[bytes] = []
+    with pytest.raises(DigestMismatch):
+        for chunk in _verified(iter([bytes(corrupt[:100]), bytes(corrupt[100:])]), BLOB, "blob", lambda n: None):
+            sent.append(chunk)
+    assert sum(map(len, sent)) < len(DATA)
+
+
+def test_more_bytes_than_declared_are_refused_at_once() -> None:
+    with pytest.raises(DigestMismatch, match="more than the declared"):
+        list(_verified(iter([DATA, b"x"]), BLOB, "blob", lambda n: None))
+
+
+class FakeDest:
+    """A destination registry recording upload requests; mount answers `mount_status`."""
+
+    def __init__(self, mount_status: int = 202) -> None:
+        self.mount_status = mount_status
+        self.requests: list[tuple[str, str]] = []
+        self.stored: bytes | None = None
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append((request.method, str(request.url)))
+        if request.method == "POST":
+            if "mount" in request.url.params and self.mount_status == 201:
+                return httpx.Response(201)
+            return httpx.Response(202, headers={"Location": "/v2/dst/blobs/uploads/u1?_state=abc"})
+        if request.method == "PUT":
+            self.stored = request.read()
+            ok = hashlib.sha256(self.stored).hexdigest() == request.url.params["digest"].split(":")[1]
+            return httpx.Response(201 if ok else 400)
+        return httpx.Response(204)
+
+
+SRC = Repository(host="src.test", name="src")
+DST = Repository(host="dst.test", name="dst")
+
+
+def test_a_blob_streams_from_source_into_the_upload_location_with_the_digest() -> None:
+    dest = FakeDest()
+    outcome = copy_blob(transport(SRC, lambda r: httpx.Response(200, content=DATA)), transport(DST, dest), BLOB)
+    assert outcome == "copied"
+    assert dest.stored == DATA
+    method, url = dest.requests[-1]
+    assert method == "PUT" and url.startswith("https://dst.test/v2/dst/blobs/uploads/u1?_state=abc&digest=sha256%3A")
+
+
+def test_a_successful_mount_moves_no_bytes() -> None:
+    dest = FakeDest(mount_status=201)
+    source_hits: list[str] = []
+    outcome = copy_blob(transport(SRC, lambda r: source_hits.append("x") or httpx.Response(200)),
+                        transport(DST, dest), BLOB, mount_from="other/repo")
+    assert outcome == "mounted" and source_hits == []
+    assert "mount=sha256%3A" in dest.requests[0][1] and "from=other%2Frepo" in dest.requests[0][1]
+
+
+def test_a_refused_mount_falls_back_to_an_upload_in_the_session_it_opened() -> None:
+    dest = FakeDest(mount_status=202)
+    outcome = copy_blob(transport(SRC, lambda r: httpx.Response(200, content=DATA)), transport(DST, dest), BLOB,
+                        mount_from="other/repo")
+    assert outcome == "copied" and [m for m, _ in dest.requests] == ["POST", "PUT"]
+
+
+def test_corrupted_source_bytes_are_retried_and_never_completed() -> None:
+    dest = FakeDest()
+    bad = DATA[:-1] + b"?"
+    with pytest.raises(DigestMismatch):
+        copy_blob_with_retries(transport(SRC, lambda r: httpx.Response(200, content=bad)), transport(DST, dest),
+                               BLOB, attempts=2, sleep=lambda s: None)
+    assert dest.stored is None or hashlib.sha256(dest.stored).hexdigest() != BLOB.digest[7:]
+    assert [m for m, _ in dest.requests].count("DELETE") == 2  # each abandoned session is cancelled
+
+
+def test_a_missing_source_blob_is_not_retried() -> None:
+    hits: list[int] = []
+
+    def source(request: httpx.Request) -> httpx.Response:
+        hits.append(1)
+        return httpx.Response(404, json={"errors": [{"code": "BLOB_UNKNOWN", "message": "blob unknown"}]})
+
+    with pytest.raises(RegistryError, match="BLOB_UNKNOWN"):
+        copy_blob_with_retries(transport(SRC, source), transport(DST, FakeDest()), BLOB, attempts=3,
+                               sleep=lambda s: None)
+    assert len(hits) == 1
