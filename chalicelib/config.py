@@ -27,6 +27,9 @@ class Settings:
     ecr_repository_prefix: str = "ghcr"
     token_parameter_prefix: str = "/ghcr2ecr/tokens/"
     ghcr_pull_secret_prefix: str = "ghcr2ecr/ghcr-pull/"
+    # Destination registry host; empty: this account's ECR in this region (derived from SYNC_QUEUE_URL and
+    # AWS_REGION). The local demo points it at a loopback registry (`http://127.0.0.1:PORT`).
+    ecr_registry: str = ""
 
     def account_allowed(self, login: str, account_id: int | str) -> bool:
         """Tell whether ALLOWED_ACCOUNTS admits this GitHub account (login compared case-insensitively)."""
@@ -65,6 +68,7 @@ class Settings:
             ecr_repository_prefix=optional("ECR_REPOSITORY_PREFIX", cls.ecr_repository_prefix).strip("/"),
             token_parameter_prefix=optional("TOKEN_PARAMETER_PREFIX", cls.token_parameter_prefix),
             ghcr_pull_secret_prefix=optional("GHCR_PULL_SECRET_PREFIX", cls.ghcr_pull_secret_prefix),
+            ecr_registry=optional("ECR_REGISTRY", cls.ecr_registry).rstrip("/"),
         )
 
 

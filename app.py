@@ -1,0 +1,38 @@
+"""ghcr2ecr's Lambda handlers: decorators and a few lines each; the work lives in chalicelib."""
+
+from __future__ import annotations
+
+import os
+
+from chalice import Chalice, Response
+from chalice.app import CloudWatchEvent, SQSEvent
+
+from chalicelib import build_state, dispatch as dispatching, intake
+
+app = Chalice(app_name="ghcr2ecr")
+
+# Only the decorators read the environment at import (Chalice wires the queue and the rule at deploy time);
+# the deploy tooling exports both when it runs `chalice deploy`.
+SYNC_QUEUE_NAME = os.environ.get("SYNC_QUEUE_NAME", "ghcr2ecr-sync.fifo")
+CODEBUILD_PROJECT = os.environ.get("CODEBUILD_PROJECT", "ghcr2ecr-copy")
+
+
+@app.route("/github/webhook", methods=["POST"], content_types=["application/json"])
+def webhook() -> Response:
+    """Verify a GitHub delivery and queue the sync it asks for."""
+    request = app.current_request
+    status, body = intake.receive(request.headers, request.raw_body or b"")
+    return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
+
+
+@app.on_sqs_message(queue=SYNC_QUEUE_NAME, batch_size=1)
+def dispatch(event: SQSEvent) -> None:
+    """Start the copy build for each queued sync (a raised error makes SQS redeliver it)."""
+    for record in event:
+        dispatching.handle_message(record.body)
+
+
+@app.on_cw_event(build_state.event_pattern(CODEBUILD_PROJECT))
+def on_build_state(event: CloudWatchEvent) -> None:
+    """Clean up after a finished copy build and log its outcome."""
+    build_state.handle_event(event.to_dict())

@@ -1,0 +1,143 @@
+"""One small seam per AWS service, each around a boto3 client built lazily, once per container.
+
+Endpoints follow boto3's standard `AWS_ENDPOINT_URL` (a local moto server in tests and the demo).
+Tests swap a seam with `use(CodeBuild, recording_instance)`; `reset()` forgets every built seam.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
+_seams: dict[type, Any] = {}
+_lock = threading.Lock()
+
+
+def _client(service: str) -> Any:
+    """Build a boto3 client with short timeouts and bounded retries (standard mode, 3 attempts)."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
+    return boto3.session.Session().client(service, config=config)
+
+
+def error_code(exc: BaseException) -> str:
+    """Return the AWS error code of a botocore ClientError, or '' for anything else."""
+    response = getattr(exc, "response", None)
+    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+
+
+class Ssm:
+    """SSM Parameter Store: cached SecureString reads (powertools Parameters), writes and deletes."""
+
+    def __init__(self, client: Any = None) -> None:
+        self.client = client or _client("ssm")
+        self._provider: Any = None
+
+    def get_secret(self, name: str, max_age: int = 300) -> str:
+        """Read a SecureString, decrypted, cached for `max_age` seconds per container."""
+        if self._provider is None:
+            from aws_lambda_powertools.utilities.parameters import SSMProvider
+
+            self._provider = SSMProvider(boto3_client=self.client)
+        return str(self._provider.get(name, max_age=max_age, decrypt=True))
+
+    def put_secret(self, name: str, value: str, description: str) -> None:
+        """Write (or overwrite) a SecureString parameter."""
+        self.client.put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True,
+                                  Description=description)
+
+    def delete(self, name: str) -> bool:
+        """Delete a parameter; False when it was already gone."""
+        try:
+            self.client.delete_parameter(Name=name)
+        except Exception as exc:
+            if error_code(exc) == "ParameterNotFound":
+                return False
+            raise
+        return True
+
+
+class Sqs:
+    """The FIFO sync queue."""
+
+    def __init__(self, client: Any = None) -> None:
+        self.client = client or _client("sqs")
+
+    def send_fifo(self, queue_url: str, body: str, group_id: str, dedup_id: str) -> str:
+        """Send one message; return its id."""
+        answer = self.client.send_message(QueueUrl=queue_url, MessageBody=body, MessageGroupId=group_id,
+                                          MessageDeduplicationId=dedup_id)
+        return str(answer["MessageId"])
+
+
+class CodeBuild:
+    """The copy project."""
+
+    def __init__(self, client: Any = None) -> None:
+        self.client = client or _client("codebuild")
+
+    def start_build(self, project: str, variables: list[dict[str, str]], idempotency_token: str) -> str:
+        """Start a build with environment variable overrides; return the build id."""
+        answer = self.client.start_build(projectName=project, environmentVariablesOverride=variables,
+                                         idempotencyToken=idempotency_token)
+        return str(answer["build"]["id"])
+
+
+class SecretsManager:
+    """Operator-provided fallback read credentials."""
+
+    def __init__(self, client: Any = None) -> None:
+        self.client = client or _client("secretsmanager")
+
+    def exists(self, name: str) -> bool:
+        """Tell whether a secret exists (DescribeSecret: metadata only, the value is never read here)."""
+        try:
+            self.client.describe_secret(SecretId=name)
+        except Exception as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return False
+            raise
+        return True
+
+
+def _get(seam: type[_T]) -> _T:
+    instance = _seams.get(seam)
+    if instance is None:
+        with _lock:
+            instance = _seams.get(seam)
+            if instance is None:
+                instance = _seams[seam] = seam()
+    return instance
+
+
+def ssm() -> Ssm:
+    """Return this container's SSM seam."""
+    return _get(Ssm)
+
+
+def sqs() -> Sqs:
+    """Return this container's SQS seam."""
+    return _get(Sqs)
+
+
+def codebuild() -> CodeBuild:
+    """Return this container's CodeBuild seam."""
+    return _get(CodeBuild)
+
+
+def secrets_manager() -> SecretsManager:
+    """Return this container's Secrets Manager seam."""
+    return _get(SecretsManager)
+
+
+def use(seam: type[_T], instance: _T) -> None:
+    """Replace a seam (tests: a recording CodeBuild)."""
+    _seams[seam] = instance
+
+
+def reset() -> None:
+    """Forget every seam; the next use builds fresh clients from the current environment."""
+    _seams.clear()

@@ -1,0 +1,104 @@
+"""CodeBuild "Build State Change" events → delete the build's token parameter, log one outcome line.
+
+Event shape (docs.aws.amazon.com/codebuild/latest/userguide/sample-build-notifications.html):
+`detail.build-status`, `detail.build-id`, `detail.project-name`,
+`detail.additional-information.environment.environment-variables` = [{name, value, type}], where a
+PARAMETER_STORE variable's value is the parameter *name*; `phases[].duration-in-seconds`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from chalicelib import aws, logs
+from chalicelib.config import settings
+from chalicelib.dispatch import DELIVERY_ID, DIGEST, INSTALLATION_ID, SOURCE, SOURCE_TOKEN, TAG
+
+FINAL_STATES = ("SUCCEEDED", "FAILED", "FAULT", "STOPPED", "TIMED_OUT")
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    """One finished build, as logged."""
+
+    build_id: str
+    status: str
+    source: str
+    digest: str
+    tag: str
+    installation_id: str
+    delivery_id: str
+    duration_seconds: float | None
+    token_parameter: str | None
+    parameter_deleted: bool
+
+
+def event_pattern(project: str) -> dict[str, Any]:
+    """Return the EventBridge pattern: final states of the copy project's builds."""
+    return {
+        "source": ["aws.codebuild"],
+        "detail-type": ["CodeBuild Build State Change"],
+        "detail": {"project-name": [project], "build-status": list(FINAL_STATES)},
+    }
+
+
+def handle_event(event: dict[str, Any]) -> BuildOutcome | None:
+    """Delete the token parameter of a finished build and log its outcome; None for non-final states."""
+    logs.unbind_all()
+    detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
+    status = str(detail.get("build-status", ""))
+    if status not in FINAL_STATES:
+        return None
+    info = detail.get("additional-information") if isinstance(detail.get("additional-information"), dict) else {}
+    env = info.get("environment", {}) if isinstance(info.get("environment"), dict) else {}
+    variables = {v.get("name"): v for v in env.get("environment-variables", []) if isinstance(v, dict)}
+
+    def plain(name: str) -> str:
+        entry = variables.get(name) or {}
+        return str(entry.get("value", "")) if entry.get("type", "PLAINTEXT") == "PLAINTEXT" else ""
+
+    parameter = _token_parameter(variables.get(SOURCE_TOKEN))
+    deleted = aws.ssm().delete(parameter) if parameter else False
+    outcome = BuildOutcome(
+        build_id=str(detail.get("build-id", "")), status=status, source=plain(SOURCE), digest=plain(DIGEST),
+        tag=plain(TAG), installation_id=plain(INSTALLATION_ID), delivery_id=plain(DELIVERY_ID),
+        duration_seconds=_duration(info, event.get("time")), token_parameter=parameter, parameter_deleted=deleted,
+    )
+    logs.bind(delivery=outcome.delivery_id, installation=outcome.installation_id, package=outcome.source,
+              digest=outcome.digest, tag=outcome.tag)
+    fields = {"build_id": outcome.build_id, "status": status, "duration_seconds": outcome.duration_seconds,
+              "token_parameter_deleted": deleted}
+    if status == "SUCCEEDED":
+        logs.logger.info("build finished", extra=fields)
+        logs.count("BuildsSucceeded")
+    else:
+        logs.logger.error("build finished", extra=fields)
+        logs.count("BuildsFailed", status=status)
+    return outcome
+
+
+def _token_parameter(entry: dict[str, Any] | None) -> str | None:
+    """Return the build's token parameter name, only if it is ours (never delete outside the prefix)."""
+    if not entry or entry.get("type") != "PARAMETER_STORE":
+        return None
+    name = str(entry.get("value", ""))
+    prefix = settings().token_parameter_prefix.rstrip("/") + "/"
+    return name if name.startswith(prefix) and len(name) > len(prefix) and ".." not in name else None
+
+
+def _duration(info: dict[str, Any], end_time: Any) -> float | None:
+    """Sum the phases' durations; else from `build-start-time` ("Sep 1, 2017 4:12:29 PM") to the event time."""
+    phases = info.get("phases")
+    if isinstance(phases, list):
+        seconds = [p.get("duration-in-seconds") for p in phases if isinstance(p, dict)]
+        numbers = [s for s in seconds if isinstance(s, (int, float))]
+        if numbers:
+            return float(sum(numbers))
+    try:
+        start = datetime.strptime(str(info["build-start-time"]), "%b %d, %Y %I:%M:%S %p")
+        end = datetime.strptime(str(end_time), "%Y-%m-%dT%H:%M:%SZ")
+        return max((end - start).total_seconds(), 0.0)
+    except (KeyError, ValueError):
+        return None

@@ -1,0 +1,87 @@
+"""The webhook's edge: verify, decide, enqueue, answer; no GitHub or CodeBuild call (DESIGN.md, HTTP contract).
+
+GitHub waits 10 s for a 2xx and never redelivers on its own (FACTS.md §1): answer in milliseconds, and
+answer 5xx only when the queue could not be written, so the delivery shows as failed and can be redelivered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from chalicelib import aws, logs
+from chalicelib.config import settings
+from chalicelib.webhooks import (
+    MAX_BODY_BYTES, Ignored, InstallationChange, MalformedDelivery, SyncRequest, decide, signature_valid,
+)
+
+Answer = tuple[int, dict[str, Any]]
+
+
+def webhook_secret() -> bytes:
+    """Return the webhook secret (SSM SecureString, cached per container by powertools Parameters)."""
+    return aws.ssm().get_secret(settings().github_webhook_secret_parameter, max_age=3600).encode()
+
+
+def receive(headers: Mapping[str, str], body: bytes) -> Answer:
+    """Handle one delivery: return (HTTP status, JSON body)."""
+    logs.unbind_all()
+    delivery = (headers.get("x-github-delivery") or "")[:64]
+    event = (headers.get("x-github-event") or "")[:64]
+    logs.bind(delivery=delivery or None, event=event or None)
+    if len(body) > MAX_BODY_BYTES:
+        return _answer(413, "rejected", f"body over {MAX_BODY_BYTES} bytes")
+    signature = headers.get("x-hub-signature-256")
+    if not signature:
+        return _answer(401, "rejected", "missing X-Hub-Signature-256")
+    if not signature_valid(webhook_secret(), body, signature):
+        return _answer(401, "rejected", "signature does not match")
+    if not event or not delivery:
+        return _answer(400, "rejected", "missing X-GitHub-Event or X-GitHub-Delivery")
+    try:
+        decision = decide(event, delivery, body)
+    except MalformedDelivery as exc:
+        return _answer(400, "rejected", str(exc))
+    account = _account(decision)
+    if account is not None and not settings().account_allowed(*account):
+        return _answer(403, "rejected", f"account {account[0]} is not allowed by ALLOWED_ACCOUNTS")
+    if isinstance(decision, Ignored):
+        return _answer(200, "ignored", decision.reason)
+    if isinstance(decision, InstallationChange):
+        # Nothing to store: dispatch asks GitHub for a token each time, and GitHub refuses one for a deleted
+        # (404) or suspended (403) installation, so it gets no more builds.
+        logs.bind(installation=decision.installation_id)
+        return _answer(200, "ignored", f"{decision.action}: installation lifecycle acknowledged")
+    return _enqueue(decision)
+
+
+def _enqueue(request: SyncRequest) -> Answer:
+    logs.bind(installation=request.installation_id, package=request.package_path, digest=request.digest,
+              tag=request.tag)
+    try:
+        message_id = aws.sqs().send_fifo(settings().sync_queue_url, request.to_json(), request.group_id,
+                                         request.dedup_id)
+    except Exception as exc:  # any failure to queue: GitHub must show the delivery as failed
+        logs.logger.error("could not queue the sync", extra={"error": type(exc).__name__})
+        logs.count("QueueFailures")
+        return 503, {"status": "error", "reason": "could not queue the delivery; redeliver it later"}
+    logs.logger.info("sync queued", extra={"message_id": message_id})
+    logs.count("SyncsQueued")
+    return 202, {"status": "queued", "source": request.source(settings().ghcr_registry), "digest": request.digest,
+                 "tag": request.tag, "message_id": message_id}
+
+
+def _account(decision: SyncRequest | Ignored | InstallationChange) -> tuple[str, int] | None:
+    if isinstance(decision, SyncRequest):
+        return decision.owner, decision.owner_id
+    if isinstance(decision, InstallationChange):
+        return decision.account_login, decision.account_id
+    if decision.account_login is not None and decision.account_id is not None:
+        return decision.account_login, decision.account_id
+    return None
+
+
+def _answer(status: int, kind: str, reason: str) -> Answer:
+    log = logs.logger.info if status < 400 else logs.logger.warning
+    log("delivery answered", extra={"http_status": status, "reason": reason})
+    return status, {"status": kind, "reason": reason}

@@ -1,0 +1,62 @@
+"""`ghcr2ecr revoke-token`: revoke the build's installation token (`DELETE /installation/token`).
+
+GitHub authenticates this call with the token being revoked (FACTS.md §2, docs.github.com
+rest/apps/installations#revoke-an-installation-access-token): 204 revoked; 401 already revoked or expired.
+The token is never printed, and never part of an error message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+DEFAULT_API_URL = "https://api.github.com"
+ATTEMPTS = 3
+TIMEOUT_SECONDS = 10
+
+
+def revoke(token: str, api_url: str, sleep: Callable[[float], None] = time.sleep) -> str:
+    """Revoke `token`; return "revoked" or "already invalid"; raise RuntimeError after bounded retries."""
+    request = urllib.request.Request(
+        api_url.rstrip("/") + "/installation/token",
+        method="DELETE",
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json",
+                 "X-GitHub-Api-Version": "2022-11-28", "User-Agent": "ghcr2ecr"},
+    )
+    problem = ""
+    for attempt in range(ATTEMPTS):
+        if attempt:
+            sleep(float(attempt))
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS):
+                return "revoked"
+        except urllib.error.HTTPError as exc:
+            if exc.code == 401:
+                return "already invalid"
+            problem = f"HTTP {exc.code}"
+            if exc.code < 500 and exc.code != 429:
+                break
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            problem = type(getattr(exc, "reason", exc)).__name__
+    raise RuntimeError(f"could not revoke the installation token at {api_url} ({problem}); it expires within 1 hour")
+
+
+def main(args: argparse.Namespace) -> int:
+    """Revoke GHCR2ECR_SOURCE_TOKEN; 0 when it is revoked or was already invalid (or unset), 1 otherwise."""
+    token = os.environ.get("GHCR2ECR_SOURCE_TOKEN", "").strip()
+    if not token:
+        print("revoke-token: GHCR2ECR_SOURCE_TOKEN is not set; nothing to revoke", file=sys.stderr)
+        return 0
+    api_url = getattr(args, "github_api_url", None) or os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL
+    try:
+        result = revoke(token, api_url)
+    except RuntimeError as exc:
+        print(f"revoke-token: {exc}", file=sys.stderr)
+        return 1
+    print(f"revoke-token: installation token {result}", file=sys.stderr)
+    return 0
