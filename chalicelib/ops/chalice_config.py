@@ -1,0 +1,109 @@
+"""Read and edit `.chalice/config.json` for one stage, keeping the rest of the file as it was."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+# The Lambda functions app.py defines, by the names Chalice gives them. Chalice runs every route in one
+# function named "api_handler" (chalice/constants.py DEFAULT_HANDLER_NAME), so the webhook route's
+# per-function settings live under that key, not under the route function's name.
+FUNCTIONS = ("api_handler", "dispatch", "on_build_state")
+
+# Settings a stage gets when `deploy` or `create-app` meets it for the first time.
+NEW_STAGE: dict[str, Any] = {
+    "api_gateway_stage": "api",
+    "environment_variables": {"GITHUB_APP_ID": "", "ALLOWED_ACCOUNTS": ""},
+    "lambda_functions": {
+        "api_handler": {"lambda_timeout": 10},
+        "dispatch": {"lambda_timeout": 60, "reserved_concurrency": 10},
+        "on_build_state": {"lambda_timeout": 30},
+    },
+}
+
+
+class ChaliceConfig:
+    """`.chalice/config.json` of one project, loaded once and written back atomically."""
+
+    def __init__(self, project_dir: Path) -> None:
+        self.project_dir = Path(project_dir)
+        self.path = self.project_dir / ".chalice" / "config.json"
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{self.path} not found: run this command from the ghcr2ecr checkout")
+        self.data: dict[str, Any] = json.loads(self.path.read_text())
+
+    @property
+    def app_name(self) -> str:
+        """Return the Chalice app_name (prefix of every Lambda and of the support stack's resources)."""
+        return str(self.data.get("app_name") or "ghcr2ecr")
+
+    def has_stage(self, stage: str) -> bool:
+        """Tell whether the file defines `stage`."""
+        return stage in self.data.get("stages", {})
+
+    def stage(self, stage: str) -> dict[str, Any]:
+        """Return the stage's settings, creating them from NEW_STAGE when missing."""
+        stages = self.data.setdefault("stages", {})
+        if stage not in stages:
+            stages[stage] = json.loads(json.dumps(NEW_STAGE))
+        return stages[stage]
+
+    def env(self, stage: str) -> dict[str, str]:
+        """Return the environment variables a stage's Lambdas get (top level, then the stage's)."""
+        merged = dict(self.data.get("environment_variables", {}))
+        merged.update(self.data.get("stages", {}).get(stage, {}).get("environment_variables", {}))
+        return {key: str(value) for key, value in merged.items()}
+
+    def set_env(self, stage: str, values: dict[str, str]) -> list[str]:
+        """Set variables in the stage's environment_variables; return the names whose value changed."""
+        target = self.stage(stage).setdefault("environment_variables", {})
+        changed = [name for name, value in values.items() if target.get(name) != value]
+        target.update(values)
+        return changed
+
+    def lambda_timeout(self, stage: str, function: str) -> int:
+        """Return a function's timeout as Chalice resolves it (function, stage, top level, Chalice's 60)."""
+        stage_cfg = self.data.get("stages", {}).get(stage, {})
+        for scope in (
+            stage_cfg.get("lambda_functions", {}).get(function, {}),
+            stage_cfg,
+            self.data.get("lambda_functions", {}).get(function, {}),
+            self.data,
+        ):
+            if scope.get("lambda_timeout") is not None:
+                return int(scope["lambda_timeout"])
+        return 60
+
+    def set_policy_files(self, stage: str, files: dict[str, str], default: str) -> None:
+        """Point the stage and each function at its IAM policy file (names relative to .chalice/)."""
+        stage_cfg = self.stage(stage)
+        stage_cfg["iam_policy_file"] = default
+        functions = stage_cfg.setdefault("lambda_functions", {})
+        for function, filename in files.items():
+            functions.setdefault(function, {})["iam_policy_file"] = filename
+
+    def save(self) -> None:
+        """Write the file back (2-space indent, key order kept), replacing it atomically."""
+        text = json.dumps(self.data, indent=2) + "\n"
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".config-", suffix=".json")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, self.path)
+
+    def deployed_api_url(self, stage: str) -> str | None:
+        """Return the REST API URL `chalice deploy` recorded for the stage, if it has run."""
+        record = self.project_dir / ".chalice" / "deployed" / f"{stage}.json"
+        if not record.is_file():
+            return None
+        for resource in json.loads(record.read_text()).get("resources", []):
+            if resource.get("resource_type") == "rest_api" and resource.get("rest_api_url"):
+                return str(resource["rest_api_url"])
+        return None
+
+    def webhook_url(self, stage: str) -> str | None:
+        """Return the deployed webhook route's URL (POST /github/webhook), if the stage is deployed."""
+        api = self.deployed_api_url(stage)
+        return f"{api.rstrip('/')}/github/webhook" if api else None

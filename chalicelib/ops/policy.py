@@ -1,0 +1,106 @@
+"""Least-privilege IAM policies for the App's Lambdas, one file per function under `.chalice/`.
+
+With `autogen_policy: false` Chalice gives every function its own role and reads its policy from the
+function's `iam_policy_file`, else the stage's, else `policy-<stage>.json` (chalice/deploy/appgraph.py
+`_create_role_reference`). Each function gets only what it calls, so the internet-facing webhook
+cannot read the App's private key; the stage file is a logs-only baseline for any function added later.
+
+SecureStrings use the AWS-managed `aws/ssm` key, whose key policy already admits callers of SSM in the
+account, so no `kms:` statement is needed. A customer-managed key would need `kms:Decrypt` (and
+`kms:Encrypt` for dispatch) with `kms:ViaService` = `ssm.<region>.amazonaws.com`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from chalicelib.ops.chalice_config import FUNCTIONS
+
+
+def policy_files(stage: str) -> tuple[str, dict[str, str]]:
+    """Return the stage's baseline policy file name and each function's (relative to .chalice/)."""
+    return f"policy-{stage}.json", {function: f"policy-{stage}-{function}.json" for function in FUNCTIONS}
+
+
+def lambda_policies(
+    app_name: str, stage: str, env: Mapping[str, str], *, account: str = "*", region: str = "*", partition: str = "aws"
+) -> dict[str, dict[str, Any]]:
+    """Return {file name: policy document} for the stage; names come from the stage's environment."""
+    arn = f"arn:{partition}:{{service}}:{region}:{account}:{{resource}}"
+
+    def ssm_parameter(name: str) -> str:
+        # A parameter ARN is "parameter" + the name when it starts with "/", else "parameter/" + name.
+        return arn.format(service="ssm", resource="parameter" + (name if name.startswith("/") else "/" + name))
+
+    queue = arn.format(service="sqs", resource=env.get("SYNC_QUEUE_NAME") or f"{app_name}-{stage}-sync.fifo")
+    project = arn.format(
+        service="codebuild", resource="project/" + (env.get("CODEBUILD_PROJECT") or f"{app_name}-{stage}-copy")
+    )
+    tokens = ssm_parameter(env.get("TOKEN_PARAMETER_PREFIX") or "/ghcr2ecr/tokens/") + "*"
+    private_key = ssm_parameter(env.get("GITHUB_PRIVATE_KEY_PARAMETER") or "/ghcr2ecr/github/private-key")
+    webhook_secret = ssm_parameter(env.get("GITHUB_WEBHOOK_SECRET_PARAMETER") or "/ghcr2ecr/github/webhook-secret")
+    # Secret ARNs end in "-" plus 6 random characters, hence the trailing wildcard.
+    pull_secrets = arn.format(
+        service="secretsmanager", resource="secret:" + (env.get("GHCR_PULL_SECRET_PREFIX") or "ghcr2ecr/ghcr-pull/") + "*"
+    )
+
+    def logs(function: str) -> dict[str, Any]:
+        group = arn.format(service="logs", resource=f"log-group:/aws/lambda/{app_name}-{stage}-{function}")
+        return _statement(
+            "OwnLogs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], [group, group + ":*"]
+        )
+
+    statements: dict[str, list[dict[str, Any]]] = {
+        "api_handler": [
+            _statement("ReadWebhookSecret", ["ssm:GetParameter"], [webhook_secret]),
+            _statement("EnqueueSyncs", ["sqs:SendMessage"], [queue]),
+        ],
+        "dispatch": [
+            # The SQS event source polls with the function's role (Lambda developer guide, "with-sqs").
+            _statement(
+                "ConsumeSyncQueue",
+                ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"],
+                [queue],
+            ),
+            _statement("ReadAppKey", ["ssm:GetParameter"], [private_key]),
+            _statement(
+                "WriteBuildTokens", ["ssm:PutParameter", "ssm:DeleteParameter", "ssm:AddTagsToResource"], [tokens]
+            ),
+            _statement("StartCopies", ["codebuild:StartBuild"], [project]),
+            _statement("FindPullSecrets", ["secretsmanager:DescribeSecret"], [pull_secrets]),
+        ],
+        "on_build_state": [
+            _statement("DeleteBuildTokens", ["ssm:DeleteParameter"], [tokens]),
+            _statement("ReadBuilds", ["codebuild:BatchGetBuilds"], [project]),
+        ],
+    }
+    baseline, files = policy_files(stage)
+    documents = {baseline: _document([logs("*")])}
+    for function, extra in statements.items():
+        documents[files[function]] = _document([logs(function), *extra])
+    return documents
+
+
+def write_policies(chalice_dir: Path, documents: Mapping[str, dict[str, Any]]) -> list[str]:
+    """Write the policy files into `.chalice/`; return the names whose content changed."""
+    changed = []
+    for name, document in documents.items():
+        path = Path(chalice_dir) / name
+        text = json.dumps(document, indent=2) + "\n"
+        if not path.is_file() or path.read_text() != text:
+            path.write_text(text)
+            changed.append(name)
+    return changed
+
+
+def _statement(sid: str, actions: list[str], resources: list[str]) -> dict[str, Any]:
+    """Return one Allow statement."""
+    return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources}
+
+
+def _document(statements: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return an IAM policy document."""
+    return {"Version": "2012-10-17", "Statement": statements}
