@@ -1,0 +1,342 @@
+"""`ghcr2ecr demo`: the whole flow on this machine, with nothing outside it.
+
+A GHCR stand-in (docker-registry behind a GHCR-like token endpoint), an ECR stand-in (docker-registry with
+ECR's `AWS:<password>` Basic login, the password being the one moto's GetAuthorizationToken hands out), a
+moto server for SSM, SQS, CodeBuild, Secrets Manager and ECR, and a GitHub API stand-in. The App runs in
+Chalice's local HTTP server; the build runs the buildspec's own commands, as CodeBuild would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from standins import images, skopeo
+from standins.aws import ACCOUNT_ID, MotoServer, apply_aws_environment
+from standins.deliveries import multi_platform_burst
+from standins.ghcr_ecr import EcrStandin, GhcrStandin, push_to, start_ghcr
+from standins.github import GitHubStandIn
+from standins.registry import BasicAuth, RegistryProcess
+from standins.tokens import PULL, Credential, Principal
+
+ROOT = Path(__file__).resolve().parent.parent
+APP_ID = 4242
+INSTALLATION_ID = 7
+OWNER, OWNER_ID, PACKAGE, TAG = "Octo-Org", 1001, "hello-world", "v1.0.0"
+STAGE_PREFIX = "ghcr2ecr-demo"
+
+
+class DemoFailure(RuntimeError):
+    """A step of the demo did not have the expected effect."""
+
+
+class Demo:
+    """One run of the flow; every stand-in it starts is stopped by `stack`."""
+
+    def __init__(self, workdir: Path, stack: contextlib.ExitStack) -> None:
+        self.workdir, self.stack = workdir, stack
+        self.started = time.monotonic()
+        self.builds: list[dict[str, Any]] = []
+
+    def step(self, text: str) -> None:
+        """Print one step with the time since the demo started."""
+        print(f"[{time.monotonic() - self.started:6.2f}s] {text}", flush=True)
+
+    def run(self) -> None:
+        """Run every step in order; raise DemoFailure on the first unexpected effect."""
+        self.start_standins()
+        self.provision_aws()
+        image = self.publish_image()
+        server_url = self.start_app()
+        delivered_at = time.monotonic()
+        self.send_burst(server_url, image)
+        build = self.dispatch_queue()
+        self.run_build(build)
+        self.finish_build(build)
+        self.verify(image)
+        self.step(f"done: {PACKAGE}:{TAG} went from delivery to ECR in {time.monotonic() - delivered_at:.2f}s, "
+                  "identical digests on both sides")
+
+    # -- the world -------------------------------------------------------------------------------------------
+
+    def start_standins(self) -> None:
+        """Start the registries, the moto server and the GitHub stand-in on loopback."""
+        self.ghcr: GhcrStandin = self.stack.enter_context(start_ghcr(self.workdir / "ghcr"))
+        # ECR's login is `AWS:<GetAuthorizationToken password>`; moto's password is `<account>-auth-token`
+        login = Credential("AWS", f"{ACCOUNT_ID}-auth-token")
+        ecr_registry = RegistryProcess(self.workdir / "ecr", BasicAuth((login,)), "ecr").start()
+        self.ecr = self.stack.enter_context(EcrStandin(ecr_registry, login))
+        self.moto_url: str = self.stack.enter_context(MotoServer())
+        self.github: GitHubStandIn = self.stack.enter_context(GitHubStandIn(app_id=APP_ID))
+        self.github.add_installation(INSTALLATION_ID, OWNER, OWNER_ID, repositories=["hello-world"])
+        self.github.set_repo_variables(OWNER.lower(), "hello-world", {"GHCR2ECR_TAGS": "v*,latest,!*-rc*"})
+        self.step(f"stand-ins up: GHCR {self.ghcr.url}, ECR {self.ecr.url}, moto {self.moto_url}, "
+                  f"GitHub API {self.github.url}")
+
+    def provision_aws(self) -> None:
+        """Create what `ghcr2ecr deploy` would: queue, project, App secrets, the operator's read credential."""
+        import boto3
+
+        env = os.environ
+        apply_aws_environment(self.moto_url, env)
+        self.secret = os.urandom(24).hex().encode()
+        ssm = boto3.client("ssm")
+        ssm.put_parameter(Name="/ghcr2ecr/github/private-key", Type="SecureString",
+                          Value=self.github.private_key_pem)
+        ssm.put_parameter(Name="/ghcr2ecr/github/webhook-secret", Type="SecureString", Value=self.secret.decode())
+        queue = boto3.client("sqs").create_queue(
+            QueueName=f"{STAGE_PREFIX}-sync.fifo",
+            Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "false", "VisibilityTimeout": "360"})
+        self.queue_url = queue["QueueUrl"]
+        boto3.client("codebuild").create_project(
+            name=f"{STAGE_PREFIX}-copy", source={"type": "S3", "location": "bundle/ghcr2ecr.zip"},
+            artifacts={"type": "NO_ARTIFACTS"}, serviceRole=f"arn:aws:iam::{ACCOUNT_ID}:role/ghcr2ecr-copy",
+            environment={"type": "LINUX_CONTAINER", "image": "aws/codebuild/standard:7.0",
+                         "computeType": "BUILD_GENERAL1_SMALL"})
+        # GHCR denies App tokens on private images today (FACTS.md §3): the operator's read credential in AWS
+        fallback = self.ghcr.fallback
+        boto3.client("secretsmanager").create_secret(
+            Name=f"ghcr2ecr/ghcr-pull/{OWNER_ID}",
+            SecretString=json.dumps({"username": fallback.username, "accessToken": fallback.password}))
+        env.update({
+            "GITHUB_APP_ID": str(APP_ID), "GITHUB_API_URL": self.github.url, "ALLOWED_ACCOUNTS": OWNER.lower(),
+            "SYNC_QUEUE_URL": self.queue_url, "SYNC_QUEUE_NAME": f"{STAGE_PREFIX}-sync.fifo",
+            "CODEBUILD_PROJECT": f"{STAGE_PREFIX}-copy", "GHCR_REGISTRY": self.ghcr.url,
+            "ECR_REGISTRY": self.ecr.url, "POWERTOOLS_SERVICE_NAME": "ghcr2ecr",
+        })
+        self.step("AWS resources in moto: App key and webhook secret (SSM SecureString), FIFO sync queue, "
+                  f"copy project, read credential ghcr2ecr/ghcr-pull/{OWNER_ID} (Secrets Manager)")
+
+    def publish_image(self) -> images.Manifest:
+        """Push a three-platform image with shared layers to the GHCR stand-in, as CI would."""
+        image = images.multi_platform_index("demo")
+        push_to(self.ghcr, f"{OWNER.lower()}/{PACKAGE}", image, (TAG,))
+        self.step(f"CI pushed {OWNER.lower()}/{PACKAGE}:{TAG} to GHCR: index {image.digest[:19]}… with "
+                  f"{len(image.children)} platforms, {len(image.all_blobs())} blobs")
+        return image
+
+    # -- the App ---------------------------------------------------------------------------------------------
+
+    def start_app(self) -> str:
+        """Serve app.py over HTTP with Chalice's local server; record StartBuild (moto drops its overrides)."""
+        from chalice.config import Config
+        from chalice.local import LocalDevServer
+
+        from chalicelib import aws
+        from chalicelib.config import settings
+
+        settings.cache_clear()
+        aws.reset()
+        builds = self.builds
+
+        class RecordingCodeBuild(aws.CodeBuild):
+            """The real CodeBuild seam, keeping each StartBuild's arguments (moto ignores the overrides)."""
+
+            def start_build(self, project: str, variables: list[dict[str, str]], idempotency_token: str) -> str:
+                build_id = super().start_build(project, variables, idempotency_token)
+                builds.append({"id": build_id, "project": project, "variables": variables})
+                return build_id
+
+        aws.use(aws.CodeBuild, RecordingCodeBuild())
+        sys.path.insert(0, str(ROOT))
+        import app as chalice_app
+
+        self.handlers = chalice_app
+        self.app = chalice_app.app
+        config = Config.create(chalice_stage="dev", app_name="ghcr2ecr", project_dir=str(ROOT))
+        server = LocalDevServer(self.app, config, "127.0.0.1", 0)
+        thread = threading.Thread(target=server.server.serve_forever, name="chalice-local", daemon=True)
+        thread.start()
+        self.stack.callback(server.server.server_close)
+        self.stack.callback(server.server.shutdown)
+        url = f"http://127.0.0.1:{server.server.server_address[1]}"
+        self.step(f"App listening at {url}/github/webhook")
+        return url
+
+    def send_burst(self, url: str, image: images.Manifest) -> None:
+        """Send what GitHub sends for one multi-platform push: untagged platform events, then the tagged one."""
+        deliveries = multi_platform_burst(OWNER, OWNER_ID, PACKAGE, image.digest,
+                                          [child.digest for child in image.children], TAG, self.secret,
+                                          installation_id=INSTALLATION_ID, repository="hello-world", app_id=APP_ID)
+        with httpx.Client(timeout=10) as client:
+            for delivery in deliveries:
+                answer = client.post(f"{url}/github/webhook", content=delivery.body, headers=delivery.headers)
+                self.step(f"delivery {delivery.delivery_id[:8]} → HTTP {answer.status_code} {answer.text}")
+                expected = 202 if delivery is deliveries[-1] else 200
+                if answer.status_code != expected:
+                    raise DemoFailure(f"webhook answered {answer.status_code}, expected {expected}")
+
+    def dispatch_queue(self) -> dict[str, Any]:
+        """Feed the queued message to the `dispatch` handler as Lambda's SQS integration would."""
+        import boto3
+
+        sqs = boto3.client("sqs")
+        messages = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
+                                       AttributeNames=["All"], WaitTimeSeconds=1).get("Messages", [])
+        if len(messages) != 1:
+            raise DemoFailure(f"expected one queued sync, found {len(messages)}")
+        message = messages[0]
+        event = {"Records": [{
+            "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"], "body": message["Body"],
+            "attributes": message.get("Attributes", {}), "messageAttributes": {}, "md5OfBody": message["MD5OfBody"],
+            "eventSource": "aws:sqs", "awsRegion": os.environ["AWS_REGION"],
+            "eventSourceARN": f"arn:aws:sqs:{os.environ['AWS_REGION']}:{ACCOUNT_ID}:{STAGE_PREFIX}-sync.fifo",
+        }]}
+        self.handlers.dispatch(event, _LambdaContext("dispatch"))
+        sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        if len(self.builds) != 1:
+            raise DemoFailure(f"dispatch started {len(self.builds)} builds, expected 1")
+        build = self.builds[0]
+        shown = ", ".join(f"{v['name']}={v['value'] if v['type'] == 'PLAINTEXT' else '<' + v['type'] + '>'}"
+                          for v in build["variables"] if v["name"] in ("GHCR2ECR_DEST", "GHCR2ECR_SOURCE_TOKEN",
+                                                                       "GHCR2ECR_SOURCE_FALLBACK_TOKEN"))
+        self.step(f"dispatch minted a scoped installation token and started build {build['id']} ({shown})")
+        return build
+
+    # -- the build -------------------------------------------------------------------------------------------
+
+    def run_build(self, build: dict[str, Any]) -> None:
+        """Run buildspec/buildspec.yml's commands with bash, its variables resolved as CodeBuild resolves them."""
+        spec = yaml.safe_load((ROOT / "buildspec" / "buildspec.yml").read_text())
+        env = dict(os.environ)
+        env.update({k: str(v) for k, v in (spec.get("env", {}).get("variables") or {}).items()})
+        env.update(self.resolve(build["variables"]))
+        env.update({
+            "CODEBUILD_SRC_DIR": str(ROOT), "CODEBUILD_BUILD_ID": build["id"], "TMPDIR": str(self.workdir),
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+            # the local ECR stand-in is not an *.dkr.ecr.* host: send it down the ECR path (moto) anyway
+            "GHCR2ECR_DEST_ECR": "true",
+        })
+        self.allow_installation_tokens()
+        build_phase = spec["phases"]["build"]
+        self.step("CodeBuild: running buildspec/buildspec.yml (build phase, then finally)")
+        failed = _run_commands(build_phase["commands"], env)
+        _run_commands(build_phase.get("finally", []), env)
+        build["status"] = "FAILED" if failed else "SUCCEEDED"
+        if failed:
+            raise DemoFailure(f"the build's command failed: {failed}")
+
+    def resolve(self, variables: list[dict[str, str]]) -> dict[str, str]:
+        """Resolve PARAMETER_STORE and SECRETS_MANAGER references the way CodeBuild does at build start."""
+        import boto3
+
+        resolved = {}
+        for variable in variables:
+            kind, value = variable["type"], variable["value"]
+            if kind == "PARAMETER_STORE":
+                value = boto3.client("ssm").get_parameter(Name=value, WithDecryption=True)["Parameter"]["Value"]
+            elif kind == "SECRETS_MANAGER":
+                value = boto3.client("secretsmanager").get_secret_value(SecretId=value)["SecretString"]
+            resolved[variable["name"]] = value
+        return resolved
+
+    def allow_installation_tokens(self) -> None:
+        """Let minted installation tokens log in to the GHCR stand-in, and be denied private pulls, as on ghcr.io."""
+        for token in self.github.tokens:
+            self.ghcr.tokens.policy.principals.append(
+                Principal(Credential("x-access-token", token.value), {self.ghcr.public_prefix + "*": PULL}))
+
+    def finish_build(self, build: dict[str, Any]) -> None:
+        """Deliver the build's final state change to `on_build_state`, as EventBridge would."""
+        import boto3
+
+        token_parameter = next(v["value"] for v in build["variables"] if v["type"] == "PARAMETER_STORE")
+        event = {
+            "version": "0", "id": "demo-event", "detail-type": "CodeBuild Build State Change",
+            "source": "aws.codebuild", "account": ACCOUNT_ID, "time": "2026-11-24T12:00:00Z",
+            "region": os.environ["AWS_REGION"], "resources": [build["id"]],
+            "detail": {
+                "build-status": build["status"], "project-name": build["project"], "build-id": build["id"],
+                "additional-information": {
+                    "environment": {"environment-variables": build["variables"]},
+                    "build-start-time": "Nov 24, 2026 12:00:00 PM", "phases": [],
+                },
+            },
+        }
+        self.handlers.on_build_state(event, _LambdaContext("on_build_state"))
+        with contextlib.suppress(Exception):
+            boto3.client("ssm").get_parameter(Name=token_parameter)
+            raise DemoFailure(f"token parameter {token_parameter} is still there after the build ended")
+        revoked = [t for t in self.github.tokens if t.revoked]
+        self.step(f"build {build['status']}: token parameter deleted, {len(revoked)}/{len(self.github.tokens)} "
+                  "installation tokens revoked")
+        if len(revoked) != len(self.github.tokens):
+            raise DemoFailure("an installation token was not revoked")
+
+    def verify(self, image: images.Manifest) -> None:
+        """Ask skopeo, the independent oracle, for the digests on both sides: index and every child."""
+        source = f"{self.ghcr.host}/{OWNER.lower()}/{PACKAGE}"
+        dest = f"{self.ecr.host}/ghcr/{OWNER.lower()}/{PACKAGE}"
+        src_digest = skopeo.digest(f"{source}:{TAG}", self.ghcr.fallback)
+        dst_digest = skopeo.digest(f"{dest}:{TAG}", self.ecr.credential)
+        if src_digest != dst_digest or src_digest != image.digest:
+            raise DemoFailure(f"index digests differ: source {src_digest}, destination {dst_digest}")
+        for child in image.children:
+            got = skopeo.digest(f"{dest}@{child.digest}", self.ecr.credential)
+            if got != child.digest:
+                raise DemoFailure(f"child {child.digest} reads back as {got}")
+        self.step(f"skopeo reads {dst_digest[:19]}… for {dest}:{TAG} and the same "
+                  f"{len(image.children)} platform digests as the source")
+
+
+class _LambdaContext:
+    """The few attributes of a Lambda context that handlers and powertools read."""
+
+    def __init__(self, name: str) -> None:
+        self.function_name = f"ghcr2ecr-dev-{name}"
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:{ACCOUNT_ID}:function:{self.function_name}"
+        self.memory_limit_in_mb = 256
+        self.aws_request_id = f"demo-{name}"
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+        self.log_stream_name = "demo"
+
+    def get_remaining_time_in_millis(self) -> int:
+        """Pretend a full minute is left."""
+        return 60_000
+
+
+def _run_commands(commands: list[str], env: dict[str, str]) -> str | None:
+    """Run buildspec commands in order as CodeBuild does (bash, stop at the first failure); return it or None."""
+    for command in commands:
+        result = subprocess.run(["bash", "-c", command], env=env, cwd=env["CODEBUILD_SRC_DIR"], timeout=600)
+        if result.returncode != 0:
+            return command.splitlines()[0]
+    return None
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the demo; exit 0 when the image arrived identical, 1 with the failing step otherwise."""
+    for tool in ("docker-registry", "skopeo"):
+        if shutil.which(tool) is None:
+            print(f"demo: {tool} is not installed (run bash .ci/setup)", file=sys.stderr)
+            return 1
+    workdir = Path(tempfile.mkdtemp(prefix="ghcr2ecr-demo-"))
+    saved = dict(os.environ)
+    try:
+        with contextlib.ExitStack() as stack:
+            Demo(workdir, stack).run()
+        return 0
+    except DemoFailure as exc:
+        print(f"demo FAILED: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        if args.keep:
+            print(f"demo: files kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
