@@ -243,3 +243,20 @@ def artifact(subject: Manifest, seed: str = "sbom",
     content = json.dumps({"sbom": seed, "subject": subject.digest}).encode()
     return image_manifest(empty, [Blob.of(artifact_type, content)], subject=subject, artifact_type=artifact_type,
                           annotations={"org.opencontainers.image.created": "2026-01-01T00:00:00Z"})
+
+
+def release_series(seed: str, releases: int, platforms: Sequence[dict[str, str]] = DEFAULT_PLATFORMS, *,
+                   base_size: int, shared_size: int, own_size: int) -> list[Manifest]:
+    """Return multi-platform indexes of successive releases: a per-platform base layer shared by every
+    release, a layer shared by all platforms of one release, and one layer of each platform's own."""
+    bases = {i: Blob.generated(OCI_LAYER_TAR, f"{seed}/base/{i}", base_size) for i in range(len(platforms))}
+    series = []
+    for r in range(releases):
+        shared = Blob.generated(OCI_LAYER_TAR, f"{seed}/r{r}/shared", shared_size)
+        children = []
+        for i, platform in enumerate(platforms):
+            layers = [bases[i], shared, Blob.generated(OCI_LAYER_TAR, f"{seed}/r{r}/p{i}", own_size)]
+            config = config_blob(dict(platform), layers, f"{seed}/r{r}/p{i}")
+            children.append(image_manifest(config, layers, platform=dict(platform)))
+        series.append(index(children))
+    return series

@@ -1,0 +1,244 @@
+"""Benchmark `ghcr2ecr sync` against skopeo on the same local registries, each behind a counting proxy.
+
+Run by hand: `.venv/bin/python bench/copy_vs_skopeo.py [--quick] [--large-size 1G] [--tags 200]`.
+Scenarios: (a) cold copy of a multi-platform release series with shared layers, (b) re-run with nothing
+missing over many tags, (c) one more tag on a digest already present, (d) one large layer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from standins import images, skopeo
+from standins.faults import FaultProxy
+from standins.ghcr_ecr import EcrStandin, GhcrStandin, start_ecr, start_ghcr
+from standins.push import RegistryClient, push
+from standins.tokens import PULL, Credential, Principal
+
+RUN_TIMEOUT = 1800.0
+# Runs the tool as its only child and reports its wall time and peak RSS (ru_maxrss of reaped children).
+WRAPPER = """import json, resource, subprocess, sys, time
+t = time.monotonic()
+rc = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+seconds = time.monotonic() - t
+json.dump({"rc": rc.returncode, "seconds": seconds, "maxrss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+           "stderr": rc.stderr.decode(errors="replace")[-2000:]}, open(sys.argv[1], "w"))
+"""
+
+
+@dataclass
+class Run:
+    """One tool's measured run of one scenario."""
+
+    seconds: float
+    source_blob_bytes: int
+    source_requests: int
+    dest_requests: int
+    peak_rss_mb: float
+    ok: bool
+    error: str = ""
+
+
+Row = tuple[str, Run, Run, int, bool | None]  # title, ghcr2ecr, skopeo, unique missing bytes, digests same
+
+
+@dataclass
+class Bench:
+    """The registries, proxies and credentials shared by every scenario."""
+
+    workdir: Path
+    ghcr: GhcrStandin
+    ecr: EcrStandin
+    source: FaultProxy
+    dest: FaultProxy
+    reader: Credential
+
+    def measure(self, command: Sequence[str], env: dict[str, str] | None = None) -> Run:
+        """Run a command in a fresh wrapper process and collect time, traffic and peak RSS."""
+        self.source.reset_traffic()
+        self.dest.reset_traffic()
+        out = self.workdir / "run.json"
+        subprocess.run([sys.executable, "-c", WRAPPER, str(out), *command], env=env or dict(os.environ),
+                       timeout=RUN_TIMEOUT, check=True)
+        result = json.loads(out.read_text())
+        src, dst = self.source.reset_traffic(), self.dest.reset_traffic()
+        return Run(result["seconds"], src.blob_bytes, src.total, dst.total, result["maxrss_kb"] / 1024,
+                   result["rc"] == 0, "" if result["rc"] == 0 else result["stderr"].strip().splitlines()[-1:][0])
+
+    def ghcr2ecr(self, repository: str, dest: str, *flags: str) -> Run:
+        """Measure `ghcr2ecr sync` from the source proxy to the destination proxy."""
+        env = dict(os.environ, GHCR2ECR_SOURCE_TOKEN=self.reader.password, GHCR2ECR_SOURCE_USERNAME=self.reader.username,
+                   GHCR2ECR_DEST_USERNAME=self.ecr.credential.username,
+                   GHCR2ECR_DEST_PASSWORD=self.ecr.credential.password)
+        env.pop("GHCR2ECR_SOURCE_FALLBACK_TOKEN", None)
+        binary = shutil.which("ghcr2ecr") or str(Path(sys.executable).parent / "ghcr2ecr")
+        return self.measure([binary, "sync", f"http://{self.source.host}/{repository}",
+                             f"http://{self.dest.host}/{dest}", "--quiet", *flags], env)
+
+    def skopeo(self, *args: str) -> Run:
+        """Measure a skopeo command with source and destination credentials, plain HTTP."""
+        creds = [f"--src-creds={self.reader.username}:{self.reader.password}",
+                 f"--dest-creds={self.ecr.credential.username}:{self.ecr.credential.password}",
+                 "--src-tls-verify=false", "--dest-tls-verify=false"]
+        return self.measure([skopeo.skopeo_binary() or "skopeo", args[0], *creds, *args[1:]])
+
+    def same(self, source_ref: str, dest_ref: str) -> bool:
+        """Return whether skopeo reads the same digests (index and children) on both sides."""
+        try:
+            return (skopeo.manifest_tree(f"{self.ghcr.host}/{source_ref}", self.reader)
+                    == skopeo.manifest_tree(f"{self.ecr.host}/{dest_ref}", self.ecr.credential))
+        except skopeo.SkopeoError:
+            return False
+
+
+def parse_size(text: str) -> int:
+    """Parse a byte size such as 1G, 64M, 512K or 1048576 (binary units)."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    text = text.strip().upper().removesuffix("IB").removesuffix("B")
+    return int(float(text[:-1]) * units[text[-1]]) if text[-1:] in units else int(text)
+
+
+def push_series(bench: Bench, repository: str, series: list[images.Manifest], prefix: str) -> list[str]:
+    """Push a release series directly to the source registry, one tag per release; return the tags."""
+    tags = [f"{prefix}{i:03d}" for i in range(len(series))]
+    for tag, manifest in zip(tags, series):
+        push(manifest, bench.ghcr.url, repository, [tag], bench.ghcr.pusher)
+    return tags
+
+
+def scenario_a(bench: Bench, releases: int, base: int) -> Row:
+    """Cold copy of a release series with layers shared across releases and platforms."""
+    series = images.release_series("bench-a", releases, base_size=base, shared_size=base // 4, own_size=base // 8)
+    tags = push_series(bench, "bench/set", series, "r")
+    unique = sum(b.size for b in {d: b for m in series for d, b in m.all_blobs().items()}.values())
+    g = bench.ghcr2ecr("bench/set", "g2e/set", "--all-tags")
+    s = bench.skopeo("sync", "--src", "docker", "--dest", "docker", "--all", "--preserve-digests",
+                     f"{bench.source.host}/bench/set", f"{bench.dest.host}/skopeo")
+    ok = all(bench.same(f"bench/set:{t}", f"g2e/set:{t}") and bench.same(f"bench/set:{t}", f"skopeo/set:{t}")
+             for t in tags[:2] + tags[-1:])
+    title = f"(a) cold copy: {releases} releases x 3 platforms, {len(tags)} tags"
+    return title, g, s, unique, ok
+
+
+def scenario_b(bench: Bench, count: int) -> Row:
+    """Re-run over many tags when the destination already has everything."""
+    series = images.release_series("bench-b", count, base_size=4096, shared_size=1024, own_size=512)
+    tags = push_series(bench, "bench/many", series, "t")
+    bench.ghcr2ecr("bench/many", "g2e/many", "--all-tags")  # warm: populate both destinations, untimed
+    bench.skopeo("sync", "--src", "docker", "--dest", "docker", "--all", "--preserve-digests",
+                 f"{bench.source.host}/bench/many", f"{bench.dest.host}/skopeo")
+    g = bench.ghcr2ecr("bench/many", "g2e/many", "--all-tags")
+    s = bench.skopeo("sync", "--src", "docker", "--dest", "docker", "--all", "--preserve-digests",
+                     f"{bench.source.host}/bench/many", f"{bench.dest.host}/skopeo")
+    ok = bench.same(f"bench/many:{tags[-1]}", f"g2e/many:{tags[-1]}") and \
+        bench.same(f"bench/many:{tags[-1]}", f"skopeo/many:{tags[-1]}")
+    return f"(b) no-op re-run over {count} tags ({count * 4} manifests)", g, s, 0, ok
+
+
+def scenario_c(bench: Bench) -> Row:
+    """One more tag on a digest both destinations already hold."""
+    with RegistryClient(bench.ghcr.url, "bench/set", bench.ghcr.pusher) as client:
+        media_type, raw = client.get_manifest("r000")
+        client.put_manifest(images.Manifest(media_type, raw), "extra")
+    g = bench.ghcr2ecr("bench/set", "g2e/set", "--tag", "extra")
+    s = bench.skopeo("copy", "--all", "--preserve-digests", f"docker://{bench.source.host}/bench/set:extra",
+                     f"docker://{bench.dest.host}/skopeo/set:extra")
+    ok = bench.same("bench/set:extra", "g2e/set:extra") and bench.same("bench/set:extra", "skopeo/set:extra")
+    return "(c) one more tag on a digest already present", g, s, 0, ok
+
+
+def scenario_d(bench: Bench, size: int) -> Row:
+    """A single-platform image with one large layer."""
+    image = images.large_image(size, "bench-d")
+    push(image, bench.ghcr.url, "bench/large", ["v1"], bench.ghcr.pusher)
+    g = bench.ghcr2ecr("bench/large", "g2e/large", "--tag", "v1")
+    s = bench.skopeo("copy", "--all", "--preserve-digests", f"docker://{bench.source.host}/bench/large:v1",
+                     f"docker://{bench.dest.host}/skopeo/large:v1")
+    ok = bench.same("bench/large:v1", "g2e/large:v1") and bench.same("bench/large:v1", "skopeo/large:v1")
+    unique = sum(b.size for b in image.all_blobs().values())
+    return f"(d) one layer of {size / (1 << 20):.0f} MiB", g, s, unique, ok
+
+
+def ratio(a: float, b: float) -> str:
+    """Render a/b, or a dash when b is zero."""
+    return f"{a / b:.2f}x" if b else ("=" if a == b else "-")
+
+
+def scenario_startup(bench: Bench) -> Row:
+    """Process start-up alone, for scale: Python importing the sync modules, and `skopeo --version`."""
+    g = bench.measure([sys.executable, "-c", "import chalicelib.sync_cli"])
+    s = bench.measure([skopeo.skopeo_binary() or "skopeo", "--version"])
+    return "(0) start-up only: python -c 'import chalicelib.sync_cli' vs skopeo --version", g, s, 0, None
+
+
+def print_table(rows: list[Row]) -> None:
+    """Print one block per scenario: each metric for ghcr2ecr, skopeo and their ratio."""
+    print(f"\n{'scenario / metric':<36}{'ghcr2ecr':>16}{'skopeo':>16}{'ratio':>9}")
+    for title, g, s, expected, ok in rows:
+        status = {None: "no copy", True: "digests identical", False: "DIGESTS DIFFER"}[ok]
+        failed = "".join(f"; {name} FAILED: {run.error}" for name, run in (("ghcr2ecr", g), ("skopeo", s)) if not run.ok)
+        print(f"{title}  [{status}{failed}; unique missing blob bytes {expected:,}]")
+        metrics = [("wall time (s)", g.seconds, s.seconds, "{:.2f}"),
+                   ("blob bytes read from source", g.source_blob_bytes, s.source_blob_bytes, "{:,}"),
+                   ("HTTP requests to source", g.source_requests, s.source_requests, "{:,}"),
+                   ("HTTP requests to destination", g.dest_requests, s.dest_requests, "{:,}"),
+                   ("peak RSS (MB)", g.peak_rss_mb, s.peak_rss_mb, "{:.1f}")]
+        for name, a, b, fmt in metrics:
+            print(f"  {name:<34}{fmt.format(a):>16}{fmt.format(b):>16}{ratio(a, b):>9}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run every scenario in one go and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (a few MiB, 40 tags)")
+    parser.add_argument("--large-size", type=parse_size, help="size of scenario (d)'s layer (default 1G; quick 64M)")
+    parser.add_argument("--tags", type=int, help="tags in scenario (b) (default 200; quick 40)")
+    parser.add_argument("--releases", type=int, help="releases in scenario (a) (default 6; quick 3)")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args(argv)
+    large = args.large_size or (64 << 20 if args.quick else 1 << 30)
+    count = args.tags or (40 if args.quick else 200)
+    releases = args.releases or (3 if args.quick else 6)
+    base = 1 << 20 if args.quick else 32 << 20
+    if not (skopeo.skopeo_binary() and shutil.which("docker-registry")):
+        print("needs docker-registry and skopeo: apt-get install -y docker-registry skopeo", file=sys.stderr)
+        return 2
+    root = Path(__file__).resolve().parent.parent / ".bench"
+    root.mkdir(exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="run-", dir=root))
+    started = time.monotonic()
+    try:
+        with start_ghcr(workdir) as ghcr, start_ecr(workdir) as ecr, \
+                FaultProxy(ghcr.url, ghcr.tokens.url) as source, FaultProxy(ecr.url) as dest:
+            # one read credential, tried first, so neither tool spends requests on a credential chain
+            reader = Credential("x-access-token", "bench-reader")
+            ghcr.tokens.policy.principals.append(Principal(reader, {"*": PULL}))
+            bench = Bench(workdir, ghcr, ecr, source, dest, reader)
+            rows = []
+            for step in (lambda: scenario_startup(bench), lambda: scenario_a(bench, releases, base), lambda: scenario_b(bench, count),
+                         lambda: scenario_c(bench), lambda: scenario_d(bench, large)):
+                rows.append(step())
+                print(f"done: {rows[-1][0]} ({time.monotonic() - started:.0f}s)", file=sys.stderr)
+        print_table(rows)
+        print(f"\nsource and destination: docker-registry {ghcr.host} / {ecr.host} behind counting proxies; "
+              f"skopeo {skopeo.run(['--version']).decode().split()[-1]}; total {time.monotonic() - started:.0f}s")
+        return 0 if all(ok is not False and g.ok and s.ok for _, g, s, _, ok in rows) else 1
+    finally:
+        if args.keep:
+            print(f"kept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
