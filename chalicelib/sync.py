@@ -41,7 +41,8 @@ from chalicelib.registry import ecr
 from chalicelib.registry.auth import Authenticator, basic_dest_credential, source_credentials
 from chalicelib.registry.copy import Copier, CopyError, Stats
 from chalicelib.registry.errors import RegistryError
-from chalicelib.registry.manifests import head_manifest, list_tags, put_manifest
+from chalicelib.registry.manifests import list_tags
+from chalicelib.registry.tagging import TagConflict, set_tag
 from chalicelib.registry.reference import Repository, check_digest, check_tag, parse_repository
 from chalicelib.registry.transport import DEFAULT_TIMEOUT, RetryPolicy, Transport
 
@@ -141,14 +142,20 @@ class Report:
 
 def run(request: SyncRequest, *, env: Mapping[str, str] | None = None, progress: ProgressSink | None = None,
         retry: RetryPolicy = RetryPolicy(), sleep: Any = time.sleep, ecr_client: Any = None,
-        mount_from: Sequence[str] = ()) -> Report:
-    """Run one sync and return its report; registry and AWS failures are recorded, not raised."""
+        mount_from: Sequence[str] = (), http_transports: Mapping[str, httpx.BaseTransport] | None = None) -> Report:
+    """Run one sync and return its report; registry and AWS failures are recorded, not raised.
+
+    `http_transports` ({"source": ..., "destination": ...}) replaces httpx's network transport (tests).
+    """
+    transports = http_transports or {}
     env = os.environ if env is None else env
     started = time.monotonic()
     report = Report(source=str(request.source), destination=str(request.dest))
     source = Transport(request.source, Authenticator(source_credentials(env)), role="source",
-                       hint=SOURCE_HINT, retry=retry, sleep=sleep, client=_client(request.concurrency))
-    dest = _dest_transport(request, env, retry, sleep, ecr_client)
+                       hint=SOURCE_HINT, retry=retry, sleep=sleep,
+                       client=_client(request.concurrency, transports.get("source")))
+    dest = _dest_transport(request, env, retry, sleep, ecr_client,
+                           _client(request.concurrency, transports.get("destination")))
     if progress:
         progress.start(report.stats)
     try:
@@ -171,10 +178,10 @@ def run(request: SyncRequest, *, env: Mapping[str, str] | None = None, progress:
     return report
 
 
-def _client(concurrency: int) -> httpx.Client:
+def _client(concurrency: int, transport: httpx.BaseTransport | None = None) -> httpx.Client:
     """Build an HTTP client whose pool fits the concurrency."""
     limits = httpx.Limits(max_connections=concurrency * 2 + 4, max_keepalive_connections=concurrency * 2 + 4)
-    return httpx.Client(timeout=DEFAULT_TIMEOUT, limits=limits)
+    return httpx.Client(timeout=DEFAULT_TIMEOUT, limits=limits, transport=transport)
 
 
 def _uses_ecr(request: SyncRequest, env: Mapping[str, str]) -> bool:
@@ -183,18 +190,18 @@ def _uses_ecr(request: SyncRequest, env: Mapping[str, str]) -> bool:
 
 
 def _dest_transport(request: SyncRequest, env: Mapping[str, str], retry: RetryPolicy, sleep: Any,
-                    ecr_client: Any) -> Transport:
+                    ecr_client: Any, client: httpx.Client) -> Transport:
     """Build the destination transport with ECR or Basic/anonymous credentials."""
     if _uses_ecr(request, env):
         account, region = request.dest.ecr or (None, None)
-        client = (lambda: ecr_client) if ecr_client is not None else _lazy(lambda: ecr.ecr_client(region))
-        credential: Any = ecr.EcrCredential(client, registry_id=account)
+        boto = (lambda: ecr_client) if ecr_client is not None else _lazy(lambda: ecr.ecr_client(region))
+        credential: Any = ecr.EcrCredential(boto, registry_id=account)
         hint = "check that the build role may push to this ECR repository (ecr:GetAuthorizationToken, ecr:PutImage...)"
     else:
         credential = basic_dest_credential(env)
         hint = "set GHCR2ECR_DEST_USERNAME and GHCR2ECR_DEST_PASSWORD to a credential that may push there"
     return Transport(request.dest, Authenticator([credential]), role="destination", hint=hint, retry=retry,
-                     sleep=sleep, client=_client(request.concurrency))
+                     sleep=sleep, client=client)
 
 
 def _lazy(factory: Any) -> Any:
@@ -248,8 +255,16 @@ def _run(request: SyncRequest, env: Mapping[str, str], report: Report, copier: C
     phase("tagging")
     for tag in wanted:
         digest = report.digests.get(tag)
-        if digest is not None and digest not in copier.failed:
-            _set_tag(tag, digest, copier, report)
+        if digest is None or digest in copier.failed:
+            continue
+        try:
+            outcome = set_tag(copier, tag, digest)
+        except TagConflict as exc:
+            report.conflicts.append(str(exc))
+        except CopyError as exc:
+            report.errors.append(f"setting tag {tag!r}: {exc}")
+        else:
+            (report.tags_set if outcome == "set" else report.tags_unchanged).append(tag)
 
 
 def _list_source_tags(copier: Copier) -> list[str]:
@@ -271,33 +286,3 @@ def _resolve(tags: Sequence[str], copier: Copier, pool: ThreadPoolExecutor, repo
         report.digests[tag] = manifest.digest
         roots.append(manifest.digest)
     return roots
-
-
-def _set_tag(tag: str, digest: str, copier: Copier, report: Report) -> None:
-    """Point a destination tag at a digest unless it already does; an immutable refusal is a conflict."""
-    current = None
-    try:
-        current = head_manifest(copier.dest, tag, actions="pull,push")
-        if current is not None and current.digest == digest:
-            report.tags_unchanged.append(tag)  # ECR refuses even a same-digest re-push when immutable
-            return
-        manifest = copier.fetch(digest)
-        if manifest is None:
-            raise RegistryError("GET", f"{copier.source.repository}@{digest}", 404, detail="manifest vanished")
-        put_manifest(copier.dest, tag, manifest)
-    except RegistryError as exc:
-        if _immutable_conflict(exc):
-            held = f" (held by {current.digest})" if current is not None and current.digest else ""
-            report.conflicts.append(f"{copier.dest.repository}:{tag} cannot move to {digest}{held}: "
-                                    "the repository's tags are immutable")
-            return
-        report.errors.append(f"setting tag {tag!r}: {exc}")
-        return
-    report.tags_set.append(tag)
-
-
-def _immutable_conflict(exc: RegistryError) -> bool:
-    """Recognise ECR's refusal to move an immutable tag (TAG_INVALID ... "immutable")."""
-    text = str(exc).lower()
-    return bool(exc.codes & {"TAG_INVALID", "TAG_IMMUTABLE"}) and ("immutable" in text or "exists" in text) \
-        or "imagetagalreadyexists" in text

@@ -153,32 +153,31 @@ class Authenticator:
                 self.index += 1
             return True
 
-    def header(self, scopes: Sequence[tuple[str, str]]) -> str | None:
-        """Return the Authorization header to send for these scopes, if one is known."""
+    def header(self, scopes: Sequence[tuple[str, str]]) -> tuple[int, str | None]:
+        """Return the credential index in use and the Authorization header to send for these scopes."""
         with self._lock:
             index, scheme = self.index, self._scheme
             cached = self._tokens.get((index, tuple(scope_strings(scopes))))
         if scheme == "basic":
-            return _basic_header(self.credentials[index])
+            return index, _basic_header(self.credentials[index])
         if scheme == "bearer" and cached and cached[1] > self._clock():
-            return f"Bearer {cached[0]}"
-        return None
+            return index, f"Bearer {cached[0]}"
+        return index, None
 
     def authenticate(self, challenge: str, scopes: Sequence[tuple[str, str]],
-                     send: Callable[..., httpx.Response]) -> int:
-        """Answer a 401 challenge for the current credential; return that credential's index.
+                     send: Callable[..., httpx.Response], index: int) -> None:
+        """Answer a 401 challenge for credential `index`, caching what the next request needs.
 
         Raises TokenDenied when the token endpoint refuses the credential, RegistryError otherwise.
         """
         scheme, params = parse_challenge(challenge)
-        index = self.index
         credential = self.credentials[index]
         if scheme == "basic":
             with self._lock:
                 self._scheme = "basic"
             if credential.basic() is None:
                 raise TokenDenied("Basic auth required and no credential given")
-            return index
+            return
         if scheme != "bearer" or "realm" not in params:
             raise RegistryError("GET", "(challenge)", 401, detail=f"unsupported authentication scheme {scheme!r}")
         # Step 3 (Bearer): ask the realm for a token for exactly these scopes.
@@ -205,7 +204,6 @@ class Authenticator:
             self._challenge = params
             expires = self._clock() + max(lifetime - TOKEN_MARGIN_SECONDS, lifetime / 2)
             self._tokens[(index, tuple(scope_strings(scopes)))] = (token, expires)
-        return index
 
 
 def _basic_header(credential: Credential) -> str | None:

@@ -120,11 +120,11 @@ class Transport:
         """
         url = self.url(path)
         replayable = content is None or isinstance(content, bytes)
-        fresh = False  # whether the header just sent came from a token fetched for this request
-        for _ in range(2 * len(self.auth.credentials) + 2):
-            index = self.auth.index
+        fresh_for: int | None = None  # the credential whose token was fetched for this very request
+        # Other threads may move the chain on meanwhile: every decision uses the index the header was built for.
+        for _ in range(4 * len(self.auth.credentials) + 4):
+            index, authorization = self.auth.header(scopes)
             sent_headers = dict(headers or {})
-            authorization = self.auth.header(scopes)
             if authorization:
                 sent_headers["Authorization"] = authorization
             response = self.send(method, url, headers=sent_headers, params=params, content=content,
@@ -133,13 +133,13 @@ class Transport:
                 return response
             _drain(response)
             challenge = response.headers.get("www-authenticate")
-            if response.status_code == 401 and challenge and not fresh:
+            if response.status_code == 401 and challenge and fresh_for != index:
                 if not replayable:
                     raise RegistryError.from_response(response, detail="authorization expired mid-upload")
                 # Steps 2-3: answer the challenge, then send again (step 4).
                 try:
-                    self.auth.authenticate(challenge, scopes, self.send)
-                    fresh = True
+                    self.auth.authenticate(challenge, scopes, self.send, index)
+                    fresh_for = index
                     continue
                 except TokenDenied:
                     pass
@@ -147,9 +147,8 @@ class Transport:
             if not replayable or not self.auth.advance(index):
                 raise AccessDenied(method, url, response.status_code, str(self.repository),
                                    self.auth.tried(), self.hint, RegistryError.from_response(response).errors)
-            log.info("%s credential %r denied for %s; trying %r", self.role, self.auth.credentials[index].kind,
-                     self.repository, self.auth.current.kind)
-            fresh = False
+            log.info("%s credential %r denied for %s; trying the next one", self.role,
+                     self.auth.credentials[index].kind, self.repository)
         raise AccessDenied(method, url, None, str(self.repository), self.auth.tried(), self.hint)
 
     def close(self) -> None:

@@ -1,0 +1,46 @@
+"""Setting tags on the destination the way immutable ECR repositories allow.
+
+ECR refuses to push a tag that exists in an immutable repository even when it already names the same
+digest (`ImageTagAlreadyExistsException`; on the distribution API `TAG_INVALID ... cannot be
+overwritten because the repository is immutable`, FACTS.md §8). So: HEAD the tag first and leave it
+alone when it already points at the digest; a refusal to move it elsewhere is a conflict, not a crash.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from chalicelib.registry.copy import Copier
+from chalicelib.registry.errors import RegistryError
+from chalicelib.registry.manifests import Descriptor, head_manifest, put_manifest
+
+
+class TagConflict(Exception):
+    """An immutable destination tag already points at another digest."""
+
+
+def set_tag(copier: Copier, tag: str, digest: str) -> Literal["set", "unchanged"]:
+    """Point a destination tag at a digest whose content is already there; raise TagConflict if immutable."""
+    current: Descriptor | None = head_manifest(copier.dest, tag, actions="pull,push")
+    if current is not None and current.digest == digest:
+        return "unchanged"
+    manifest = copier.fetch(digest)
+    if manifest is None:
+        raise RegistryError("GET", f"{copier.source.repository}@{digest}", 404, detail="manifest vanished")
+    try:
+        put_manifest(copier.dest, tag, manifest)
+    except RegistryError as exc:
+        if immutable_conflict(exc):
+            held = f" (it points at {current.digest})" if current is not None and current.digest else ""
+            raise TagConflict(f"{copier.dest.repository}:{tag} cannot move to {digest}{held}: "
+                              "the repository's tags are immutable") from None
+        raise
+    return "set"
+
+
+def immutable_conflict(exc: RegistryError) -> bool:
+    """Recognise a registry's refusal to move an immutable tag (ECR: TAG_INVALID ... immutable)."""
+    text = str(exc).lower()
+    if exc.codes & {"TAG_INVALID", "TAG_IMMUTABLE"}:
+        return "immutable" in text or "already exists" in text
+    return "imagetagalreadyexists" in text
