@@ -62,13 +62,25 @@ def _with_digest(location: str, digest: str) -> str:
     return location + ("&" if "?" in location else "?") + urlencode({"digest": digest})
 
 
+class SourceStreamLost(Exception):
+    """The source connection broke while its blob was being streamed into the destination."""
+
+
+def _source_chunks(chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
+    """Re-raise a source read failure as SourceStreamLost, so the upload does not blame the destination."""
+    try:
+        yield from chunks
+    except httpx.TransportError as exc:
+        raise SourceStreamLost(f"connection lost reading {what} from the source: {type(exc).__name__}") from None
+
+
 def _verified(chunks: Iterator[bytes], blob: Descriptor, what: str,
               on_bytes: Callable[[int], None]) -> Iterator[bytes]:
     """Pass chunks through, hashing them; hold the last one back until size and digest check out."""
     hasher = hashlib.sha256()
     size = 0
     pending: bytes | None = None
-    for chunk in chunks:
+    for chunk in _source_chunks(chunks, what):
         if not chunk:
             continue
         hasher.update(chunk)
@@ -154,13 +166,14 @@ def copy_blob_with_retries(source: Transport, dest: Transport, blob: Descriptor,
     for attempt in range(1, attempts + 1):
         try:
             return copy_blob(source, dest, blob, mount_from=candidate, on_bytes=on_bytes)
-        except (RegistryError, DigestMismatch, httpx.TransportError) as exc:
+        except (RegistryError, DigestMismatch, SourceStreamLost, httpx.TransportError) as exc:
             permanent = isinstance(exc, RegistryError) and exc.status is not None and exc.status < 500 \
                 and exc.status not in (401, 408, 429)
             if permanent or attempt >= attempts or isinstance(exc, AccessDenied):
-                if isinstance(exc, httpx.TransportError):
+                if isinstance(exc, (httpx.TransportError, SourceStreamLost)):
                     raise RegistryError("GET", f"{source.repository}@{blob.digest}", None,
-                                        detail=f"connection lost copying blob: {type(exc).__name__}") from None
+                                        detail=f"connection lost copying blob after {attempt} attempt(s): "
+                                        f"{exc if isinstance(exc, SourceStreamLost) else type(exc).__name__}") from None
                 raise
             wait = source.retry.delay(attempt)
             log.warning("copying %s failed (%s); retry %d in %.1fs", blob.digest, exc, attempt, wait)

@@ -66,7 +66,17 @@ def run_sync(source_host: str, source_repo: str, dest_host: str, dest_repo: str,
     request = sync.SyncRequest.build(
         f"http://{source_host}/{source_repo}", f"http://{dest_host}/{dest_repo}", tags=tags, digest=digest,
         all_tags=all_tags, tag_globs=tag_globs, signatures=signatures, concurrency=concurrency)
-    return sync.run(request, env=env, retry=FAST_RETRY, sleep=sleep or Sleeps(), **kwargs)
+    kwargs.setdefault("retry", FAST_RETRY)
+    return sync.run(request, env=env, sleep=sleep or Sleeps(), **kwargs)
+
+
+def dest_has(ecr: EcrStandin, repository: str, kind: str, reference: str) -> bool:
+    """Tell whether the ECR stand-in has a manifest (kind "manifests") or blob (kind "blobs")."""
+    auth = (ecr.credential.username, ecr.credential.password)
+    response = httpx.head(f"{ecr.url}/v2/{repository}/{kind}/{reference}", auth=auth, headers={"Accept": ACCEPT})
+    if response.status_code not in (200, 404):
+        raise AssertionError(f"unexpected HEAD answer {response.status_code}")
+    return response.status_code == 200
 
 
 class ImmutableTags(httpx.BaseTransport):
