@@ -62,19 +62,18 @@ def lambda_policies(
             # The SQS event source polls with the function's role (Lambda developer guide, "with-sqs").
             _statement(
                 "ConsumeSyncQueue",
-                ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"],
+                ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
                 [queue],
             ),
             _statement("ReadAppKey", ["ssm:GetParameter"], [private_key]),
-            _statement(
-                "WriteBuildTokens", ["ssm:PutParameter", "ssm:DeleteParameter", "ssm:AddTagsToResource"], [tokens]
-            ),
+            # Powertools' SSMProvider reads with GetParameter; tokens are written untagged (chalicelib/aws.py).
+            _statement("WriteBuildTokens", ["ssm:PutParameter", "ssm:DeleteParameter"], [tokens]),
             _statement("StartCopies", ["codebuild:StartBuild"], [project]),
             _statement("FindPullSecrets", ["secretsmanager:DescribeSecret"], [pull_secrets]),
         ],
         "on_build_state": [
+            # The build's outcome comes in the event itself; counters are EMF log lines (no PutMetricData).
             _statement("DeleteBuildTokens", ["ssm:DeleteParameter"], [tokens]),
-            _statement("ReadBuilds", ["codebuild:BatchGetBuilds"], [project]),
         ],
     }
     baseline, files = policy_files(stage)

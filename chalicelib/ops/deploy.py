@@ -1,0 +1,241 @@
+"""`ghcr2ecr deploy` and `ghcr2ecr destroy`: everything in AWS for one Chalice stage, step by step.
+
+deploy: build the code bundle, create or update the support stack (infra/support-stack.yml) and put the
+bundle in its bucket, copy the stack's outputs into the stage's environment variables, write the
+Lambdas' least-privilege policies, then `chalice deploy`. Every step is idempotent, so re-running is safe.
+destroy: `chalice delete`, empty the bundle bucket, delete the stack, delete leftover build tokens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.ops import bundle as bundles
+from chalicelib.ops.chalice_config import ChaliceConfig
+from chalicelib.ops.policy import lambda_policies, policy_files, write_policies
+from chalicelib.ops.project import Say, find_project_dir, say_stdout
+from chalicelib.ops.stack import TEMPLATE_PATH, StackError, SupportStack, empty_bucket, stack_name
+
+Runner = Callable[[Sequence[str], Path, Mapping[str, str]], int]
+
+# Stack output -> the stage environment variable that carries it (DESIGN.md, deployment configuration).
+OUTPUT_VARIABLES = {
+    "SyncQueueUrl": "SYNC_QUEUE_URL",
+    "SyncQueueName": "SYNC_QUEUE_NAME",
+    "CodeBuildProjectName": "CODEBUILD_PROJECT",
+}
+# app.py's decorators read these at import time, so `chalice deploy` must see them in its environment.
+IMPORT_TIME_VARIABLES = ("SYNC_QUEUE_NAME", "CODEBUILD_PROJECT")
+VISIBILITY_FACTOR = 6  # queue visibility timeout >= 6x the consumer's timeout (AWS Lambda + SQS guidance)
+
+
+@dataclass
+class Aws:
+    """The AWS clients the deploy commands use (injected in tests)."""
+
+    cloudformation: Any
+    s3: Any
+    sts: Any
+    ssm: Any
+    region: str
+    partition: str = "aws"
+
+    @classmethod
+    def from_environment(cls) -> Aws:
+        """Build clients from the standard AWS environment (profile, region, AWS_ENDPOINT_URL)."""
+        import boto3
+
+        session = boto3.session.Session()
+        if not session.region_name:
+            raise SystemExit("ghcr2ecr: no AWS region: set AWS_REGION (or a profile's region) and re-run")
+        partition = session.get_partition_for_region(session.region_name)
+        return cls(*(session.client(name) for name in ("cloudformation", "s3", "sts", "ssm")),
+                   region=session.region_name, partition=partition)
+
+
+def run_command(command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> int:
+    """Run a command in `cwd` with `env`, its output going straight to the terminal."""
+    return subprocess.run(list(command), cwd=cwd, env=dict(env), check=False).returncode
+
+
+def chalice_executable() -> str:
+    """Return the chalice installed next to this Python (the one whose Python the Lambdas will run)."""
+    beside = Path(sys.executable).parent / "chalice"
+    return str(beside) if beside.exists() else (shutil.which("chalice") or "chalice")
+
+
+def stack_parameters(config: ChaliceConfig, stage: str, compute: str, bundle_key: str) -> dict[str, str]:
+    """Return the support stack's parameters for a stage, from its Chalice configuration."""
+    env = config.env(stage)
+    visibility = max(60, VISIBILITY_FACTOR * config.lambda_timeout(stage, "dispatch"))
+    return {
+        "AppName": config.app_name,
+        "Stage": stage,
+        "EcrRepositoryPrefix": env.get("ECR_REPOSITORY_PREFIX") or "ghcr",
+        "TokenParameterPrefix": env.get("TOKEN_PARAMETER_PREFIX") or "/ghcr2ecr/tokens/",
+        "PullSecretPrefix": env.get("GHCR_PULL_SECRET_PREFIX") or "ghcr2ecr/ghcr-pull/",
+        "Compute": compute,
+        "CodeBundleKey": bundle_key,
+        "QueueVisibilityTimeout": str(visibility),
+    }
+
+
+def upload_bundle(s3: Any, bucket: str, bundle: bundles.Bundle, say: Say) -> None:
+    """Put the bundle under its content-hashed key unless that key already holds it."""
+    try:
+        s3.head_object(Bucket=bucket, Key=bundle.key)
+        say(f"  s3://{bucket}/{bundle.key} already holds this bundle")
+        return
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+            raise
+    s3.put_object(Bucket=bucket, Key=bundle.key, Body=bundle.data, ContentType="application/zip",
+                  Metadata={"sha256": bundle.sha256})
+    say(f"  uploaded s3://{bucket}/{bundle.key} ({len(bundle.data) / 1e6:.1f} MB)")
+
+
+def deploy(
+    args: argparse.Namespace, *, project_dir: Path, aws: Aws, runner: Runner = run_command,
+    install: bundles.Installer = bundles.pip_install, say: Say = say_stdout,
+) -> int:
+    """Deploy everything for `args.stage`; return the exit code."""
+    stage, compute = args.stage, args.compute
+    config = ChaliceConfig(project_dir)
+    if not config.has_stage(stage):
+        say(f"0/6 stage {stage} is new: adding it to {config.path}")
+    config.stage(stage)
+
+    say(f"1/6 building the code bundle (sync code, buildspec, pinned dependencies for Python {bundles.TARGET_PYTHON})")
+    bundle = bundles.build_bundle(project_dir, install=install)
+    say(f"  {bundle.key}: {len(bundle.data) / 1e6:.1f} MB, {len(bundle.pins)} pinned distributions")
+
+    stack = SupportStack(aws.cloudformation, stack_name(config.app_name, stage), say)
+    template = (project_dir / TEMPLATE_PATH).read_text()
+    parameters = stack_parameters(config, stage, compute, bundle.key)
+    say(f"2/6 support stack {stack.name} (CodeBuild compute: {compute}, queue visibility "
+        f"{parameters['QueueVisibilityTimeout']} s)")
+    bucket = stack.outputs().get("CodeBundleBucketName")
+    if bucket:  # existing stack: the new key must exist before the project points at it
+        upload_bundle(aws.s3, bucket, bundle, say)
+    outcome = stack.deploy(template, parameters)
+    outputs = stack.outputs()
+    say(f"  stack {outcome}")
+    if not bucket:
+        upload_bundle(aws.s3, outputs["CodeBundleBucketName"], bundle, say)
+
+    say(f"3/6 writing the stack's outputs into stage {stage} of {config.path}")
+    values = {variable: outputs[key] for key, variable in OUTPUT_VARIABLES.items()}
+    changed = config.set_env(stage, values)
+    for variable in OUTPUT_VARIABLES.values():
+        say(f"  {variable}={values[variable]}" + ("" if variable in changed else " (unchanged)"))
+
+    account = aws.sts.get_caller_identity()["Account"]
+    say(f"4/6 writing least-privilege Lambda policies for account {account} in {aws.region}")
+    documents = lambda_policies(config.app_name, stage, config.env(stage), account=account,
+                                region=aws.region, partition=aws.partition)
+    written = write_policies(project_dir / ".chalice", documents)
+    default, files = policy_files(stage)
+    config.set_policy_files(stage, files, default)
+    config.save()
+    for name in documents:
+        say(f"  .chalice/{name}" + ("" if name in written else " (unchanged)"))
+
+    say(f"5/6 chalice deploy --stage {stage}")
+    env = dict(os.environ)
+    env.update({name: values[name] for name in IMPORT_TIME_VARIABLES})
+    status = runner([chalice_executable(), "deploy", "--stage", stage], project_dir, env)
+    if status != 0:
+        say(f"deploy: chalice deploy failed (exit {status}); fix the cause above and re-run `ghcr2ecr deploy`")
+        return 1
+
+    say("6/6 done")
+    report_next_steps(ChaliceConfig(project_dir), stage, say)
+    return 0
+
+
+def report_next_steps(config: ChaliceConfig, stage: str, say: Say) -> None:
+    """Print the webhook URL and what is still missing."""
+    webhook = config.webhook_url(stage)
+    env = config.env(stage)
+    if webhook:
+        say(f"Webhook URL: {webhook}")
+    if not env.get("GITHUB_APP_ID"):
+        say(f"No GitHub App yet: run `ghcr2ecr create-app --stage {stage}`, then `ghcr2ecr deploy --stage {stage}`.")
+    elif webhook:
+        say("Make sure the App's webhook (GitHub: App settings > General > Webhook) is this URL and Active.")
+    if not env.get("ALLOWED_ACCOUNTS"):
+        say(f"ALLOWED_ACCOUNTS is empty, so every delivery is refused (403): set it in stage {stage} and re-deploy.")
+
+
+def destroy(
+    args: argparse.Namespace, *, project_dir: Path, aws: Aws, runner: Runner = run_command, say: Say = say_stdout,
+) -> int:
+    """Remove everything `deploy` created for `args.stage`; return the exit code."""
+    stage = args.stage
+    config = ChaliceConfig(project_dir)
+    env = config.env(stage)
+
+    say(f"1/4 chalice delete --stage {stage}")
+    run_env = dict(os.environ)
+    run_env.update({name: env.get(name) or "" for name in IMPORT_TIME_VARIABLES})
+    status = runner([chalice_executable(), "delete", "--stage", stage], project_dir, run_env)
+    if status != 0:
+        say(f"destroy: chalice delete failed (exit {status}); the support stack was left in place. Re-run when fixed.")
+        return 1
+
+    stack = SupportStack(aws.cloudformation, stack_name(config.app_name, stage), say)
+    bucket = stack.outputs().get("CodeBundleBucketName")
+    say(f"2/4 emptying the code bundle bucket {bucket or '(none)'}")
+    if bucket:
+        say(f"  deleted {empty_bucket(aws.s3, bucket)} objects")
+
+    say(f"3/4 deleting stack {stack.name}")
+    say("  deleted" if stack.delete() else "  no such stack")
+
+    prefix = (env.get("TOKEN_PARAMETER_PREFIX") or "/ghcr2ecr/tokens/").rstrip("/")
+    say(f"4/4 deleting leftover build token parameters under {prefix}/")
+    say(f"  deleted {delete_parameters_under(aws.ssm, prefix)}")
+
+    config.set_env(stage, {"SYNC_QUEUE_URL": ""})
+    config.save()
+    say("Kept: the GitHub App and its credentials in SSM "
+        f"({env.get('GITHUB_PRIVATE_KEY_PARAMETER')}, {env.get('GITHUB_WEBHOOK_SECRET_PARAMETER')}), "
+        "pull secrets in Secrets Manager, and the ECR repositories with their images. Delete them yourself if wanted.")
+    return 0
+
+
+def delete_parameters_under(ssm: Any, path: str) -> int:
+    """Delete every SSM parameter under `path`; return how many."""
+    names = [parameter["Name"]
+             for page in ssm.get_paginator("get_parameters_by_path").paginate(Path=path, Recursive=True)
+             for parameter in page.get("Parameters", [])]
+    for start in range(0, len(names), 10):  # DeleteParameters takes at most 10 names
+        ssm.delete_parameters(Names=names[start:start + 10])
+    return len(names)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Entry point for `ghcr2ecr deploy` and `ghcr2ecr destroy` (`args.command` says which)."""
+    project_dir = find_project_dir()
+    try:
+        aws = Aws.from_environment()
+        if args.command == "destroy":
+            return destroy(args, project_dir=project_dir, aws=aws)
+        return deploy(args, project_dir=project_dir, aws=aws)
+    except (StackError, bundles.BundleError) as exc:
+        print(f"{args.command}: {exc}", file=sys.stderr)
+        return 1
+    except (ClientError, BotoCoreError) as exc:
+        print(f"{args.command}: AWS refused a step: {exc}", file=sys.stderr)
+        return 1
+

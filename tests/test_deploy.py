@@ -1,0 +1,317 @@
+"""`ghcr2ecr deploy` / `destroy` against a moto server, with `chalice` replaced by a recording fake.
+
+moto's CloudFormation creates the queues, bucket, role and log group but skips AWS::CodeBuild::Project
+(an unsupported type, with a warning), so the project itself is checked by cfn-lint in test_infra.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import shutil
+import zipfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from chalicelib.ops import bundle as bundles
+from chalicelib.ops.deploy import Aws, deploy, destroy
+from standins.aws import ACCOUNT_ID, REGION, MotoServer, aws_environment, reset
+
+ROOT = Path(__file__).resolve().parent.parent
+PINS = ("httpx==0.28.1", "h11==0.16.0")
+API_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/api/"
+pytestmark = pytest.mark.filterwarnings(  # moto's CloudFormation skips these types (see the module docstring)
+    r"ignore:Tried to parse AWS.{2}(CodeBuild.{2}Project|S3.{2}BucketPolicy) but:UserWarning",
+)
+
+
+class FakeChalice:
+    """Records each chalice command; `deploy` writes the record `chalice deploy` leaves behind."""
+
+    def __init__(self, status: int = 0) -> None:
+        self.status = status
+        self.calls: list[tuple[list[str], Path, dict[str, str]]] = []
+
+    def __call__(self, command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> int:
+        self.calls.append((list(command), cwd, dict(env)))
+        stage = command[command.index("--stage") + 1]
+        record = cwd / ".chalice" / "deployed" / f"{stage}.json"
+        if command[1] == "deploy" and self.status == 0:
+            record.parent.mkdir(exist_ok=True)
+            record.write_text(json.dumps({"resources": [
+                {"name": "rest_api", "resource_type": "rest_api", "rest_api_url": API_URL}]}))
+        elif command[1] == "delete":
+            record.unlink(missing_ok=True)
+        return self.status
+
+
+class FakeInstaller:
+    """Stands in for pip: writes one module per pin and counts its runs."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[tuple[str, ...], Path]] = []
+
+    def __call__(self, pins: Sequence[str], target: Path) -> None:
+        self.runs.append((tuple(pins), target))
+        for pin in pins:
+            name = pin.split("==")[0]
+            (target / name).mkdir()
+            (target / name / "__init__.py").write_text(f"__version__ = {pin.split('==')[1]!r}\n")
+            (target / name / "__pycache__").mkdir()
+            (target / name / "__pycache__" / "x.pyc").write_bytes(b"\0")
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    with MotoServer() as url:
+        yield url
+
+
+@pytest.fixture()
+def aws(moto_url: str) -> Iterator[Aws]:
+    reset(moto_url)
+    with aws_environment(moto_url):
+        yield Aws(*(boto3.client(name) for name in ("cloudformation", "s3", "sts", "ssm")), region=REGION)
+
+
+@pytest.fixture()
+def project(tmp_path: Path) -> Path:
+    """A copy of what deploy reads: config, template, buildspec and the sync code."""
+    for name in (".chalice/config.json", "infra/support-stack.yml", "buildspec/buildspec.yml"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "chalicelib", tmp_path / "chalicelib", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "chalicelib" / "__pycache__").mkdir()
+    (tmp_path / "chalicelib" / "__pycache__" / "cli.cpython-311.pyc").write_bytes(b"\0")
+    return tmp_path
+
+
+@pytest.fixture()
+def installer(monkeypatch: pytest.MonkeyPatch) -> FakeInstaller:
+    monkeypatch.setattr(bundles, "pinned_requirements", lambda roots=bundles.SYNC_DISTRIBUTIONS: PINS)
+    return FakeInstaller()
+
+
+def args(stage: str = "dev", compute: str = "lambda", command: str = "deploy") -> argparse.Namespace:
+    return argparse.Namespace(command=command, stage=stage, compute=compute)
+
+
+def run_deploy(project: Path, aws: Aws, installer: FakeInstaller, chalice: FakeChalice, lines: list[str],
+               **kwargs: Any) -> int:
+    return deploy(args(**kwargs), project_dir=project, aws=aws, runner=chalice, install=installer, say=lines.append)
+
+
+def config(project: Path) -> dict[str, Any]:
+    return json.loads((project / ".chalice" / "config.json").read_text())
+
+
+def stack(aws: Aws, stage: str = "dev") -> dict[str, Any]:
+    return aws.cloudformation.describe_stacks(StackName=f"ghcr2ecr-{stage}-support")["Stacks"][0]
+
+
+def outputs(aws: Aws, stage: str = "dev") -> dict[str, str]:
+    return {o["OutputKey"]: o["OutputValue"] for o in stack(aws, stage)["Outputs"]}
+
+
+def parameters(aws: Aws, stage: str = "dev") -> dict[str, str]:
+    return {p["ParameterKey"]: p["ParameterValue"] for p in stack(aws, stage)["Parameters"]}
+
+
+# ---- deploy ----------------------------------------------------------------------------------------
+def test_deploy_creates_the_stack_and_writes_its_outputs_into_the_stage(
+    project: Path, aws: Aws, installer: FakeInstaller
+) -> None:
+    assert run_deploy(project, aws, installer, FakeChalice(), []) == 0
+    env = config(project)["stages"]["dev"]["environment_variables"]
+    assert env["SYNC_QUEUE_URL"] == outputs(aws)["SyncQueueUrl"]
+    assert env["SYNC_QUEUE_URL"].endswith("/ghcr2ecr-dev-sync.fifo")
+    assert env["SYNC_QUEUE_NAME"] == "ghcr2ecr-dev-sync.fifo"
+    assert env["CODEBUILD_PROJECT"] == "ghcr2ecr-dev-copy"
+    attributes = boto3.client("sqs").get_queue_attributes(QueueUrl=env["SYNC_QUEUE_URL"],
+                                                          AttributeNames=["All"])["Attributes"]
+    assert attributes["FifoQueue"] == "true" and attributes["ContentBasedDeduplication"] == "false"
+    assert json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"].endswith("ghcr2ecr-dev-sync-dlq.fifo")
+
+
+def test_deploy_keeps_the_rest_of_the_chalice_config(project: Path, aws: Aws, installer: FakeInstaller) -> None:
+    before = config(project)
+    assert run_deploy(project, aws, installer, FakeChalice(), []) == 0
+    after = config(project)
+    assert after["environment_variables"] == before["environment_variables"]
+    assert after["stages"]["dev"]["environment_variables"]["GITHUB_APP_ID"] == \
+        before["stages"]["dev"]["environment_variables"]["GITHUB_APP_ID"]
+    assert after["stages"]["dev"]["lambda_functions"]["dispatch"]["reserved_concurrency"] == 10
+
+
+def test_deploy_uploads_the_bundle_under_its_content_hash_and_points_the_project_at_it(
+    project: Path, aws: Aws, installer: FakeInstaller
+) -> None:
+    assert run_deploy(project, aws, installer, FakeChalice(), []) == 0
+    bucket, key = outputs(aws)["CodeBundleBucketName"], parameters(aws)["CodeBundleKey"]
+    data = aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert key == bundles.Bundle(data, bundles.hashlib.sha256(data).hexdigest(), PINS).key
+    names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    assert {"buildspec/buildspec.yml", "chalicelib/cli.py", "vendor/httpx/__init__.py"} <= set(names)
+
+
+def test_deploy_runs_chalice_deploy_with_the_names_app_py_reads_at_import(
+    project: Path, aws: Aws, installer: FakeInstaller
+) -> None:
+    chalice = FakeChalice()
+    assert run_deploy(project, aws, installer, chalice, []) == 0
+    [(command, cwd, env)] = chalice.calls
+    assert command[1:] == ["deploy", "--stage", "dev"]
+    assert cwd == project
+    assert env["SYNC_QUEUE_NAME"] == "ghcr2ecr-dev-sync.fifo"
+    assert env["CODEBUILD_PROJECT"] == "ghcr2ecr-dev-copy"
+
+
+def test_deploy_writes_policies_with_this_accounts_exact_arns(project: Path, aws: Aws, installer: FakeInstaller) -> None:
+    assert run_deploy(project, aws, installer, FakeChalice(), []) == 0
+    stage = config(project)["stages"]["dev"]
+    filename = stage["lambda_functions"]["dispatch"]["iam_policy_file"]
+    document = json.loads((project / ".chalice" / filename).read_text())
+    resources = {r for statement in document["Statement"] for r in statement["Resource"]}
+    assert f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:ghcr2ecr-dev-sync.fifo" in resources
+    assert all(f":{REGION}:{ACCOUNT_ID}:" in resource for resource in resources)
+    assert (project / ".chalice" / stage["iam_policy_file"]).is_file()
+
+
+def test_running_deploy_again_is_safe_and_changes_nothing(project: Path, aws: Aws, installer: FakeInstaller) -> None:
+    chalice = FakeChalice()
+    assert run_deploy(project, aws, installer, chalice, []) == 0
+    first_config, first_stack = config(project), parameters(aws)
+    lines: list[str] = []
+    assert run_deploy(project, aws, installer, chalice, lines) == 0
+    assert config(project) == first_config
+    assert parameters(aws) == first_stack
+    assert any("already holds this bundle" in line for line in lines)
+    assert len(installer.runs) == 1  # the vendored dependencies were reused
+    assert len(chalice.calls) == 2
+    objects = aws.s3.list_objects_v2(Bucket=outputs(aws)["CodeBundleBucketName"])["Contents"]
+    assert len(objects) == 1
+
+
+def test_ec2_compute_is_passed_to_the_stack(project: Path, aws: Aws, installer: FakeInstaller) -> None:
+    assert run_deploy(project, aws, installer, FakeChalice(), [], compute="ec2") == 0
+    assert parameters(aws)["Compute"] == "ec2"
+    assert run_deploy(project, aws, installer, FakeChalice(), []) == 0
+    assert parameters(aws)["Compute"] == "lambda"
+
+
+def test_queue_visibility_follows_six_times_the_dispatch_timeout(
+    project: Path, aws: Aws, installer: FakeInstaller
+) -> None:
+    data = config(project)
+    data["stages"]["dev"]["lambda_functions"]["dispatch"]["lambda_timeout"] = 120
+    (project / ".chalice" / "config.json").write_text(json.dumps(data))
+    assert run_deploy(project, aws, installer, FakeChalice(), []) == 0
+    url = config(project)["stages"]["dev"]["environment_variables"]["SYNC_QUEUE_URL"]
+    attributes = boto3.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])
+    assert attributes["Attributes"]["VisibilityTimeout"] == "720"
+
+
+def test_a_new_stage_gets_its_own_stack_names_and_policies(project: Path, aws: Aws, installer: FakeInstaller) -> None:
+    lines: list[str] = []
+    assert run_deploy(project, aws, installer, FakeChalice(), lines, stage="prod") == 0
+    stage = config(project)["stages"]["prod"]
+    assert stage["environment_variables"]["SYNC_QUEUE_NAME"] == "ghcr2ecr-prod-sync.fifo"
+    assert stage["environment_variables"]["CODEBUILD_PROJECT"] == "ghcr2ecr-prod-copy"
+    assert stage["lambda_functions"]["api_handler"]["iam_policy_file"] == "policy-prod-api_handler.json"
+    assert (project / ".chalice" / "policy-prod-dispatch.json").is_file()
+    assert any("stage prod is new" in line for line in lines)
+
+
+def test_deploy_prints_each_step_and_the_webhook_url(project: Path, aws: Aws, installer: FakeInstaller) -> None:
+    lines: list[str] = []
+    assert run_deploy(project, aws, installer, FakeChalice(), lines) == 0
+    steps = [line.split(" ")[0] for line in lines if line[:1].isdigit()]
+    assert steps == ["1/6", "2/6", "3/6", "4/6", "5/6", "6/6"]
+    assert f"Webhook URL: {API_URL}github/webhook" in lines
+    assert any("create-app" in line for line in lines)  # no App id yet: says what to do
+
+
+def test_a_failing_chalice_deploy_fails_the_command(project: Path, aws: Aws, installer: FakeInstaller) -> None:
+    lines: list[str] = []
+    assert run_deploy(project, aws, installer, FakeChalice(status=2), lines) == 1
+    assert any("chalice deploy failed" in line for line in lines)
+
+
+# ---- destroy ---------------------------------------------------------------------------------------
+def test_destroy_removes_the_app_the_bucket_contents_and_the_stack(
+    project: Path, aws: Aws, installer: FakeInstaller
+) -> None:
+    chalice = FakeChalice()
+    assert run_deploy(project, aws, installer, chalice, []) == 0
+    aws.ssm.put_parameter(Name="/ghcr2ecr/tokens/left-over", Value="x", Type="SecureString")
+    aws.ssm.put_parameter(Name="/ghcr2ecr/github/private-key", Value="kept", Type="SecureString")
+    lines: list[str] = []
+    assert destroy(args(command="destroy"), project_dir=project, aws=aws, runner=chalice, say=lines.append) == 0
+    assert chalice.calls[-1][0][1:] == ["delete", "--stage", "dev"]
+    assert not [s for s in aws.cloudformation.describe_stacks()["Stacks"] if s["StackStatus"] != "DELETE_COMPLETE"]
+    assert boto3.client("sqs").list_queues().get("QueueUrls", []) == []
+    names = [p["Name"] for p in aws.ssm.describe_parameters()["Parameters"]]
+    assert names == ["/ghcr2ecr/github/private-key"]  # the App's credentials are kept, tokens are gone
+    assert [line.split(" ")[0] for line in lines if line[:1].isdigit()] == ["1/4", "2/4", "3/4", "4/4"]
+
+
+def test_destroy_without_a_deployment_is_harmless(project: Path, aws: Aws) -> None:
+    lines: list[str] = []
+    assert destroy(args(command="destroy"), project_dir=project, aws=aws, runner=FakeChalice(), say=lines.append) == 0
+    assert "  no such stack" in lines
+
+
+def test_destroy_stops_before_the_stack_when_chalice_delete_fails(
+    project: Path, aws: Aws, installer: FakeInstaller
+) -> None:
+    assert run_deploy(project, aws, installer, FakeChalice(), []) == 0
+    assert destroy(args(command="destroy"), project_dir=project, aws=aws, runner=FakeChalice(status=1),
+                   say=[].append) == 1
+    assert stack(aws)["StackStatus"].endswith("_COMPLETE")
+
+
+# ---- the code bundle -------------------------------------------------------------------------------
+def test_bundle_holds_sync_code_buildspec_and_vendored_dependencies_only(
+    project: Path, installer: FakeInstaller
+) -> None:
+    built = bundles.build_bundle(project, install=installer, pins=PINS)
+    names = zipfile.ZipFile(io.BytesIO(built.data)).namelist()
+    assert "buildspec/buildspec.yml" in names and "chalicelib/sync.py" in names
+    assert {"vendor/httpx/__init__.py", "vendor/h11/__init__.py", "vendor/PINNED.txt"} <= set(names)
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    assert not [n for n in names if n.startswith("chalicelib/ops/")]  # operator tooling stays home
+    assert {n.split("/")[0] for n in names} == {"chalicelib", "buildspec", "vendor"}
+
+
+def test_bundle_is_reproducible_so_its_key_only_changes_with_its_content(
+    project: Path, installer: FakeInstaller
+) -> None:
+    first = bundles.build_bundle(project, install=installer, pins=PINS)
+    again = bundles.build_bundle(project, install=installer, pins=PINS)
+    assert again.data == first.data and again.key == first.key
+    (project / "chalicelib" / "sync.py").write_text("# changed\n")
+    assert bundles.build_bundle(project, install=installer, pins=PINS).key != first.key
+
+
+def test_bundle_without_a_buildspec_is_refused(project: Path, installer: FakeInstaller) -> None:
+    (project / "buildspec" / "buildspec.yml").unlink()
+    with pytest.raises(bundles.BundleError, match="buildspec.yml"):
+        bundles.build_bundle(project, install=installer, pins=PINS)
+
+
+def test_vendored_dependencies_are_exactly_the_installed_versions_for_the_builds_python() -> None:
+    pins = bundles.pinned_requirements()
+    names = {pin.split("==")[0] for pin in pins}
+    assert {"httpx", "httpcore", "h11", "anyio", "idna", "certifi", "boto3", "botocore"} <= names
+    assert not names & {"chalice", "githubkit", "moto", "pytest"}
+    assert f"httpx=={bundles.metadata.version('httpx')}" in pins
+    command = bundles.pip_command(pins, Path("/tmp/v"))
+    assert {"--no-deps", "--only-binary=:all:", "--no-compile"} <= set(command)
+    assert command[command.index("--python-version") + 1] == bundles.TARGET_PYTHON
+    assert command[command.index("--target") + 1] == "/tmp/v"
+    assert command[-len(pins):] == list(pins)
