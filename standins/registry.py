@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,15 @@ def free_port() -> int:
 def registry_binary() -> str | None:
     """Return the path of `docker-registry` (or `registry`), or None when neither is installed."""
     return shutil.which("docker-registry") or shutil.which("registry")
+
+
+def _die_with_parent(command: list[str]) -> list[str]:
+    """Prefix `setpriv --pdeathsig TERM` so the registry ends even if this process is killed outright."""
+    setpriv = shutil.which("setpriv")
+    # PR_SET_PDEATHSIG fires when the *thread* that started the child ends: only safe from the main thread
+    if setpriv is None or threading.current_thread() is not threading.main_thread():
+        return command
+    return [setpriv, "--pdeathsig", "TERM", "--", *command]
 
 
 class RegistryProcess:
@@ -130,7 +140,7 @@ class RegistryProcess:
             config_path.write_text(json.dumps(self.config(), indent=2))
             env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
             with open(self.log_path, "ab") as log:
-                self._process = subprocess.Popen([binary, "serve", str(config_path)], stdout=log,
+                self._process = subprocess.Popen(_die_with_parent([binary, "serve", str(config_path)]), stdout=log,
                                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                                  env=env, start_new_session=True)
             _live.add(self)
