@@ -141,13 +141,14 @@ class Report:
 
 
 def run(request: SyncRequest, *, env: Mapping[str, str] | None = None, progress: ProgressSink | None = None,
-        retry: RetryPolicy = RetryPolicy(), sleep: Any = time.sleep, ecr_client: Any = None,
+        retry: RetryPolicy | None = None, sleep: Any = None, ecr_client: Any = None,
         mount_from: Sequence[str] = (), http_transports: Mapping[str, httpx.BaseTransport] | None = None) -> Report:
     """Run one sync and return its report; registry and AWS failures are recorded, not raised.
 
     `http_transports` ({"source": ..., "destination": ...}) replaces httpx's network transport (tests).
     """
     transports = http_transports or {}
+    retry, sleep = retry or RetryPolicy(), sleep or time.sleep
     env = os.environ if env is None else env
     started = time.monotonic()
     report = Report(source=str(request.source), destination=str(request.dest))

@@ -1,0 +1,109 @@
+"""`ghcr2ecr sync` as the contract states it: exit 0/1/2, a one-line cause, the JSON report, progress."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from chalicelib.cli import main
+from chalicelib.registry.copy import Stats
+from chalicelib.sync_cli import StderrProgress
+from tests.support.engine_helpers import ecr_env, ghcr_env, secrets_of
+
+
+def _set(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    for name in ("GHCR2ECR_SOURCE_TOKEN", "GHCR2ECR_SOURCE_FALLBACK_TOKEN", "GHCR2ECR_SOURCE_USERNAME",
+                 "GHCR2ECR_DEST_USERNAME", "GHCR2ECR_DEST_PASSWORD", "GHCR2ECR_DEST_ECR"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["http://ghcr.io/o/p", "127.0.0.1:5000/x", "--tag", "v1"], "plain http:// is accepted only for loopback"),
+    (["ghcr.io/o/p", "127.0.0.1:5000/x"], "nothing to copy"),
+    (["ghcr.io/o/p", "127.0.0.1:5000/x", "--tags", "v*,,x"], "empty item"),
+    (["ghcr.io/o/p", "127.0.0.1:5000/x", "--digest", "sha256:abc"], "is not a sha256 digest"),
+    (["ghcr.io/o/P", "127.0.0.1:5000/x", "--tag", "v1"], "not a valid repository name"),
+    (["ghcr.io/o/p:v1", "127.0.0.1:5000/x", "--tag", "v1"], "give the repository only"),
+    (["ghcr.io/o/p", "127.0.0.1:5000/x", "--tag=-bad"], "is not a valid tag"),
+])
+def test_usage_errors_exit_2_with_the_reason(argv: list[str], message: str,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sync", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.registry
+def test_a_successful_sync_exits_0_and_writes_the_report(ghcr, ecr, pushed_index, repo_name, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    _set(monkeypatch, {**ghcr_env(ghcr), **ecr_env(ecr)})
+    report_path = tmp_path / "report.json"
+    code = main(["sync", f"http://{ghcr.host}/{repo_name}", f"http://{ecr.host}/{repo_name}", "--tag", "v1",
+                 "--report", str(report_path), "--quiet"])
+    assert code == 0
+    assert capsys.readouterr().err == ""
+    report = json.loads(report_path.read_text())
+    assert report["ok"] is True
+    assert report["manifests"] == {"copied": 4, "skipped": 0}
+    assert report["blobs"] == {"copied": len(pushed_index.blobs), "skipped": 0, "mounted": 0}
+    assert report["bytes_moved"] == pushed_index.blob_bytes
+    assert report["tags"] == {"set": ["v1"], "unchanged": [], "conflicts": []}
+    assert report["digests"] == {"v1": pushed_index.digest}
+    assert report["errors"] == [] and report["duration_seconds"] >= 0
+    assert report["credentials_tried"] == ["installation token", "anonymous", "fallback token"]
+
+
+@pytest.mark.registry
+def test_a_denied_sync_exits_1_with_one_line_and_no_secret_anywhere(ghcr, ecr, pushed_index, repo_name,
+                                                                    tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    _set(monkeypatch, {**ghcr_env(ghcr, fallback=False), **ecr_env(ecr)})
+    report_path = tmp_path / "report.json"
+    code = main(["sync", f"http://{ghcr.host}/{repo_name}", f"http://{ecr.host}/{repo_name}", "--tag", "v1",
+                 "--report", str(report_path), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and err.startswith("ghcr2ecr sync: access to ")
+    assert "tried: installation token, anonymous" in err
+    text = report_path.read_text()
+    assert json.loads(text)["ok"] is False
+    for secret in secrets_of(ghcr, ecr):
+        assert secret not in err and secret not in text
+
+
+@pytest.mark.registry
+def test_a_registry_that_is_gone_exits_1_with_one_line(ghcr, pushed_index, repo_name, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    _set(monkeypatch, ghcr_env(ghcr))
+    waits: list[float] = []
+    monkeypatch.setattr("chalicelib.sync.time.sleep", waits.append)  # the retries happen, without the waiting
+    gone = "127.0.0.1:9"  # the discard port: nothing listens there
+    code = main(["sync", f"http://{ghcr.host}/{repo_name}", f"http://{gone}/{repo_name}", "--tag", "v1", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and "destination registry unreachable after 5 attempt(s)" in err
+    assert waits == [0.5, 1.0, 2.0, 4.0]
+
+
+def test_progress_prints_plain_lines_when_not_a_terminal() -> None:
+    stream = io.StringIO()
+    progress = StderrProgress(stream, interval=0.01)
+    stats = Stats()
+    progress.start(stats)
+    progress.phase("copying")
+    stats.add("bytes_planned", 2_000_000)
+    stats.add("bytes_moved", 1_500_000)
+    time.sleep(0.1)
+    progress.stop()
+    lines = stream.getvalue().splitlines()
+    assert lines and all(line.startswith("ghcr2ecr sync: ") for line in lines)
+    assert "copying: 1.5 MB of 2.0 MB moved" in lines[-1]
+    assert "\r" not in stream.getvalue()
