@@ -180,18 +180,21 @@ class TokenServer:
     def issue(self, username: str | None, principal: Principal | None, scopes: list[str]) -> tuple[int, dict]:
         """Decide one token request: return the HTTP status and the JSON body."""
         grants = principal.grants if principal else self.policy.anonymous
-        access, granted, refused = [], [], False
+        access: list[dict] = []
+        granted: list[tuple[str, frozenset[str]]] = []
+        asked = 0
         for scope in scopes:
             kind, _, rest = scope.partition(":")
             name, _, wanted = rest.rpartition(":")
             if kind != "repository" or not name:
-                continue
+                continue  # e.g. registry:catalog:* (GHCR has no catalog): grant nothing
+            asked += 1
             actions = frozenset(wanted.split(",")) & _actions_for(grants, name)
-            refused = refused or not actions
             if actions:
                 access.append({"type": "repository", "name": name, "actions": sorted(actions)})
                 granted.append((name, actions))
-        if principal is not None and refused and not granted and self.policy.deny_at_endpoint:
+        # a logged-in credential refused every repository it asked for is `denied`, as on ghcr.io
+        if principal is not None and asked and not granted and self.policy.deny_at_endpoint:
             return self._record(username, scopes, granted, 403, DENIED_BODY)
         now = int(time.time())
         token = self.signer.sign({

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ from standins.faults import FaultProxy
 from standins.ghcr_ecr import EcrStandin, GhcrStandin
 from standins.push import PushedImage, PushError, RegistryClient
 from standins.registry import RegistryProcess
+from standins.tokens import PULL, Credential, Principal, TokenPolicy, TokenServer
 
 
 def test_a_pushed_multi_platform_index_reads_back_identical_through_skopeo(
@@ -207,3 +210,17 @@ def test_a_registry_process_stops_with_its_process_group(registry_tools: None, t
 def test_push_errors_name_the_request(plain_registry: RegistryProcess) -> None:
     with RegistryClient(plain_registry.url, "it/missing") as client, pytest.raises(PushError, match="404"):
         client.get_manifest("nope")
+
+
+def test_token_claims_carry_only_the_granted_actions() -> None:
+    reader = Credential("reader", "pw")
+    policy = TokenPolicy(principals=[Principal(reader, {"team/*": PULL})], deny_at_endpoint=False)
+    server = TokenServer(policy)
+    status, body = server.issue("reader", policy.find("reader", "pw"),
+                                ["repository:team/app:pull,push", "repository:other/app:pull"])
+    claims = json.loads(base64.urlsafe_b64decode(body["token"].split(".")[1] + "=="))
+    assert status == 200 and body["token"] == body["access_token"]
+    assert claims["access"] == [{"type": "repository", "name": "team/app", "actions": ["pull"]}]
+    assert claims["aud"] == server.service and claims["iss"] == server.signer.issuer
+    status, body = server.issue("reader", policy.find("reader", "pw"), ["repository:other/app:pull"])
+    assert status == 200  # refused, but as an empty token: the registry then answers 401 insufficient_scope
