@@ -12,15 +12,26 @@ from typing import Any, TypeVar
 _T = TypeVar("_T")
 _seams: dict[type, Any] = {}
 _lock = threading.Lock()
+_session: Any = None
+
+
+def session() -> Any:
+    """Return this process's boto3 session (one, so service models are loaded once; endpoint and
+    region are still read from the environment for each client)."""
+    global _session
+    if _session is None:
+        import boto3
+
+        _session = boto3.session.Session()
+    return _session
 
 
 def _client(service: str) -> Any:
     """Build a boto3 client with short timeouts and bounded retries (standard mode, 3 attempts)."""
-    import boto3
     from botocore.config import Config
 
     config = Config(connect_timeout=3, read_timeout=10, retries={"mode": "standard", "max_attempts": 3})
-    return boto3.session.Session().client(service, config=config)
+    return session().client(service, config=config)
 
 
 def error_code(exc: BaseException) -> str:

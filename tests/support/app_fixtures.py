@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from chalicelib import aws
@@ -135,7 +134,7 @@ class AppEnv:
 
     def boto(self, service: str) -> Any:
         """Return a plain boto3 client on the moto server (for assertions)."""
-        return boto3.session.Session().client(service)
+        return aws.session().client(service)
 
     def receive(self, max_messages: int = 10) -> list[dict[str, Any]]:
         """Receive (and delete) every message currently on the sync queue."""
@@ -195,7 +194,7 @@ def app_env(moto_url: str, github: GitHubStandIn, monkeypatch: pytest.MonkeyPatc
     for name, value in aws_variables(moto_url).items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    session = boto3.session.Session()
+    session = aws.session()
     ssm, sqs = session.client("ssm"), session.client("sqs")
     ssm.put_parameter(Name=KEY_PARAMETER, Value=github.private_key_pem, Type="SecureString")
     ssm.put_parameter(Name=SECRET_PARAMETER, Value=WEBHOOK_SECRET, Type="SecureString")
