@@ -118,7 +118,7 @@ def test_app_id_and_slug_are_written_into_the_stage_and_the_rest_of_the_file_is_
     after = json.loads((project / ".chalice" / "config.json").read_text())
     assert after["stages"]["dev"]["environment_variables"]["GITHUB_APP_ID"] == "31337"
     assert after["stages"]["dev"]["environment_variables"]["GITHUB_APP_SLUG"] == "ghcr2ecr-octo-org"
-    for name in ("GITHUB_APP_ID", "GITHUB_APP_SLUG"):
+    for name in ("GITHUB_APP_ID", "GITHUB_APP_SLUG", "ALLOWED_ACCOUNTS"):
         after["stages"]["dev"]["environment_variables"].pop(name)
         before["stages"]["dev"]["environment_variables"].pop(name, None)
     assert after == before
@@ -232,6 +232,36 @@ def test_giving_up_after_the_wait_leaves_everything_untouched(project: Path, git
     assert status == 1
     assert any("no answer from GitHub" in line for line in lines)
     assert ssm.describe_parameters()["Parameters"] == []
+
+
+def test_empty_allowed_accounts_becomes_the_private_apps_owner(project: Path, github: GitHubStandIn, ssm: Any) -> None:
+    lines: list[str] = []
+    assert run(project, github, Browser(github), lines) == 0
+    assert stage_env(project)["ALLOWED_ACCOUNTS"] == "octo-org"
+    assert any("ALLOWED_ACCOUNTS" in line for line in lines)
+
+
+def test_configured_allowed_accounts_are_left_alone(project: Path, github: GitHubStandIn, ssm: Any) -> None:
+    data = json.loads((project / ".chalice" / "config.json").read_text())
+    data["stages"]["dev"]["environment_variables"]["ALLOWED_ACCOUNTS"] = "acme,1001"
+    (project / ".chalice" / "config.json").write_text(json.dumps(data))
+    assert run(project, github, Browser(github), []) == 0
+    assert stage_env(project)["ALLOWED_ACCOUNTS"] == "acme,1001"
+
+
+def test_the_ghcr2ecr_command_runs_the_flow_from_the_checkout(
+    project: Path, github: GitHubStandIn, ssm: Any, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chalicelib import cli
+
+    monkeypatch.chdir(project / ".chalice")  # any directory inside the checkout
+    monkeypatch.setattr(create_app.webbrowser, "open", Browser(github))
+    monkeypatch.setattr(create_app, "WAIT_SECONDS", 10)
+    assert cli.main(["create-app", "--org", "octo-org", "--github-url", github.url]) == 0
+    assert stage_env(project)["GITHUB_APP_ID"] == "31337"
+    out = capsys.readouterr().out
+    assert "1/4" in out and "4/4" in out and WEBHOOK_SECRET not in out and CLIENT_SECRET not in out
 
 
 def test_ghes_api_url_is_derived_from_the_web_url_unless_configured() -> None:

@@ -275,6 +275,26 @@ def test_destroy_stops_before_the_stack_when_chalice_delete_fails(
     assert stack(aws)["StackStatus"].endswith("_COMPLETE")
 
 
+# ---- the command line ------------------------------------------------------------------------------
+def test_the_ghcr2ecr_commands_deploy_and_destroy_from_the_checkout(
+    project: Path, aws: Aws, installer: FakeInstaller, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    from chalicelib import cli
+    from chalicelib.ops import deploy as deploy_module
+
+    chalice = FakeChalice()
+    monkeypatch.chdir(project / "infra")  # any directory inside the checkout
+    monkeypatch.setattr(deploy_module, "run_command", chalice)
+    monkeypatch.setattr(bundles, "pip_install", installer)
+    assert cli.main(["deploy", "--stage", "dev", "--compute", "ec2"]) == 0
+    assert parameters(aws)["Compute"] == "ec2"
+    assert cli.main(["destroy", "--stage", "dev"]) == 0
+    assert [call[0][1] for call in chalice.calls] == ["deploy", "delete"]
+    out = capsys.readouterr().out
+    assert "chalice deploy --stage dev" in out and "deleting stack ghcr2ecr-dev-support" in out
+
+
 # ---- the code bundle -------------------------------------------------------------------------------
 def test_bundle_holds_sync_code_buildspec_and_vendored_dependencies_only(
     project: Path, installer: FakeInstaller

@@ -179,7 +179,7 @@ def _allowed(document: dict[str, Any]) -> dict[str, set[str]]:
 
 ARN = r"arn:aws:{service}:[^:]+:[^:]+:"
 LAMBDA_RESOURCES = {  # action prefix -> regex every resource must match
-    "logs": ARN.format(service="logs") + r"log-group:/aws/lambda/ghcr2ecr-dev-[a-z_*]+(:\*)?",
+    "logs": ARN.format(service="logs") + r"log-group:/aws/lambda/ghcr2ecr-dev(-[a-z_*]+)?(:\*)?",
     "sqs": ARN.format(service="sqs") + re.escape("ghcr2ecr-dev-sync.fifo"),
     "codebuild": ARN.format(service="codebuild") + re.escape("project/ghcr2ecr-dev-copy"),
     "secretsmanager": ARN.format(service="secretsmanager") + re.escape("secret:ghcr2ecr/ghcr-pull/") + r"\*",
@@ -198,6 +198,30 @@ def test_chalice_generates_no_policy_and_every_function_has_its_own_file() -> No
     for function, filename in files.items():
         assert stage["lambda_functions"][function]["iam_policy_file"] == filename
         assert (ROOT / ".chalice" / filename).is_file()
+
+
+def test_chalice_gives_each_lambda_its_own_role_with_its_own_policy_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalice.cli.factory import CLIFactory
+    from chalice.deploy import models
+    from chalice.deploy.appgraph import ApplicationGraphBuilder
+
+    monkeypatch.setenv("SYNC_QUEUE_NAME", "ghcr2ecr-dev-sync.fifo")
+    monkeypatch.setenv("CODEBUILD_PROJECT", "ghcr2ecr-dev-copy")
+    config = CLIFactory(str(ROOT)).create_config_obj(chalice_stage_name="dev")
+    found: dict[str, models.LambdaFunction] = {}
+    pending: list[models.Model] = [ApplicationGraphBuilder().build(config, "dev")]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, models.LambdaFunction):
+            found[node.resource_name] = node
+        pending.extend(node.dependencies())
+    assert set(found) == set(FUNCTIONS)
+    _, files = policy_files("dev")
+    for name, function in found.items():
+        assert Path(function.role.policy.filename).name == files[name]  # type: ignore[attr-defined]
+        # The policy's log group is the one Lambda writes to: /aws/lambda/<function name>.
+        logs = _policy(files[name])["Statement"][0]["Resource"]
+        assert logs[0].endswith(f"log-group:/aws/lambda/{function.function_name}"), (name, logs)
 
 
 def test_committed_policies_are_what_deploy_generates() -> None:

@@ -152,6 +152,11 @@ def run(
         ssm = boto3.client("ssm")
     store_secrets(ssm, app, env, say)
     values = {"GITHUB_APP_ID": str(app["id"]), "GITHUB_APP_SLUG": str(app["slug"])}
+    owner = str((app.get("owner") or {}).get("login") or "")
+    if owner and not env.get("ALLOWED_ACCOUNTS", "").strip():
+        # A private App can only be installed on its owner's account, so that is who may use it.
+        values["ALLOWED_ACCOUNTS"] = owner
+        say(f"  ALLOWED_ACCOUNTS was empty: set to {owner}, the App's owner (a private App installs only there)")
     if api_url != (env.get("GITHUB_API_URL") or GITHUB_API_URL).rstrip("/"):
         values["GITHUB_API_URL"] = api_url
     config.set_env(stage, values)
@@ -171,4 +176,4 @@ def run(
 
 def main(args: argparse.Namespace) -> int:
     """Entry point for `ghcr2ecr create-app`."""
-    return run(args, project_dir=find_project_dir())
+    return run(args, project_dir=find_project_dir(), wait_seconds=WAIT_SECONDS)

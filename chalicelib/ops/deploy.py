@@ -230,8 +230,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         aws = Aws.from_environment()
         if args.command == "destroy":
-            return destroy(args, project_dir=project_dir, aws=aws)
-        return deploy(args, project_dir=project_dir, aws=aws)
+            return destroy(args, project_dir=project_dir, aws=aws, runner=run_command)
+        return deploy(args, project_dir=project_dir, aws=aws, runner=run_command, install=bundles.pip_install)
     except (StackError, bundles.BundleError) as exc:
         print(f"{args.command}: {exc}", file=sys.stderr)
         return 1

@@ -25,6 +25,11 @@ def policy_files(stage: str) -> tuple[str, dict[str, str]]:
     return f"policy-{stage}.json", {function: f"policy-{stage}-{function}.json" for function in FUNCTIONS}
 
 
+def lambda_name(app_name: str, stage: str, function: str) -> str:
+    """Return the deployed Lambda's name: Chalice names the route function "<app>-<stage>", others get a suffix."""
+    return f"{app_name}-{stage}" if function == "api_handler" else f"{app_name}-{stage}-{function}"
+
+
 def lambda_policies(
     app_name: str, stage: str, env: Mapping[str, str], *, account: str = "*", region: str = "*", partition: str = "aws"
 ) -> dict[str, dict[str, Any]]:
@@ -48,7 +53,7 @@ def lambda_policies(
     )
 
     def logs(function: str) -> dict[str, Any]:
-        group = arn.format(service="logs", resource=f"log-group:/aws/lambda/{app_name}-{stage}-{function}")
+        group = arn.format(service="logs", resource=f"log-group:/aws/lambda/{lambda_name(app_name, stage, function)}")
         return _statement(
             "OwnLogs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], [group, group + ":*"]
         )
