@@ -152,17 +152,24 @@ def run(request: SyncRequest, *, env: Mapping[str, str] | None = None, progress:
     env = os.environ if env is None else env
     started = time.monotonic()
     report = Report(source=str(request.source), destination=str(request.dest))
-    source = Transport(request.source, Authenticator(source_credentials(env)), role="source",
+    try:
+        chain = source_credentials(env)
+    except ValueError as exc:  # a malformed GHCR2ECR_SOURCE_FALLBACK_TOKEN: say so, never default it
+        report.errors.append(str(exc))
+        return report
+    region = request.dest.ecr[1] if request.dest.ecr else None
+    boto = (lambda: ecr_client) if ecr_client is not None else _lazy(lambda: ecr.ecr_client(region))
+    source = Transport(request.source, Authenticator(chain), role="source",
                        hint=SOURCE_HINT, retry=retry, sleep=sleep,
                        client=_client(request.concurrency, transports.get("source")))
-    dest = _dest_transport(request, env, retry, sleep, ecr_client,
+    dest = _dest_transport(request, env, retry, sleep, boto,
                            _client(request.concurrency, transports.get("destination")))
     if progress:
         progress.start(report.stats)
     try:
         with ThreadPoolExecutor(max_workers=request.concurrency, thread_name_prefix="ghcr2ecr") as pool:
             copier = Copier(source, dest, pool, stats=report.stats, mount_from=mount_from)
-            _run(request, env, report, copier, pool, progress, ecr_client)
+            _run(request, env, report, copier, pool, progress, boto)
     except (*CopyError, ValueError) as exc:
         report.errors.append(str(exc))
     except Exception as exc:  # boto3 errors from CreateRepository/GetAuthorizationToken
@@ -191,12 +198,10 @@ def _uses_ecr(request: SyncRequest, env: Mapping[str, str]) -> bool:
 
 
 def _dest_transport(request: SyncRequest, env: Mapping[str, str], retry: RetryPolicy, sleep: Any,
-                    ecr_client: Any, client: httpx.Client) -> Transport:
+                    boto: Any, client: httpx.Client) -> Transport:
     """Build the destination transport with ECR or Basic/anonymous credentials."""
     if _uses_ecr(request, env):
-        account, region = request.dest.ecr or (None, None)
-        boto = (lambda: ecr_client) if ecr_client is not None else _lazy(lambda: ecr.ecr_client(region))
-        credential: Any = ecr.EcrCredential(boto, registry_id=account)
+        credential: Any = ecr.EcrCredential(boto, registry_id=request.dest.ecr[0] if request.dest.ecr else None)
         hint = "check that the build role may push to this ECR repository (ecr:GetAuthorizationToken, ecr:PutImage...)"
     else:
         credential = basic_dest_credential(env)
@@ -212,13 +217,12 @@ def _lazy(factory: Any) -> Any:
 
 
 def _run(request: SyncRequest, env: Mapping[str, str], report: Report, copier: Copier, pool: ThreadPoolExecutor,
-         progress: ProgressSink | None, ecr_client: Any) -> None:
+         progress: ProgressSink | None, boto: Any) -> None:
     """The sync's steps, in order."""
     phase = progress.phase if progress else (lambda name: None)
     if request.create_repository and _uses_ecr(request, env):
-        client = ecr_client or ecr.ecr_client(request.dest.ecr[1] if request.dest.ecr else None)
         owner, _, package = request.source.name.partition("/")
-        report.repository_created = ecr.ensure_repository(client, request.dest.name, {
+        report.repository_created = ecr.ensure_repository(boto(), request.dest.name, {
             "ghcr2ecr:source": str(request.source)[:256], "ghcr2ecr:owner": owner[:256],
             "ghcr2ecr:package": (package or owner)[:256]})
     # 1. What is asked: tags resolved against the source now (a moved tag follows), and/or a digest.
@@ -254,18 +258,20 @@ def _run(request: SyncRequest, env: Mapping[str, str], report: Report, copier: C
         report.errors.append(copier.first_failure() or "copy failed")
     # 3. Tags last, each only when its content is complete in the destination.
     phase("tagging")
-    for tag in wanted:
-        digest = report.digests.get(tag)
-        if digest is None or digest in copier.failed:
-            continue
-        try:
-            outcome = set_tag(copier, tag, digest)
-        except TagConflict as exc:
-            report.conflicts.append(str(exc))
-        except CopyError as exc:
-            report.errors.append(f"setting tag {tag!r}: {exc}")
-        else:
-            (report.tags_set if outcome == "set" else report.tags_unchanged).append(tag)
+    ready = [(t, report.digests[t]) for t in wanted if t in report.digests and report.digests[t] not in copier.failed]
+    for (tag, _), (outcome, message) in zip(ready, pool.map(lambda item: _tag(copier, *item), ready)):
+        {"set": report.tags_set, "unchanged": report.tags_unchanged, "conflict": report.conflicts,
+         "error": report.errors}[outcome].append(message or tag)
+
+
+def _tag(copier: Copier, tag: str, digest: str) -> tuple[str, str | None]:
+    """Set one tag; return its outcome (set, unchanged, conflict, error) and a message for the last two."""
+    try:
+        return set_tag(copier, tag, digest), None
+    except TagConflict as exc:
+        return "conflict", str(exc)
+    except CopyError as exc:
+        return "error", f"setting tag {tag!r}: {exc}"
 
 
 def _list_source_tags(copier: Copier) -> list[str]:

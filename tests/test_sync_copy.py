@@ -177,3 +177,18 @@ def test_a_missing_tag_is_reported_and_nothing_else_is_blocked(ghcr, ecr, pushed
     report = run_sync(ghcr.host, repo_name, ecr.host, repo_name, _env(ghcr, ecr), tags=["v1", "nope"])
     assert not report.ok and report.tags_set == ["v1"], report.errors
     assert report.cause() == f"tag 'nope' not found in http://{ghcr.host}/{repo_name}"
+
+
+def test_within_one_registry_blobs_are_mounted_not_copied(plain_registry, push_image, new_repo_name) -> None:
+    source_repo, dest_repo = new_repo_name(), new_repo_name()
+    pushed = push_image(plain_registry, source_repo, images.multi_platform_index(seed=source_repo), ("v1",))
+    report = run_sync(plain_registry.host, source_repo, plain_registry.host, dest_repo, {}, tags=["v1"])
+    assert report.ok, report.errors
+    assert report.stats.blobs_mounted == len(pushed.blobs) and report.stats.bytes_moved == 0
+    assert skopeo.digest(f"{plain_registry.host}/{dest_repo}:v1") == pushed.digest
+
+
+def test_a_malformed_fallback_credential_stops_the_sync_naming_the_variable(ghcr, ecr, repo_name) -> None:
+    env = {**_env(ghcr, ecr), "GHCR2ECR_SOURCE_FALLBACK_TOKEN": '{"username": "x"}'}
+    report = run_sync(ghcr.host, repo_name, ecr.host, repo_name, env, tags=["v1"])
+    assert not report.ok and "GHCR2ECR_SOURCE_FALLBACK_TOKEN" in report.cause()
