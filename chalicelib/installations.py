@@ -174,8 +174,9 @@ class GitHubApp:
         """DELETE /installation/token with the token itself (FACTS.md §2: a client built from that token)."""
         from githubkit.exception import RequestFailed
 
+        github = _client(token.value, self.api_url)  # keep a reference: the rest namespace holds a weak one
         try:
-            _client(token.value, self.api_url).rest.apps.revoke_installation_access_token()
+            github.rest.apps.revoke_installation_access_token()
         except RequestFailed as exc:
             if exc.response.status_code != 401:  # 401: already revoked or expired
                 raise

@@ -7,7 +7,9 @@ StartBuild goes to moto through `RecordingCodeBuild`, which keeps the arguments 
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib import aws
+from chalicelib import aws, logs
 from chalicelib.config import settings
 from chalicelib.webhooks import sign
 from standins.aws import ACCOUNT_ID, MotoServer, aws_variables, reset
@@ -152,6 +154,36 @@ class AppEnv:
         """Return the names of token parameters currently in SSM."""
         pages = self.boto("ssm").get_paginator("describe_parameters").paginate()
         return [p["Name"] for page in pages for p in page["Parameters"] if p["Name"].startswith(TOKEN_PREFIX)]
+
+
+class JsonLogs:
+    """The App's JSON log lines, captured with the formatter production uses."""
+
+    def __init__(self) -> None:
+        self.stream = io.StringIO()
+
+    def text(self) -> str:
+        """Return everything logged so far."""
+        return self.stream.getvalue()
+
+    def lines(self) -> list[dict[str, Any]]:
+        """Return the log lines, parsed."""
+        return [json.loads(line) for line in self.text().splitlines() if line.strip()]
+
+    def find(self, message: str) -> list[dict[str, Any]]:
+        """Return the lines with this message."""
+        return [line for line in self.lines() if line.get("message") == message]
+
+
+@pytest.fixture
+def json_logs() -> Iterator[JsonLogs]:
+    """Capture the powertools logger's JSON lines (its own handler writes to the real stdout)."""
+    capture = JsonLogs()
+    handler = logging.StreamHandler(capture.stream)
+    handler.setFormatter(logs.logger.registered_formatter)
+    logs.logger._logger.addHandler(handler)
+    yield capture
+    logs.logger._logger.removeHandler(handler)
 
 
 @pytest.fixture(scope="session")
