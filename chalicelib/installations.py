@@ -124,11 +124,14 @@ class GitHubApp:
 
     def __init__(self, app_id: str, private_key: str, api_url: str) -> None:
         from githubkit import AppAuthStrategy
+        from githubkit.cache import MemCacheStrategy
 
         self.api_url = api_url
         # FACTS.md §2 trap: githubkit's request model drops `actions_variables` and
         # `organization_actions_variables` from `permissions`; with validation off the body is sent as given.
-        self._app = _client(AppAuthStrategy(app_id, private_key), api_url, rest_api_validate_body=False)
+        # Own JWT cache: githubkit's default one is process-wide and keyed by issuer only, not by key.
+        self._app = _client(AppAuthStrategy(app_id, private_key), api_url, rest_api_validate_body=False,
+                            cache_strategy=MemCacheStrategy())
 
     def mint_token(self, installation_id: int, repositories: list[str] | None,
                    permissions: Mapping[str, str]) -> InstallationToken:
