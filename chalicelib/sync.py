@@ -78,7 +78,11 @@ class SyncRequest:
     def build(cls, source: str, dest: str, *, tags: Sequence[str] = (), digest: str | None = None,
               all_tags: bool = False, tag_globs: str | None = None, signatures: bool = True,
               create_repository: bool = True, concurrency: int = 4) -> SyncRequest:
-        """Validate user input into a request; raise ValueError saying what is wrong."""
+        """Validate user input into a request; raise ValueError saying what is wrong.
+
+        Empty tag strings are dropped (`--tag "$TAG"` with an empty variable asks for no tag).
+        """
+        tags = [t for t in tags if t]
         if not (tags or digest or all_tags or tag_globs):
             raise ValueError("nothing to copy: give --tag, --digest, --all-tags or --tags")
         if not 1 <= concurrency <= 64:

@@ -144,14 +144,18 @@ class Authenticator:
         """Return the kinds of the credentials tried so far, in order."""
         return [c.kind for c in self.credentials[: self.index + 1]]
 
-    def advance(self, from_index: int) -> bool:
-        """Move past a denied credential (once per denial, across threads); False when none is left."""
+    def advance(self, from_index: int) -> str | None:
+        """Move past a denied credential, once per denial across threads.
+
+        Returns "moved" when this call moved on, "already" when another thread did, None when none is left.
+        """
         with self._lock:
-            if self.index == from_index:
-                if self.index + 1 >= len(self.credentials):
-                    return False
-                self.index += 1
-            return True
+            if self.index != from_index:
+                return "already"
+            if self.index + 1 >= len(self.credentials):
+                return None
+            self.index += 1
+            return "moved"
 
     def header(self, scopes: Sequence[tuple[str, str]]) -> tuple[int, str | None]:
         """Return the credential index in use and the Authorization header to send for these scopes."""

@@ -144,11 +144,13 @@ class Transport:
                 except TokenDenied:
                     pass
             # Denied for this credential: step down the chain, or give up naming what was tried.
-            if not replayable or not self.auth.advance(index):
+            advanced = self.auth.advance(index) if replayable else None
+            if advanced is None:
                 raise AccessDenied(method, url, response.status_code, str(self.repository),
                                    self.auth.tried(), self.hint, RegistryError.from_response(response).errors)
-            log.info("%s credential %r denied for %s; trying the next one", self.role,
-                     self.auth.credentials[index].kind, self.repository)
+            if advanced == "moved":
+                log.info("%s credential %r denied for %s; trying %r", self.role, self.auth.credentials[index].kind,
+                         self.repository, self.auth.credentials[index + 1].kind)
         raise AccessDenied(method, url, None, str(self.repository), self.auth.tried(), self.hint)
 
     def close(self) -> None:
