@@ -17,9 +17,11 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 
 from chalicelib.ops import bundle as bundles
 from chalicelib.ops.deploy import Aws, deploy, destroy
+from chalicelib.ops.stack import StackError, SupportStack
 from standins.aws import ACCOUNT_ID, REGION, MotoServer, aws_environment, reset
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -273,6 +275,67 @@ def test_destroy_stops_before_the_stack_when_chalice_delete_fails(
     assert destroy(args(command="destroy"), project_dir=project, aws=aws, runner=FakeChalice(status=1),
                    say=[].append) == 1
     assert stack(aws)["StackStatus"].endswith("_COMPLETE")
+
+
+# ---- CloudFormation states moto does not reach (botocore Stubber) ---------------------------------
+def stubbed_stack() -> tuple[SupportStack, Stubber, list[str]]:
+    client = boto3.client("cloudformation", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x",
+                          endpoint_url="http://127.0.0.1:9")  # never contacted: every answer is stubbed
+    lines: list[str] = []
+    return SupportStack(client, "ghcr2ecr-dev-support", lines.append, poll_seconds=1), Stubber(client), lines
+
+
+def described(status: str) -> dict[str, Any]:
+    return {"Stacks": [{"StackName": "ghcr2ecr-dev-support", "StackStatus": status,
+                        "CreationTime": "2026-01-01T00:00:00Z"}]}
+
+
+MISSING = {"service_error_code": "ValidationError", "service_message": "Stack with id ghcr2ecr-dev-support does not exist"}
+
+
+def test_a_failed_first_create_is_deleted_and_created_again() -> None:
+    stack, stub, lines = stubbed_stack()
+    stub.add_response("describe_stacks", described("ROLLBACK_COMPLETE"))
+    stub.add_response("describe_stacks", described("ROLLBACK_COMPLETE"))  # delete(): does it exist?
+    stub.add_response("delete_stack", {})
+    stub.add_client_error("describe_stacks", **MISSING)  # delete waiter: gone
+    stub.add_client_error("describe_stacks", **MISSING)  # after the wait
+    stub.add_response("create_stack", {"StackId": "arn:stack"})
+    stub.add_response("describe_stacks", described("CREATE_COMPLETE"))  # create waiter
+    stub.add_response("describe_stacks", described("CREATE_COMPLETE"))  # after the wait
+    with stub:
+        assert stack.deploy("{}", {"Stage": "dev"}) == "created"
+    stub.assert_no_pending_responses()
+    assert any("ROLLBACK_COMPLETE" in line and "deleting it first" in line for line in lines)
+
+
+def test_an_update_with_nothing_to_change_is_success() -> None:
+    stack, stub, _ = stubbed_stack()
+    stub.add_response("describe_stacks", described("UPDATE_COMPLETE"))
+    stub.add_client_error("update_stack", service_error_code="ValidationError",
+                          service_message="No updates are to be performed.")
+    with stub:
+        assert stack.deploy("{}", {"Stage": "dev"}) == "unchanged"
+
+
+def test_a_failed_create_reports_the_failing_resources() -> None:
+    stack, stub, _ = stubbed_stack()
+    stub.add_client_error("describe_stacks", **MISSING)
+    stub.add_response("create_stack", {"StackId": "arn:stack"})
+    stub.add_response("describe_stacks", described("ROLLBACK_COMPLETE"))  # the waiter's failure state
+    event = {"StackId": "arn:stack", "EventId": "1", "StackName": "ghcr2ecr-dev-support",
+             "Timestamp": "2026-01-01T00:00:00Z", "LogicalResourceId": "CopyProject",
+             "ResourceStatus": "CREATE_FAILED", "ResourceStatusReason": "Lambda compute is not available in this Region"}
+    stub.add_response("describe_stack_events", {"StackEvents": [event]})
+    with stub, pytest.raises(StackError, match="CopyProject: Lambda compute is not available"):
+        stack.deploy("{}", {"Stage": "dev"})
+
+
+def test_a_stack_busy_with_another_operation_is_left_alone() -> None:
+    stack, stub, _ = stubbed_stack()
+    stub.add_response("describe_stacks", described("UPDATE_IN_PROGRESS"))
+    with stub, pytest.raises(StackError, match="UPDATE_IN_PROGRESS: wait"):
+        stack.deploy("{}", {"Stage": "dev"})
 
 
 # ---- the command line ------------------------------------------------------------------------------
