@@ -78,8 +78,11 @@ class Browser:
 
     def __call__(self, url: str) -> None:
         page = httpx.get(url).text
-        self.action = html.unescape(re.search(r"action='([^']+)'", page).group(1))  # type: ignore[union-attr]
-        self.posted = json.loads(html.unescape(re.search(r"name='manifest' value='([^']*)'", page).group(1)))  # type: ignore[union-attr]
+        action = re.search(r"action='([^']+)'", page)
+        manifest = re.search(r"name='manifest' value='([^']*)'", page)
+        assert action and manifest, page
+        self.action = html.unescape(action.group(1))
+        self.posted = json.loads(html.unescape(manifest.group(1)))
         state = parse_qs(urlsplit(self.action).query)["state"][0]
         if self.register:  # GitHub creates the App and issues a one-time code
             self.github.add_manifest_code(self.code, conversion(self.github))

@@ -173,7 +173,9 @@ def test_deploy_runs_chalice_deploy_with_the_names_app_py_reads_at_import(
     assert env["CODEBUILD_PROJECT"] == "ghcr2ecr-dev-copy"
 
 
-def test_deploy_writes_policies_with_this_accounts_exact_arns(project: Path, aws: Aws, installer: FakeInstaller) -> None:
+def test_deploy_writes_policies_with_this_accounts_exact_arns(
+    project: Path, aws: Aws, installer: FakeInstaller
+) -> None:
     assert run_deploy(project, aws, installer, FakeChalice(), []) == 0
     stage = config(project)["stages"]["dev"]
     filename = stage["lambda_functions"]["dispatch"]["iam_policy_file"]
@@ -290,7 +292,8 @@ def described(status: str) -> dict[str, Any]:
                         "CreationTime": "2026-01-01T00:00:00Z"}]}
 
 
-MISSING = {"service_error_code": "ValidationError", "service_message": "Stack with id ghcr2ecr-dev-support does not exist"}
+MISSING = {"service_error_code": "ValidationError",
+           "service_message": "Stack with id ghcr2ecr-dev-support does not exist"}
 
 
 def test_a_failed_first_create_is_deleted_and_created_again() -> None:
@@ -325,7 +328,8 @@ def test_a_failed_create_reports_the_failing_resources() -> None:
     stub.add_response("describe_stacks", described("ROLLBACK_COMPLETE"))  # the waiter's failure state
     event = {"StackId": "arn:stack", "EventId": "1", "StackName": "ghcr2ecr-dev-support",
              "Timestamp": "2026-01-01T00:00:00Z", "LogicalResourceId": "CopyProject",
-             "ResourceStatus": "CREATE_FAILED", "ResourceStatusReason": "Lambda compute is not available in this Region"}
+             "ResourceStatus": "CREATE_FAILED",
+             "ResourceStatusReason": "Lambda compute is not available in this Region"}
     stub.add_response("describe_stack_events", {"StackEvents": [event]})
     with stub, pytest.raises(StackError, match="CopyProject: Lambda compute is not available"):
         stack.deploy("{}", {"Stage": "dev"})

@@ -48,9 +48,8 @@ def lambda_policies(
     private_key = ssm_parameter(env.get("GITHUB_PRIVATE_KEY_PARAMETER") or "/ghcr2ecr/github/private-key")
     webhook_secret = ssm_parameter(env.get("GITHUB_WEBHOOK_SECRET_PARAMETER") or "/ghcr2ecr/github/webhook-secret")
     # Secret ARNs end in "-" plus 6 random characters, hence the trailing wildcard.
-    pull_secrets = arn.format(
-        service="secretsmanager", resource="secret:" + (env.get("GHCR_PULL_SECRET_PREFIX") or "ghcr2ecr/ghcr-pull/") + "*"
-    )
+    pull_prefix = env.get("GHCR_PULL_SECRET_PREFIX") or "ghcr2ecr/ghcr-pull/"
+    pull_secrets = arn.format(service="secretsmanager", resource=f"secret:{pull_prefix}*")
 
     def logs(function: str) -> dict[str, Any]:
         group = arn.format(service="logs", resource=f"log-group:/aws/lambda/{lambda_name(app_name, stage, function)}")
