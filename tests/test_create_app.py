@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 import httpx
 import pytest
+from botocore.exceptions import ClientError
 
 from chalicelib.ops import create_app
 from standins.aws import MotoServer, aws_environment, reset
@@ -265,6 +266,46 @@ def test_the_ghcr2ecr_command_runs_the_flow_from_the_checkout(
     assert stage_env(project)["GITHUB_APP_ID"] == "31337"
     out = capsys.readouterr().out
     assert "1/4" in out and "4/4" in out and WEBHOOK_SECRET not in out and CLIENT_SECRET not in out
+
+
+class BrokenSsm:
+    """An SSM client whose calls fail the way boto3 does without permissions (`puts_only`: reads work)."""
+
+    def __init__(self, ssm: Any, puts_only: bool) -> None:
+        self.ssm, self.puts_only = ssm, puts_only
+
+    def describe_parameters(self, **kwargs: Any) -> Any:
+        if not self.puts_only:
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "DescribeParameters")
+        return self.ssm.describe_parameters(**kwargs)
+
+    def put_parameter(self, **kwargs: Any) -> Any:
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "PutParameter")
+
+
+def test_without_aws_access_nothing_is_created_on_github(project: Path, github: GitHubStandIn, ssm: Any) -> None:
+    lines: list[str] = []
+
+    def browser(url: str) -> None:
+        raise AssertionError("the browser must not open when AWS cannot store the App's key")
+
+    status = create_app.run(args(github), project_dir=project, open_browser=browser, ssm=BrokenSsm(ssm, False),
+                            say=lines.append, wait_seconds=5)
+    assert status == 1
+    assert any("nothing was created" in line for line in lines)
+
+
+def test_a_failed_store_after_creation_explains_recovery_without_showing_secrets(
+    project: Path, github: GitHubStandIn, ssm: Any
+) -> None:
+    lines: list[str] = []
+    status = create_app.run(args(github), project_dir=project, open_browser=Browser(github),
+                            ssm=BrokenSsm(ssm, True), say=lines.append, wait_seconds=10)
+    assert status == 1
+    text = "\n".join(lines)
+    assert "GitHub created App ghcr2ecr-octo-org (id 31337)" in text and "generate a private key" in text
+    assert WEBHOOK_SECRET not in text and CLIENT_SECRET not in text and "PRIVATE KEY" not in text
+    assert stage_env(project)["GITHUB_APP_ID"] == ""
 
 
 def test_ghes_api_url_is_derived_from_the_web_url_unless_configured() -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import yaml
+from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.ops.chalice_config import ChaliceConfig
 from chalicelib.ops.manifest_flow import ManifestFlow, ManifestFlowError
@@ -116,6 +117,16 @@ def run(
     api_url = api_url_for(github_url, env.get("GITHUB_API_URL", ""))
     webhook_url = config.webhook_url(stage)
     manifest = prepare_manifest(load_manifest(project_dir), github_url=github_url, org=org, webhook_url=webhook_url)
+    if ssm is None:
+        import boto3  # operator machine: honours AWS_PROFILE, AWS_REGION and AWS_ENDPOINT_URL
+
+        ssm = boto3.client("ssm")
+    # GitHub hands out the private key once: make sure AWS answers before creating anything.
+    try:
+        ssm.describe_parameters(MaxResults=1)
+    except (BotoCoreError, ClientError) as exc:
+        say(f"create-app: cannot reach SSM Parameter Store with your AWS credentials ({exc}); nothing was created")
+        return 1
 
     say(f"1/4 serving the App manifest on 127.0.0.1 for stage {stage}")
     flow = ManifestFlow(manifest, new_app_url(github_url, org), port=args.port)
@@ -146,11 +157,14 @@ def run(
     say(f"    created GitHub App {app['slug']} (id {app['id']})")
 
     say("4/4 storing the App's credentials and configuration")
-    if ssm is None:
-        import boto3  # operator machine: honours AWS_PROFILE, AWS_REGION and AWS_ENDPOINT_URL
-
-        ssm = boto3.client("ssm")
-    store_secrets(ssm, app, env, say)
+    try:
+        store_secrets(ssm, app, env, say)
+    except (BotoCoreError, ClientError) as exc:
+        say(f"create-app: GitHub created App {app['slug']} (id {app['id']}) but storing its credentials failed: {exc}")
+        say("  Recover without re-creating it: in the App's settings generate a private key and set a webhook")
+        say("  secret, store both with `aws ssm put-parameter --type SecureString --overwrite`, then set")
+        say(f"  GITHUB_APP_ID={app['id']} in stage {stage} of {config.path}.")
+        return 1
     values = {"GITHUB_APP_ID": str(app["id"]), "GITHUB_APP_SLUG": str(app["slug"])}
     owner = str((app.get("owner") or {}).get("login") or "")
     if owner and not env.get("ALLOWED_ACCOUNTS", "").strip():
