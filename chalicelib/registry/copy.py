@@ -78,36 +78,45 @@ class Copier:
         return manifest
 
     def plan(self, digests: Iterable[str]) -> None:
-        """Phase 1: find which of these manifest trees the destination lacks, reading them from the source."""
-        roots = [d for d in dict.fromkeys(digests) if d not in self.present and d not in self._planned_set]
-        for digest, there in zip(roots, self.pool.map(self._dest_has, roots)):
-            if there:
-                self.present.add(digest)
-                self.stats.add("manifests_skipped")
-            else:
-                self._plan_tree(digest)
+        """Phase 1: find which of these manifest trees the destination lacks, reading them from the source.
+
+        Breadth-first: each level's HEADs, then its GETs, go out in parallel.
+        """
+        level = list(dict.fromkeys(digests))
+        found: list[Manifest] = []
+        while level:
+            level = [d for d in level if d not in self.present and d not in self._planned_set and d not in self.failed]
+            missing: list[str] = []
+            for digest, there in zip(level, self.pool.map(self._dest_has, level)):
+                if there:
+                    self.present.add(digest)
+                    self.stats.add("manifests_skipped")
+                else:
+                    missing.append(digest)
+            children: list[str] = []
+            for digest, read in zip(missing, self.pool.map(self._read, missing)):
+                if isinstance(read, str):
+                    self.failed[digest] = read
+                elif digest not in self._planned_set:
+                    self._planned_set.add(digest)
+                    found.append(read)
+                    children += [c.digest for c in read.children()]
+            level = list(dict.fromkeys(children))
+        self._planned += found
 
     def _dest_has(self, digest: str) -> bool:
         """HEAD the destination for a manifest digest."""
         return head_manifest(self.dest, digest, actions="pull,push") is not None
 
-    def _plan_tree(self, digest: str) -> None:
-        """Plan one missing manifest: its missing children first, then itself."""
+    def _read(self, digest: str) -> Manifest | str:
+        """Read a manifest the destination lacks from the source; a message when that fails (denial raises)."""
         try:
             manifest = self.fetch(digest)
-            if manifest is None:
-                raise RegistryError("GET", f"{self.source.repository}@{digest}", 404,
-                                    detail="manifest not found in the source")
-            children = [c.digest for c in manifest.children()]
         except AccessDenied:
             raise
         except CopyError as exc:
-            self.failed[digest] = str(exc)
-            return
-        self.plan(children)
-        if digest not in self._planned_set:
-            self._planned.append(manifest)
-            self._planned_set.add(digest)
+            return str(exc)
+        return manifest or f"{self.source.repository}@{digest}: manifest not found in the source"
 
     def transfer(self) -> None:
         """Phases 2 and 3: copy missing blobs, then push planned manifests children-first."""
@@ -116,25 +125,33 @@ class Copier:
             for blob in manifest.blobs():
                 blobs.setdefault(blob.digest, blob)
         self.stats.add("bytes_planned", sum(b.size for b in blobs.values()))
-        results = dict(zip(blobs, self.pool.map(self._copy_blob, blobs.values())))
-        for digest, error in results.items():
+        for digest, error in zip(blobs, self.pool.map(self._copy_blob, blobs.values())):
             if error:
                 self.failed[digest] = error
-        for manifest in self._planned:
-            missing = [d.digest for d in manifest.blobs() + manifest.children() if d.digest in self.failed]
-            if missing:
-                self.failed[manifest.digest] = f"not pushed: {len(missing)} referenced item(s) failed"
-                continue
-            try:
-                put_manifest(self.dest, manifest.digest, manifest)
-            except AccessDenied:
-                raise
-            except CopyError as exc:
-                self.failed[manifest.digest] = str(exc)
-                continue
-            self.present.add(manifest.digest)
-            self.stats.add("manifests_copied")
+        # Push level by level (images, then indexes of them, ...); one level's manifests go in parallel.
+        level = push_levels(self._planned)
+        for depth in sorted(set(level.values())):
+            batch = [m for m in self._planned if level[m.digest] == depth]
+            for manifest, error in zip(batch, self.pool.map(self._push, batch)):
+                if error:
+                    self.failed[manifest.digest] = error
+                else:
+                    self.present.add(manifest.digest)
+                    self.stats.add("manifests_copied")
         self._planned, self._planned_set = [], set()
+
+    def _push(self, manifest: Manifest) -> str | None:
+        """PUT one manifest by digest unless something it references failed; return an error message or None."""
+        missing = [d.digest for d in manifest.blobs() + manifest.children() if d.digest in self.failed]
+        if missing:
+            return f"not pushed: {len(missing)} referenced item(s) failed"
+        try:
+            put_manifest(self.dest, manifest.digest, manifest)
+        except AccessDenied:
+            raise
+        except CopyError as exc:
+            return str(exc)
+        return None
 
     def _copy_blob(self, blob: Descriptor) -> str | None:
         """Copy one blob unless the destination has it; return an error message or None."""
@@ -159,3 +176,19 @@ class Copier:
         """Return one failure message, preferring a cause over its "not pushed" consequences."""
         causes = [m for m in self.failed.values() if not m.startswith("not pushed")]
         return next(iter(causes or list(self.failed.values())), None)
+
+
+def push_levels(manifests: Sequence[Manifest]) -> dict[str, int]:
+    """Give each manifest its push level: 0 for images, 1 + the highest level of its planned children."""
+    planned = {m.digest: m for m in manifests}
+    level: dict[str, int] = {}
+
+    def depth(digest: str) -> int:
+        if digest not in level:
+            children = [c.digest for c in planned[digest].children() if c.digest in planned and c.digest != digest]
+            level[digest] = 1 + max((depth(c) for c in children), default=-1)
+        return level[digest]
+
+    for digest in planned:
+        depth(digest)
+    return level
