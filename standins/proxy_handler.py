@@ -22,7 +22,9 @@ class ProxyHandler(BaseHTTPRequestHandler):
     """Forward one HTTP/1.1 request at a time over keep-alive connections."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go in separate writes: no delayed-ACK stalls
     proxy: FaultProxy
+    upstream_closes = False
 
     def setup(self) -> None:
         super().setup()
@@ -30,6 +32,8 @@ class ProxyHandler(BaseHTTPRequestHandler):
 
     def finish(self) -> None:
         self.proxy.track(self.connection, False)
+        for target in list(self.__dict__.get("upstreams", {})):
+            self._drop_upstream(target)
         try:
             super().finish()
         except OSError:
@@ -91,20 +95,43 @@ class ProxyHandler(BaseHTTPRequestHandler):
             extra = {"Retry-After": "1"} if fault.kind == "throttle" else {}
             return self._send_error_body(fault.status, extra)
         to_token = request_kind(path) == "token" and proxy.token_upstream is not None
-        target = urlsplit(proxy.token_upstream if to_token else proxy.upstream)
-        conn = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=UPSTREAM_TIMEOUT)
+        target = proxy.token_upstream if to_token else proxy.upstream
+        has_body = self.headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in self.headers
         self.responded = False
-        try:
-            self._forward(conn)
-        except (ConnectionError, OSError, http.client.HTTPException):
-            if self.responded or self.close_connection:
-                return self._abort()
-            proxy.count(method, path, 0, 0)
+        for attempt in (1, 2):
+            conn, reused = self._upstream(target)
             try:
-                self._send_error_body(502, {})  # the upstream is unreachable: answer like a load balancer
-            except OSError:
-                self._abort()
-        finally:
+                self._forward(conn)
+            except (ConnectionError, OSError, http.client.HTTPException):
+                self._drop_upstream(target)
+                # a kept-alive upstream connection may have been closed meanwhile: resend once if we can
+                if reused and attempt == 1 and not has_body and not self.responded:
+                    continue
+                if self.responded or self.close_connection:
+                    return self._abort()
+                proxy.count(method, path, 0, 0)
+                try:
+                    return self._send_error_body(502, {})  # upstream unreachable: answer like a load balancer
+                except OSError:
+                    return self._abort()
+            if self.close_connection or self.upstream_closes:
+                self._drop_upstream(target)
+            return None
+
+    def _upstream(self, target: str) -> tuple[http.client.HTTPConnection, bool]:
+        """Return this client connection's kept-alive connection to `target`, and whether it was reused."""
+        pool: dict[str, http.client.HTTPConnection] = self.__dict__.setdefault("upstreams", {})
+        if target in pool:
+            return pool[target], True
+        url = urlsplit(target)
+        conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=UPSTREAM_TIMEOUT)
+        pool[target] = conn
+        return conn, False
+
+    def _drop_upstream(self, target: str) -> None:
+        """Close and forget the upstream connection to `target`."""
+        conn = self.__dict__.get("upstreams", {}).pop(target, None)
+        if conn is not None:
             conn.close()
 
     def _forward(self, conn: http.client.HTTPConnection) -> None:
@@ -123,6 +150,7 @@ class ProxyHandler(BaseHTTPRequestHandler):
         if chunked:
             conn.send(b"0\r\n\r\n")
         response = conn.getresponse()
+        self.upstream_closes = response.will_close
         self.send_response_only(response.status, response.reason)
         self.responded = True
         length = response.getheader("Content-Length")
@@ -141,6 +169,8 @@ class ProxyHandler(BaseHTTPRequestHandler):
             self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         sent = self._stream_body(response, fault, int(length) if length else None) if has_body else 0
+        if not has_body:
+            response.read()  # marks the (empty) response done so the upstream connection can be reused
         if rechunk and not self.close_connection:
             self.wfile.write(b"0\r\n\r\n")
         blob = sent if method == "GET" and request_kind(path) == "blob" else 0
