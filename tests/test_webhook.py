@@ -208,3 +208,12 @@ def test_the_queue_message_holds_ids_and_names_only(client, app_env: AppEnv) -> 
     assert set(body) == {"delivery_id", "installation_id", "owner", "owner_id", "package", "digest", "tag",
                          "repository", "action", "organization"}
     assert message["Attributes"]["MessageGroupId"] == "77/octo-org/app"
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in __import__("tests.support.app_fixtures", fromlist=["x"])
+                                        .DELIVERIES.glob("*.json")))
+def test_fixture_deliveries_are_shaped_like_real_ones(name: str) -> None:
+    from githubkit import webhooks
+
+    delivery = load_delivery(name)
+    webhooks.parse(delivery.event, delivery.body)  # GitHub's published webhook schema, via githubkit's models
