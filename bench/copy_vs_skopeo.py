@@ -72,8 +72,9 @@ class Bench:
                        timeout=RUN_TIMEOUT, check=True)
         result = json.loads(out.read_text())
         src, dst = self.source.reset_traffic(), self.dest.reset_traffic()
+        last_line = (result["stderr"].strip().splitlines() or [f"exit {result['rc']}"])[-1]
         return Run(result["seconds"], src.blob_bytes, src.total, dst.total, result["maxrss_kb"] / 1024,
-                   result["rc"] == 0, "" if result["rc"] == 0 else result["stderr"].strip().splitlines()[-1:][0])
+                   result["rc"] == 0, "" if result["rc"] == 0 else last_line)
 
     def ghcr2ecr(self, repository: str, dest: str, *flags: str) -> Run:
         """Measure `ghcr2ecr sync` from the source proxy to the destination proxy."""

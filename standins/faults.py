@@ -145,7 +145,7 @@ class FaultProxy:
         """Flip one byte of the response body (at `offset`, default the middle)."""
         return self._add("corrupt", method, path, count, offset=offset)
 
-    def close(self, method: str | None, path: str, count: int = 1) -> Fault:
+    def hang_up(self, method: str | None, path: str, count: int = 1) -> Fault:
         """Close the connection without any response."""
         return self._add("close", method, path, count)
 

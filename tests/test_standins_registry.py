@@ -224,3 +224,11 @@ def test_token_claims_carry_only_the_granted_actions() -> None:
     assert claims["aud"] == server.service and claims["iss"] == server.signer.issuer
     status, body = server.issue("reader", policy.find("reader", "pw"), ["repository:other/app:pull"])
     assert status == 200  # refused, but as an empty token: the registry then answers 401 insufficient_scope
+
+
+def test_the_proxy_hangs_up_without_answering(blob_client: BlobClient) -> None:
+    proxy, client, blob = blob_client
+    proxy.hang_up("HEAD", r"/blobs/")
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.has_blob(blob.digest)
+    assert client.has_blob(blob.digest)

@@ -113,7 +113,7 @@ def fault_proxy() -> Iterator[Callable[[Target | str], FaultProxy]]:
     Faults (each matched by method or None, and a path regex; `count` uses, -1 for always):
     `fail(m, path, status=500)`, `throttle(m, path)` (429 + `Retry-After: 1`),
     `drop(m, path, after_bytes=N)` (2xx body cut after N bytes), `corrupt(m, path, offset=None)`
-    (one byte flipped in a 2xx body), `close(m, path)` (no answer), `down()`/`up()`, `clear()`, `stop()`.
+    (one byte flipped in a 2xx body), `hang_up(m, path)` (no answer), `down()`/`up()`, `clear()`, `stop()`.
     Counting: `traffic.total`, `traffic.count(kind, method)` with kinds token/ping/manifest/blob/upload/tags,
     `traffic.blob_bytes` (body bytes of blob GETs), `reset_traffic()`.
     """
