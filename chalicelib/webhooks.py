@@ -122,7 +122,7 @@ def decide(event: str, delivery_id: str, body: bytes) -> Decision:
     """Turn a verified delivery into what to do; raise MalformedDelivery for a body we cannot use."""
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting (UnicodeDecodeError is a ValueError)
         raise MalformedDelivery("body is not JSON") from None
     if not isinstance(payload, dict):
         raise MalformedDelivery("body is not a JSON object")

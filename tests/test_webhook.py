@@ -217,3 +217,16 @@ def test_fixture_deliveries_are_shaped_like_real_ones(name: str) -> None:
 
     delivery = load_delivery(name)
     webhooks.parse(delivery.event, delivery.body)  # GitHub's published webhook schema, via githubkit's models
+
+
+def test_absurdly_deep_json_is_400_not_a_crash(client, app_env: AppEnv) -> None:
+    body = b"[" * 100_000 + b"]" * 100_000
+    headers = load_delivery("ping").headers()
+    headers["X-Hub-Signature-256"] = sign(WEBHOOK_SECRET.encode(), body)
+    assert client.http.post("/github/webhook", headers=headers, body=body).status_code == 400
+
+
+def test_a_json_content_type_with_charset_is_accepted(client, app_env: AppEnv) -> None:
+    delivery = load_delivery(INDEX)
+    headers = delivery.headers(**{"Content-Type": "application/json; charset=utf-8"})
+    assert post(client, delivery, headers).status_code == 202
