@@ -44,7 +44,7 @@ from chalicelib.registry.auth import Authenticator, basic_dest_credential, sourc
 from chalicelib.registry.copy import Copier, CopyError, Stats
 from chalicelib.registry.errors import RegistryError
 from chalicelib.registry.manifests import list_tags
-from chalicelib.registry.tagging import TagConflict, set_tag
+from chalicelib.registry.tagging import TagConflict, set_tag, settled_tags
 from chalicelib.registry.reference import Repository, check_digest, check_tag, parse_repository
 from chalicelib.registry.transport import DEFAULT_TIMEOUT, RetryPolicy, Transport
 
@@ -254,6 +254,8 @@ def _run(request: SyncRequest, env: Mapping[str, str], report: Report, copier: C
         else:
             roots.insert(0, request.digest)
     phase("planning")
+    settled = settled_tags(copier, pool, wanted, report.digests)
+    report.tags_unchanged += settled
     copier.plan(roots)
     # 2. Cosign signature tags of every digest we know (roots and the children we read).
     if request.signatures:
@@ -262,6 +264,9 @@ def _run(request: SyncRequest, env: Mapping[str, str], report: Report, copier: C
         signature_tags = [t for t in source_tags if (m := COSIGN_TAG.fullmatch(t)) and f"sha256:{m.group(1)}" in known]
         signature_roots = _resolve(signature_tags, copier, pool, report)
         report.signatures = [t for t in signature_tags if t in report.digests]
+        settled_signatures = settled_tags(copier, pool, report.signatures, report.digests)
+        report.tags_unchanged += settled_signatures
+        settled += settled_signatures
         copier.plan(signature_roots)
         wanted += report.signatures
     phase("copying")
@@ -270,7 +275,8 @@ def _run(request: SyncRequest, env: Mapping[str, str], report: Report, copier: C
         report.errors.append(copier.first_failure() or "copy failed")
     # 3. Tags last, each only when its content is complete in the destination.
     phase("tagging")
-    ready = [(t, report.digests[t]) for t in wanted if t in report.digests and report.digests[t] not in copier.failed]
+    ready = [(t, report.digests[t]) for t in wanted
+             if t in report.digests and t not in settled and report.digests[t] not in copier.failed]
     for (tag, _), (outcome, message) in zip(ready, pool.map(lambda item: _tag(copier, *item), ready)):
         {"set": report.tags_set, "unchanged": report.tags_unchanged, "conflict": report.conflicts,
          "error": report.errors}[outcome].append(message or tag)

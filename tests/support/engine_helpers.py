@@ -95,8 +95,11 @@ class ImmutableTags(httpx.BaseTransport):
             probe = httpx.Request("HEAD", request.url, headers={
                 k: v for k, v in request.headers.items() if k.lower() in ("authorization", "accept")})
             probe.headers["Accept"] = ACCEPT
-            existing = self.inner.handle_request(probe)
-            existing.close()
+            for _ in range(5):  # docker-registry may answer 500 to a tag read while another tag is written
+                existing = self.inner.handle_request(probe)
+                existing.close()
+                if existing.status_code < 500:
+                    break
             if existing.status_code == 200:
                 request.read()
                 message = (f"The image tag '{match.group(2)}' already exists in the '{match.group(1)}' repository "
