@@ -11,6 +11,12 @@ Python API (what `ghcr2ecr sync`, the buildspec and the local demo use):
     )                                             # raises ValueError (InvalidReference) on bad input
     report = sync.run(request)                    # never raises for registry trouble: see report.errors
     report.ok, report.exit_code, report.to_dict() # to_dict() is the --report JSON
+    report.cause()                                # the one-line cause the CLI prints when not ok
+
+`run` keyword arguments, all optional: `env` (mapping read instead of os.environ), `progress` (a
+ProgressSink, e.g. sync_cli.StderrProgress()), `retry` (RetryPolicy), `sleep`, `ecr_client` (a boto3 ECR
+client to use), `mount_from` (other repositories of the destination registry to try mounting blobs
+from), `http_transports` ({"source"|"destination": httpx transport}, for tests).
 
 Credentials come from `env` (default `os.environ`), never from the request:
 - source: GHCR2ECR_SOURCE_TOKEN (installation token), then anonymous, then GHCR2ECR_SOURCE_FALLBACK_TOKEN

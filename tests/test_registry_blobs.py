@@ -7,7 +7,7 @@ import hashlib
 import httpx
 import pytest
 
-from chalicelib.registry.auth import ANONYMOUS, Authenticator
+from chalicelib.registry.auth import ANONYMOUS, Authenticator, StaticCredential
 from chalicelib.registry.blobs import _verified, copy_blob, copy_blob_with_retries
 from chalicelib.registry.errors import DigestMismatch, RegistryError
 from chalicelib.registry.manifests import Descriptor
@@ -116,3 +116,23 @@ def test_a_missing_source_blob_is_not_retried() -> None:
         copy_blob_with_retries(transport(SRC, source), transport(DST, FakeDest()), BLOB, attempts=3,
                                sleep=lambda s: None)
     assert len(hits) == 1
+
+
+def test_a_redirected_blob_download_is_followed_without_the_registry_credential() -> None:
+    seen: list[tuple[str, str | None]] = []
+
+    def source(request: httpx.Request) -> httpx.Response:
+        seen.append((request.url.host, request.headers.get("authorization")))
+        if request.url.host == "src.test":
+            if "authorization" not in request.headers:
+                return httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="src"'})
+            return httpx.Response(307, headers={"Location": "https://cdn.test/blob?sig=abc"})
+        return httpx.Response(200, content=DATA)
+
+    client = httpx.Client(transport=httpx.MockTransport(source))
+    src = Transport(SRC, Authenticator([StaticCredential("fallback token", "u", "SECRET")]), role="source",
+                    hint="-", client=client, retry=RetryPolicy(attempts=1), sleep=lambda s: None)
+    dest = FakeDest()
+    assert copy_blob(src, transport(DST, dest), BLOB) == "copied"
+    assert dest.stored == DATA
+    assert seen[-1] == ("cdn.test", None)  # httpx drops Authorization on a cross-origin redirect

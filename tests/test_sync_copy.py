@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -145,14 +146,32 @@ def test_all_tags_filtered_by_globs(ghcr, ecr, push_image, repo_name) -> None:
     assert sorted(skopeo.list_tags(f"{ecr.host}/{repo_name}", ecr.credential)) == ["latest", "v1"]
 
 
-def test_a_denied_installation_token_falls_back_to_the_operator_credential(ghcr, ecr, pushed_index,
-                                                                            repo_name) -> None:
+def test_all_tags_mirrors_every_tag_and_the_signatures_of_their_digests(ghcr, ecr, push_image, repo_name) -> None:
+    first = push_image(ghcr, repo_name, images.single_image(seed=repo_name + "1"), ("v1", "latest"))
+    push_image(ghcr, repo_name, images.single_image(seed=repo_name + "2"), ("v2",))
+    signature_tag = images.signature_tag(first.digest)
+    push_image(ghcr, repo_name, images.cosign_signature(first.manifest), (signature_tag,))
+    orphan = images.signature_tag("sha256:" + "0" * 64)  # signs nothing being copied
+    push_image(ghcr, repo_name, images.cosign_signature("sha256:" + "0" * 64), (orphan,))
+    report = run_sync(ghcr.host, repo_name, ecr.host, repo_name, _env(ghcr, ecr), all_tags=True)
+    assert report.ok, report.errors
+    assert sorted(skopeo.list_tags(f"{ecr.host}/{repo_name}", ecr.credential)) == sorted(
+        ["v1", "latest", "v2", signature_tag])
+
+
+def test_a_denied_installation_token_falls_back_to_the_operator_credential(ghcr, ecr, pushed_index, repo_name,
+                                                                            caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     report = run_sync(ghcr.host, repo_name, ecr.host, repo_name, _env(ghcr, ecr, fallback_json=True), tags=["v1"])
     assert report.ok, report.errors
     assert report.credentials_tried == ["installation token", "anonymous", "fallback token"]
     asked = [u for u in ghcr.usernames_tried(repo_name) if u != ghcr.pusher.username]
     assert asked[:3] == ["x-access-token", None, ghcr.fallback.username]
     assert set(asked[3:]) <= {ghcr.fallback.username}  # once one works, the chain stays on it
+    assert "source credential 'installation token' denied" in caplog.text
+    logged = caplog.text + json.dumps(report.to_dict())
+    for secret in secrets_of(ghcr, ecr):
+        assert secret not in logged
 
 
 def test_without_a_fallback_a_private_package_is_denied_by_name(ghcr, ecr, pushed_index, repo_name) -> None:
