@@ -15,6 +15,7 @@ Usage::
         gh.requests   # [RecordedRequest(method, path, query, body, auth)]: auth is only the kind:
                       # "jwt" | "token" | "basic" | "none" | "other"; the header value is never kept
         gh.tokens     # [MintedToken(value, installation_id, repositories, permissions, revoked)]
+        gh.token(value)  # the MintedToken with that value, or None (e.g. `.revoked` after the build)
         gh.suspend_installation(7); gh.remove_installation(7); gh.clear_requests()
 
 Endpoints (paths match GitHub's; errors are JSON `{"message": ...}` like GitHub's):
@@ -29,77 +30,36 @@ Endpoints (paths match GitHub's; errors are JSON `{"message": ...}` like GitHub'
   A token scoped to other repositories, or of another account, gets 404.
 - `DELETE /installation/token`: revokes the token that authenticates it (204); unknown/revoked 401.
 - `POST /app-manifests/{code}/conversions`: no auth; the configured result once (201), then 404.
+
+The HTTP handler and the JSON shapes live in standins.github_wire.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import json
-import secrets
 import threading
 import time
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-DEFAULT_PERMISSIONS = {
-    "packages": "read", "metadata": "read", "actions_variables": "read", "organization_actions_variables": "read",
-}
+from standins.github_wire import (
+    DEFAULT_PERMISSIONS, Handler, Installation, MintedToken, RecordedRequest, Reply, installation_json, iso, page,
+    token_value, variable_json,
+)
+
+__all__ = ["DEFAULT_PERMISSIONS", "GitHubStandIn", "Installation", "MintedToken", "RecordedRequest", "Reply"]
 JWT_MAX_LIFETIME = 600  # GitHub: "exp" no more than 10 minutes into the future
-
-
-class Reply(Exception):
-    """An HTTP answer raised from inside a handler."""
-
-    def __init__(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
-        super().__init__(status)
-        self.status, self.body, self.headers = status, body, headers or {}
-
-
-@dataclass
-class Installation:
-    """One installation of the App on an account."""
-
-    id: int
-    login: str
-    account_id: int
-    target_type: str = "Organization"
-    repositories: list[str] | None = None  # None: all repositories of the account
-    permissions: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_PERMISSIONS))
-    suspended: bool = False
-
-
-@dataclass
-class MintedToken:
-    """An installation token the stand-in handed out."""
-
-    value: str
-    installation_id: int
-    repositories: list[str] | None
-    permissions: dict[str, str]
-    expires: float
-    revoked: bool = False
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request as received; `auth` is the kind of credential, never its value."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    body: Any
-    auth: str
 
 
 @dataclass
 class _Fault:
+    """An injected failure: requests matching `pattern` wait `delay` s, then get `status`."""
+
     pattern: str
     method: str | None
     status: int
@@ -132,7 +92,7 @@ class GitHubStandIn:
     # -- lifecycle ------------------------------------------------------------------------------------
     def start(self) -> GitHubStandIn:
         """Listen on a free loopback port in a daemon thread; set `url`."""
-        handler = type("Handler", (_Handler,), {"standin": self})
+        handler = type("Handler", (Handler,), {"standin": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="github-standin",
@@ -251,7 +211,7 @@ class GitHubStandIn:
                     return Reply(200, {"id": self.app_id, "slug": "ghcr2ecr", "client_id": self.client_id})
                 case "GET", ["app", "installations", iid]:
                     self._app_auth(authorization)
-                    return Reply(200, _installation_json(self._installation(iid), self.app_id))
+                    return Reply(200, installation_json(self._installation(iid), self.app_id))
                 case "POST", ["app", "installations", iid, "access_tokens"]:
                     self._app_auth(authorization)
                     return self._mint(self._installation(iid), body if isinstance(body, dict) else {})
@@ -260,18 +220,18 @@ class GitHubStandIn:
                     self._check_scope(token, owner, repo, "actions_variables")
                     if kind == "variables":
                         names = self.repo_variables.get((owner.lower(), repo.lower()), {})
-                        return _page([_var(k, v) for k, v in sorted(names.items())], query, self.url + path)
+                        return page([variable_json(k, v) for k, v in sorted(names.items())], query, self.url + path)
                     org = self.org_variables.get(owner.lower(), {})
-                    shared = [_var(k, v) for k, (v, vis, sel) in sorted(org.items())
+                    shared = [variable_json(k, v) for k, (v, vis, sel) in sorted(org.items())
                               if vis != "selected" or repo.lower() in sel]
-                    return _page(shared, query, self.url + path)
+                    return page(shared, query, self.url + path)
                 case "GET", ["orgs", org, "actions", "variables"]:
                     token = self._token_auth(authorization)
                     self._check_scope(token, org, None, "organization_actions_variables")
                     if self.installations[token.installation_id].target_type != "Organization":
                         raise Reply(404, {"message": "Not Found"})
                     found = self.org_variables.get(org.lower(), {})
-                    return _page([_var(k, v) | {"visibility": vis} for k, (v, vis, _) in sorted(found.items())],
+                    return page([variable_json(k, v) | {"visibility": vis} for k, (v, vis, _) in sorted(found.items())],
                                  query, self.url + path)
                 case "DELETE", ["installation", "token"]:
                     self._token_auth(authorization).revoked = True
@@ -296,11 +256,11 @@ class GitHubStandIn:
             inst.permissions.get(name) not in (level, "write") for name, level in wanted.items()
         ):
             raise Reply(422, {"message": "The permissions requested are not granted to this installation."})
-        value = _token_value(self.app_id, len(self.tokens))
+        value = token_value(self.app_id, len(self.tokens))
         expires = time.time() + 3600
         self.tokens.append(MintedToken(value, inst.id, repos, dict(wanted), expires))
         answer: dict[str, Any] = {
-            "token": value, "expires_at": _iso(expires), "permissions": wanted,
+            "token": value, "expires_at": iso(expires), "permissions": wanted,
             "repository_selection": "selected" if repos is not None or inst.repositories is not None else "all",
         }
         if repos is not None:
@@ -317,98 +277,3 @@ class GitHubStandIn:
                 raise Reply(404, {"message": "Not Found"})
         if permission not in token.permissions:
             raise Reply(403, {"message": "Resource not accessible by integration"})
-
-
-class _Handler(BaseHTTPRequestHandler):
-    standin: GitHubStandIn
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet by default
-        pass
-
-    def _serve(self) -> None:
-        split = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw.decode("utf-8", "replace")
-        authorization = self.headers.get("Authorization", "")
-        query = parse_qs(split.query)
-        gh = self.standin
-        with gh._lock:
-            gh.requests.append(RecordedRequest(self.command, split.path, query, body, _auth_kind(authorization)))
-        fault = gh._fault_for(self.command, split.path)
-        try:
-            if fault is not None:
-                time.sleep(fault.delay)
-                raise Reply(fault.status, {"message": "injected failure"})
-            if raw and not isinstance(body, (dict, list)):
-                raise Reply(400, {"message": "Problems parsing JSON"})
-            reply = gh.handle(self.command, split.path, query, body, authorization)
-        except Reply as answer:
-            reply = answer
-        data = b"" if reply.body is None else json.dumps(reply.body).encode()
-        try:
-            self.send_response(reply.status)
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-        except OSError:  # the client gave up (timeout test)
-            pass
-
-    do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = _serve
-
-
-def _auth_kind(authorization: str) -> str:
-    scheme, _, value = authorization.partition(" ")
-    if not authorization:
-        return "none"
-    if scheme.lower() == "basic":
-        return "basic"
-    if scheme.lower() in ("bearer", "token"):
-        return "jwt" if value.count(".") == 2 and not value.startswith("ghs_") else "token"
-    return "other"
-
-
-def _token_value(app_id: int, serial: int) -> str:
-    # Variable length on purpose: classic 40-char tokens and the ~520-char ghs_<APPID>_<JWT> shape.
-    if serial % 2:
-        return f"ghs_{app_id}_" + ".".join(secrets.token_urlsafe(n) for n in (27, 300, 171))
-    return "ghs_" + secrets.token_hex(18 + secrets.randbelow(6))
-
-
-def _var(name: str, value: str) -> dict[str, Any]:
-    return {"name": name, "value": value, "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}
-
-
-def _page(items: list[dict[str, Any]], query: dict[str, list[str]], url: str) -> Reply:
-    """Paginate like GitHub: per_page (max 30, default 10), page from 1, Link rel="next"."""
-    try:
-        per_page = min(max(int(query.get("per_page", ["10"])[0]), 1), 30)
-        page = max(int(query.get("page", ["1"])[0]), 1)
-    except ValueError:
-        raise Reply(422, {"message": "Invalid pagination"}) from None
-    chunk = items[(page - 1) * per_page: page * per_page]
-    headers = {}
-    if page * per_page < len(items):
-        headers["Link"] = f'<{url}?per_page={per_page}&page={page + 1}>; rel="next"'
-    return Reply(200, {"total_count": len(items), "variables": chunk}, headers)
-
-
-def _installation_json(inst: Installation, app_id: int) -> dict[str, Any]:
-    return {
-        "id": inst.id, "app_id": app_id, "target_id": inst.account_id, "target_type": inst.target_type,
-        "account": {"login": inst.login, "id": inst.account_id, "type": inst.target_type},
-        "repository_selection": "all" if inst.repositories is None else "selected",
-        "permissions": inst.permissions, "events": ["registry_package"],
-        "suspended_at": "2026-01-01T00:00:00Z" if inst.suspended else None,
-    }
-
-
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
