@@ -131,7 +131,6 @@ class Authenticator:
         self.index = 0
         self._clock = clock
         self._scheme: str | None = None
-        self._challenge: dict[str, str] = {}
         self._tokens: dict[tuple[int, tuple[str, ...]], tuple[str, float]] = {}
         self._lock = threading.Lock()
 
@@ -205,7 +204,6 @@ class Authenticator:
             raise RegistryError.from_response(response, detail="token endpoint sent no token")
         with self._lock:
             self._scheme = "bearer"
-            self._challenge = params
             expires = self._clock() + max(lifetime - TOKEN_MARGIN_SECONDS, lifetime / 2)
             self._tokens[(index, tuple(scope_strings(scopes)))] = (token, expires)
 

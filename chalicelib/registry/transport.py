@@ -159,7 +159,7 @@ class Transport:
 
 
 def _drain(response: httpx.Response) -> None:
-    """Read (a bounded) body and close, so the connection returns to the pool."""
+    """Read the (error) body and close, so the connection returns to the pool."""
     try:
         response.read()
     finally:
