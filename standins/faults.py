@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal, Self
 from urllib.parse import urlsplit
 
-CHUNK = 64 * 1024
+CHUNK = 256 * 1024
 UPSTREAM_TIMEOUT = 120.0
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade", "te"})
 FaultKind = Literal["status", "throttle", "drop", "corrupt", "close"]
