@@ -135,9 +135,12 @@ def scenario_b(bench: Bench, count: int) -> Row:
     """Re-run over many tags when the destination already has everything."""
     series = images.release_series("bench-b", count, base_size=4096, shared_size=1024, own_size=512)
     tags = push_series(bench, "bench/many", series, "t")
-    bench.ghcr2ecr("bench/many", "g2e/many", "--all-tags")  # warm: populate both destinations, untimed
-    bench.skopeo("sync", "--src", "docker", "--dest", "docker", "--all", "--preserve-digests",
-                 f"{bench.source.host}/bench/many", f"{bench.dest.host}/skopeo")
+    warm = [bench.ghcr2ecr("bench/many", "g2e/many", "--all-tags"),  # populate both destinations, untimed
+            bench.skopeo("sync", "--src", "docker", "--dest", "docker", "--all", "--preserve-digests",
+                         f"{bench.source.host}/bench/many", f"{bench.dest.host}/skopeo")]
+    for name, run in zip(("ghcr2ecr", "skopeo"), warm):
+        if not run.ok:
+            print(f"warning: (b) warm-up {name} failed: {run.error}", file=sys.stderr)
     g = bench.ghcr2ecr("bench/many", "g2e/many", "--all-tags")
     s = bench.skopeo("sync", "--src", "docker", "--dest", "docker", "--all", "--preserve-digests",
                      f"{bench.source.host}/bench/many", f"{bench.dest.host}/skopeo")
