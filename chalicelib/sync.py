@@ -32,10 +32,8 @@ elsewhere by an immutable repository is a conflict while the other tags still co
 
 from __future__ import annotations
 
-import functools
 import os
 import re
-import ssl
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -45,19 +43,15 @@ from typing import Any, Protocol
 import httpx
 
 from chalicelib.globs import TagFilter, parse_tag_globs
-from chalicelib.registry import ecr
-from chalicelib.registry.auth import Authenticator, basic_dest_credential, source_credentials
+from chalicelib.registry import ecr, endpoints
 from chalicelib.registry.copy import Copier, CopyError, Stats
 from chalicelib.registry.errors import RegistryError
 from chalicelib.registry.manifests import list_tags
-from chalicelib.registry.tagging import TagConflict, set_tag, settled_tags
 from chalicelib.registry.reference import Repository, check_digest, check_tag, parse_repository
-from chalicelib.registry.transport import DEFAULT_TIMEOUT, RetryPolicy, Transport
+from chalicelib.registry.tagging import TagConflict, set_tag, settled_tags
+from chalicelib.registry.transport import RetryPolicy
 
 COSIGN_TAG = re.compile(r"sha256-([a-f0-9]{64})\.(sig|att|sbom)")
-SOURCE_HINT = ("make the package public, or provide a read credential: GHCR2ECR_SOURCE_FALLBACK_TOKEN "
-               "(for the App: a classic PAT with read:packages in AWS Secrets Manager under "
-               "ghcr2ecr/ghcr-pull/<account-id>)")
 
 
 class ProgressSink(Protocol):
@@ -164,18 +158,15 @@ def run(request: SyncRequest, *, env: Mapping[str, str] | None = None, progress:
     env = os.environ if env is None else env
     started = time.monotonic()
     report = Report(source=str(request.source), destination=str(request.dest))
+    boto = endpoints.ecr_client_factory(request.dest, ecr_client)
     try:
-        chain = source_credentials(env)
+        source = endpoints.source_transport(request.source, env, endpoints.http_client(
+            request.concurrency, transports.get("source")), retry, sleep)
     except ValueError as exc:  # a malformed GHCR2ECR_SOURCE_FALLBACK_TOKEN: say so, never default it
         report.errors.append(str(exc))
         return report
-    region = request.dest.ecr[1] if request.dest.ecr else None
-    boto = (lambda: ecr_client) if ecr_client is not None else _lazy(lambda: ecr.ecr_client(region))
-    source = Transport(request.source, Authenticator(chain), role="source",
-                       hint=SOURCE_HINT, retry=retry, sleep=sleep,
-                       client=_client(request.concurrency, transports.get("source")))
-    dest = _dest_transport(request, env, retry, sleep, boto,
-                           _client(request.concurrency, transports.get("destination")))
+    dest = endpoints.dest_transport(request.dest, env, endpoints.http_client(
+        request.concurrency, transports.get("destination")), retry, boto, sleep)
     if progress:
         progress.start(report.stats)
     try:
@@ -198,47 +189,11 @@ def run(request: SyncRequest, *, env: Mapping[str, str] | None = None, progress:
     return report
 
 
-@functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    """Load the CA bundle once per process (tens of milliseconds each time otherwise)."""
-    return httpx.create_ssl_context()
-
-
-def _client(concurrency: int, transport: httpx.BaseTransport | None = None) -> httpx.Client:
-    """Build an HTTP client whose pool fits the concurrency."""
-    limits = httpx.Limits(max_connections=concurrency * 2 + 4, max_keepalive_connections=concurrency * 2 + 4)
-    return httpx.Client(timeout=DEFAULT_TIMEOUT, limits=limits, transport=transport, verify=_ssl_context())
-
-
-def _uses_ecr(request: SyncRequest, env: Mapping[str, str]) -> bool:
-    """Tell whether the destination goes through the ECR path (an ECR host, or GHCR2ECR_DEST_ECR=true)."""
-    return request.dest.ecr is not None or ecr.ecr_forced(env)
-
-
-def _dest_transport(request: SyncRequest, env: Mapping[str, str], retry: RetryPolicy, sleep: Any,
-                    boto: Any, client: httpx.Client) -> Transport:
-    """Build the destination transport with ECR or Basic/anonymous credentials."""
-    if _uses_ecr(request, env):
-        credential: Any = ecr.EcrCredential(boto, registry_id=request.dest.ecr[0] if request.dest.ecr else None)
-        hint = "check that the build role may push to this ECR repository (ecr:GetAuthorizationToken, ecr:PutImage...)"
-    else:
-        credential = basic_dest_credential(env)
-        hint = "set GHCR2ECR_DEST_USERNAME and GHCR2ECR_DEST_PASSWORD to a credential that may push there"
-    return Transport(request.dest, Authenticator([credential]), role="destination", hint=hint, retry=retry,
-                     sleep=sleep, client=client)
-
-
-def _lazy(factory: Any) -> Any:
-    """Memoize a zero-argument factory."""
-    made: list[Any] = []
-    return lambda: made[0] if made else (made.append(factory()) or made[0])
-
-
 def _run(request: SyncRequest, env: Mapping[str, str], report: Report, copier: Copier, pool: ThreadPoolExecutor,
          progress: ProgressSink | None, boto: Any) -> None:
     """The sync's steps, in order."""
     phase = progress.phase if progress else (lambda name: None)
-    if request.create_repository and _uses_ecr(request, env):
+    if request.create_repository and endpoints.uses_ecr(request.dest, env):
         owner, _, package = request.source.name.partition("/")
         report.repository_created = ecr.ensure_repository(boto(), request.dest.name, {
             "ghcr2ecr:source": str(request.source)[:256], "ghcr2ecr:owner": owner[:256],

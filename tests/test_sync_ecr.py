@@ -10,7 +10,7 @@ import pytest
 
 from chalicelib import sync
 from chalicelib.registry.reference import parse_repository
-from standins import images, skopeo
+from standins import skopeo
 from standins.aws import aws_variables
 from tests.support.engine_helpers import FAST_RETRY, Sleeps, ghcr_env
 

@@ -1,0 +1,78 @@
+"""The two ends of a sync as Transports: which credentials each end uses, read from the environment.
+
+Source: the chain of auth.source_credentials (installation token, anonymous, fallback token).
+Destination: ECR hosts (or any host with GHCR2ECR_DEST_ECR=true) log in with GetAuthorizationToken;
+other hosts with GHCR2ECR_DEST_USERNAME / GHCR2ECR_DEST_PASSWORD, or anonymously.
+"""
+
+from __future__ import annotations
+
+import functools
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import httpx
+
+from chalicelib.registry import ecr
+from chalicelib.registry.auth import Authenticator, Credential, basic_dest_credential, source_credentials
+from chalicelib.registry.reference import Repository
+from chalicelib.registry.transport import DEFAULT_TIMEOUT, RetryPolicy, Transport
+
+SOURCE_HINT = ("make the package public, or provide a read credential: GHCR2ECR_SOURCE_FALLBACK_TOKEN "
+               "(for the App: a classic PAT with read:packages in AWS Secrets Manager under "
+               "ghcr2ecr/ghcr-pull/<account-id>)")
+ECR_HINT = "check that the build role may push to this ECR repository (ecr:GetAuthorizationToken, ecr:PutImage...)"
+BASIC_HINT = "set GHCR2ECR_DEST_USERNAME and GHCR2ECR_DEST_PASSWORD to a credential that may push there"
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """Load the CA bundle once per process (tens of milliseconds each time otherwise)."""
+    return httpx.create_ssl_context()
+
+
+def http_client(concurrency: int, transport: httpx.BaseTransport | None = None) -> httpx.Client:
+    """Build an HTTP client with timeouts and a connection pool that fits the concurrency."""
+    limits = httpx.Limits(max_connections=concurrency * 2 + 4, max_keepalive_connections=concurrency * 2 + 4)
+    return httpx.Client(timeout=DEFAULT_TIMEOUT, limits=limits, transport=transport, verify=_ssl_context())
+
+
+def uses_ecr(dest: Repository, env: Mapping[str, str]) -> bool:
+    """Tell whether the destination goes through the ECR path (an ECR host, or GHCR2ECR_DEST_ECR=true)."""
+    return dest.ecr is not None or ecr.ecr_forced(env)
+
+
+def ecr_client_factory(dest: Repository, client: Any = None) -> Callable[[], Any]:
+    """Return a getter of one boto3 ECR client (in the destination host's region), made on first use."""
+    if client is not None:
+        return lambda: client
+    region = dest.ecr[1] if dest.ecr else None
+    made: list[Any] = []
+
+    def get() -> Any:
+        if not made:
+            made.append(ecr.ecr_client(region))
+        return made[0]
+
+    return get
+
+
+def source_transport(source: Repository, env: Mapping[str, str], client: httpx.Client, retry: RetryPolicy,
+                     sleep: Callable[[float], None] = time.sleep) -> Transport:
+    """Build the source end; raises ValueError when a credential variable is malformed."""
+    return Transport(source, Authenticator(source_credentials(env)), role="source", hint=SOURCE_HINT,
+                     retry=retry, sleep=sleep, client=client)
+
+
+def dest_transport(dest: Repository, env: Mapping[str, str], client: httpx.Client, retry: RetryPolicy,
+                   boto: Callable[[], Any], sleep: Callable[[float], None] = time.sleep) -> Transport:
+    """Build the destination end with ECR or Basic/anonymous credentials."""
+    credential: Credential
+    if uses_ecr(dest, env):
+        credential, hint = ecr.EcrCredential(boto, registry_id=dest.ecr[0] if dest.ecr else None), ECR_HINT
+    else:
+        credential, hint = basic_dest_credential(env), BASIC_HINT
+    return Transport(dest, Authenticator([credential]), role="destination", hint=hint, retry=retry, sleep=sleep,
+                     client=client)
