@@ -12,6 +12,8 @@ import pytest
 from chalicelib.cli import main
 from chalicelib.registry.copy import Stats
 from chalicelib.sync_cli import StderrProgress
+from standins.ghcr_ecr import EcrStandin, GhcrStandin
+from standins.push import PushedImage
 from tests.support.engine_helpers import ecr_env, ghcr_env, secrets_of
 
 
@@ -32,17 +34,16 @@ def _set(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
     (["ghcr.io/o/p:v1", "127.0.0.1:5000/x", "--tag", "v1"], "give the repository only"),
     (["ghcr.io/o/p", "127.0.0.1:5000/x", "--tag=-bad"], "is not a valid tag"),
 ])
-def test_usage_errors_exit_2_with_the_reason(argv: list[str], message: str,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_usage_errors_exit_2_with_the_reason(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sync", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
 
 
 @pytest.mark.registry
-def test_a_successful_sync_exits_0_and_writes_the_report(ghcr, ecr, pushed_index, repo_name, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_successful_sync_exits_0_and_writes_the_report(ghcr: GhcrStandin, ecr: EcrStandin,
+        pushed_index: PushedImage, repo_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     _set(monkeypatch, {**ghcr_env(ghcr), **ecr_env(ecr)})
     report_path = tmp_path / "report.json"
     code = main(["sync", f"http://{ghcr.host}/{repo_name}", f"http://{ecr.host}/{repo_name}", "--tag", "v1",
@@ -61,10 +62,9 @@ def test_a_successful_sync_exits_0_and_writes_the_report(ghcr, ecr, pushed_index
 
 
 @pytest.mark.registry
-def test_a_denied_sync_exits_1_with_one_line_and_no_secret_anywhere(ghcr, ecr, pushed_index, repo_name,
-                                                                    tmp_path: Path,
-                                                                    monkeypatch: pytest.MonkeyPatch,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_denied_sync_exits_1_with_one_line_and_no_secret_anywhere(ghcr: GhcrStandin, ecr: EcrStandin,
+        pushed_index: PushedImage, repo_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     _set(monkeypatch, {**ghcr_env(ghcr, fallback=False), **ecr_env(ecr)})
     report_path = tmp_path / "report.json"
     code = main(["sync", f"http://{ghcr.host}/{repo_name}", f"http://{ecr.host}/{repo_name}", "--tag", "v1",
@@ -80,8 +80,8 @@ def test_a_denied_sync_exits_1_with_one_line_and_no_secret_anywhere(ghcr, ecr, p
 
 
 @pytest.mark.registry
-def test_a_registry_that_is_gone_exits_1_with_one_line(ghcr, pushed_index, repo_name, monkeypatch: pytest.MonkeyPatch,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_registry_that_is_gone_exits_1_with_one_line(ghcr: GhcrStandin, pushed_index: PushedImage,
+        repo_name: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     _set(monkeypatch, ghcr_env(ghcr))
     waits: list[float] = []
     monkeypatch.setattr("chalicelib.sync.time.sleep", waits.append)  # the retries happen, without the waiting

@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
 import pytest
 
 from standins import images, skopeo
+from standins.faults import FaultProxy
+from standins.ghcr_ecr import EcrStandin, GhcrStandin
+from standins.push import PushedImage
+from standins.registry import RegistryProcess
 from tests.support.engine_helpers import ImmutableTags, ecr_env, ghcr_env, run_sync, secrets_of
 
+Pusher = Callable[..., PushedImage]
+Proxies = Callable[..., FaultProxy]
 pytestmark = pytest.mark.registry
 
 
-def _env(ghcr, ecr, **kwargs) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _env(ghcr: GhcrStandin, ecr: EcrStandin, **kwargs: bool) -> dict[str, str]:
     return {**ghcr_env(ghcr, **kwargs), **ecr_env(ecr)}
 
 
-def test_a_multi_platform_index_is_copied_digest_exact_with_every_child(ghcr, ecr, pushed_index, repo_name) -> None:
+def test_a_multi_platform_index_is_copied_digest_exact_with_every_child(ghcr: GhcrStandin, ecr: EcrStandin,
+        pushed_index: PushedImage, repo_name: str) -> None:
     report = run_sync(ghcr.host, repo_name, ecr.host, repo_name, _env(ghcr, ecr), tags=["v1"])
     assert report.ok, report.errors
     source_tree = skopeo.manifest_tree(pushed_index.ref("v1"), ghcr.pusher)
@@ -29,7 +37,8 @@ def test_a_multi_platform_index_is_copied_digest_exact_with_every_child(ghcr, ec
     assert report.tags_set == ["v1"] and report.digests == {"v1": pushed_index.digest}
 
 
-def test_a_docker_manifest_list_keeps_its_media_types(ghcr, ecr, pushed_manifest_list, repo_name) -> None:
+def test_a_docker_manifest_list_keeps_its_media_types(ghcr: GhcrStandin, ecr: EcrStandin,
+        pushed_manifest_list: PushedImage, repo_name: str) -> None:
     report = run_sync(ghcr.host, repo_name, ecr.host, repo_name, _env(ghcr, ecr), tags=["v1"])
     assert report.ok, report.errors
     raw = skopeo.inspect_raw(f"{ecr.host}/{repo_name}:v1", ecr.credential)
@@ -38,14 +47,16 @@ def test_a_docker_manifest_list_keeps_its_media_types(ghcr, ecr, pushed_manifest
         skopeo.manifest_tree(pushed_manifest_list.ref("v1"), ghcr.pusher)
 
 
-def test_copy_by_digest_brings_the_index_and_sets_no_tag(ghcr, ecr, pushed_index, repo_name) -> None:
+def test_copy_by_digest_brings_the_index_and_sets_no_tag(ghcr: GhcrStandin, ecr: EcrStandin,
+        pushed_index: PushedImage, repo_name: str) -> None:
     report = run_sync(ghcr.host, repo_name, ecr.host, repo_name, _env(ghcr, ecr), digest=pushed_index.digest)
     assert report.ok and report.tags_set == []
     for digest in (pushed_index.digest, *pushed_index.child_digests):
         assert skopeo.digest(f"{ecr.host}/{repo_name}@{digest}", ecr.credential) == digest
 
 
-def test_only_missing_blobs_are_read_from_the_source(ghcr, ecr, fault_proxy, pushed_index, repo_name) -> None:
+def test_only_missing_blobs_are_read_from_the_source(ghcr: GhcrStandin, ecr: EcrStandin, fault_proxy: Proxies,
+        pushed_index: PushedImage, repo_name: str) -> None:
     proxy = fault_proxy(ghcr)
     env = _env(ghcr, ecr)
     first_child = pushed_index.manifest.children[0]
@@ -60,8 +71,8 @@ def test_only_missing_blobs_are_read_from_the_source(ghcr, ecr, fault_proxy, pus
     assert report.stats.blobs_skipped == 2  # the base layers it shares with the other platforms
 
 
-def test_a_rerun_with_nothing_missing_reads_no_blob_and_sets_no_tag(ghcr, ecr, fault_proxy, pushed_index,
-                                                                     repo_name) -> None:
+def test_a_rerun_with_nothing_missing_reads_no_blob_and_sets_no_tag(ghcr: GhcrStandin, ecr: EcrStandin,
+        fault_proxy: Proxies, pushed_index: PushedImage, repo_name: str) -> None:
     proxy, env = fault_proxy(ghcr), _env(ghcr, ecr)
     assert run_sync(proxy.host, repo_name, ecr.host, repo_name, env, tags=["v1"]).ok
     proxy.reset_traffic()
@@ -71,7 +82,8 @@ def test_a_rerun_with_nothing_missing_reads_no_blob_and_sets_no_tag(ghcr, ecr, f
     assert report.stats.manifests_skipped == 1 and report.stats.bytes_moved == 0
 
 
-def test_an_extra_tag_on_a_digest_already_copied_moves_no_blob(ghcr, ecr, fault_proxy, push_image, repo_name) -> None:
+def test_an_extra_tag_on_a_digest_already_copied_moves_no_blob(ghcr: GhcrStandin, ecr: EcrStandin,
+        fault_proxy: Proxies, push_image: Pusher, repo_name: str) -> None:
     image = images.multi_platform_index(seed=repo_name)
     push_image(ghcr, repo_name, image, ("v1",))
     env = _env(ghcr, ecr)
@@ -85,7 +97,8 @@ def test_an_extra_tag_on_a_digest_already_copied_moves_no_blob(ghcr, ecr, fault_
     assert skopeo.digest(f"{ecr.host}/{repo_name}:stable", ecr.credential) == image.digest
 
 
-def test_a_tag_that_moved_follows_the_source_at_sync_time(ghcr, ecr, push_image, repo_name) -> None:
+def test_a_tag_that_moved_follows_the_source_at_sync_time(ghcr: GhcrStandin, ecr: EcrStandin, push_image: Pusher,
+        repo_name: str) -> None:
     env = _env(ghcr, ecr)
     push_image(ghcr, repo_name, images.single_image(seed=repo_name + "old"), ("latest",))
     assert run_sync(ghcr.host, repo_name, ecr.host, repo_name, env, tags=["latest"]).ok
@@ -95,8 +108,8 @@ def test_a_tag_that_moved_follows_the_source_at_sync_time(ghcr, ecr, push_image,
     assert skopeo.digest(f"{ecr.host}/{repo_name}:latest", ecr.credential) == newer.digest
 
 
-def test_an_immutable_tag_held_elsewhere_is_a_conflict_while_other_tags_complete(ghcr, ecr, push_image,
-                                                                                  repo_name) -> None:
+def test_an_immutable_tag_held_elsewhere_is_a_conflict_while_other_tags_complete(ghcr: GhcrStandin,
+        ecr: EcrStandin, push_image: Pusher, repo_name: str) -> None:
     env = _env(ghcr, ecr)
     push_image(ghcr, repo_name, images.single_image(seed=repo_name + "a"), ("v1", "v2"))
     assert run_sync(ghcr.host, repo_name, ecr.host, repo_name, env, tags=["v1"]).ok
@@ -110,8 +123,8 @@ def test_an_immutable_tag_held_elsewhere_is_a_conflict_while_other_tags_complete
     assert "immutable" in report.cause()
 
 
-def test_a_tag_already_on_the_digest_is_not_pushed_again_in_an_immutable_repository(ghcr, ecr, pushed_index,
-                                                                                     repo_name) -> None:
+def test_a_tag_already_on_the_digest_is_not_pushed_again_in_an_immutable_repository(ghcr: GhcrStandin,
+        ecr: EcrStandin, pushed_index: PushedImage, repo_name: str) -> None:
     env = _env(ghcr, ecr)
     assert run_sync(ghcr.host, repo_name, ecr.host, repo_name, env, tags=["v1"]).ok
     immutable = ImmutableTags()
@@ -120,7 +133,8 @@ def test_a_tag_already_on_the_digest_is_not_pushed_again_in_an_immutable_reposit
     assert report.ok and report.tags_unchanged == ["v1"] and immutable.tag_puts == []
 
 
-def test_cosign_signature_tags_of_copied_digests_come_along(ghcr, ecr, push_image, repo_name) -> None:
+def test_cosign_signature_tags_of_copied_digests_come_along(ghcr: GhcrStandin, ecr: EcrStandin,
+        push_image: Pusher, repo_name: str) -> None:
     image = push_image(ghcr, repo_name, images.multi_platform_index(seed=repo_name), ("v1",))
     signature_tag = images.signature_tag(image.digest)
     signature = push_image(ghcr, repo_name, images.cosign_signature(image.manifest), (signature_tag,))
@@ -129,7 +143,8 @@ def test_cosign_signature_tags_of_copied_digests_come_along(ghcr, ecr, push_imag
     assert skopeo.digest(f"{ecr.host}/{repo_name}:{signature_tag}", ecr.credential) == signature.digest
 
 
-def test_no_signatures_leaves_cosign_tags_behind(ghcr, ecr, new_repo_name, push_image) -> None:
+def test_no_signatures_leaves_cosign_tags_behind(ghcr: GhcrStandin, ecr: EcrStandin,
+        new_repo_name: Callable[..., str], push_image: Pusher) -> None:
     repo = new_repo_name()
     image = push_image(ghcr, repo, images.single_image(seed=repo), ("v1",))
     push_image(ghcr, repo, images.cosign_signature(image.manifest), (images.signature_tag(image.digest),))
@@ -138,7 +153,7 @@ def test_no_signatures_leaves_cosign_tags_behind(ghcr, ecr, new_repo_name, push_
     assert skopeo.list_tags(f"{ecr.host}/{repo}", ecr.credential) == ["v1"]
 
 
-def test_all_tags_filtered_by_globs(ghcr, ecr, push_image, repo_name) -> None:
+def test_all_tags_filtered_by_globs(ghcr: GhcrStandin, ecr: EcrStandin, push_image: Pusher, repo_name: str) -> None:
     image = images.single_image(seed=repo_name)
     push_image(ghcr, repo_name, image, ("v1", "v2-rc1", "latest", "main"))
     report = run_sync(ghcr.host, repo_name, ecr.host, repo_name, _env(ghcr, ecr), tag_globs="v*,latest,!*-rc*")
@@ -146,7 +161,8 @@ def test_all_tags_filtered_by_globs(ghcr, ecr, push_image, repo_name) -> None:
     assert sorted(skopeo.list_tags(f"{ecr.host}/{repo_name}", ecr.credential)) == ["latest", "v1"]
 
 
-def test_all_tags_mirrors_every_tag_and_the_signatures_of_their_digests(ghcr, ecr, push_image, repo_name) -> None:
+def test_all_tags_mirrors_every_tag_and_the_signatures_of_their_digests(ghcr: GhcrStandin, ecr: EcrStandin,
+        push_image: Pusher, repo_name: str) -> None:
     first = push_image(ghcr, repo_name, images.single_image(seed=repo_name + "1"), ("v1", "latest"))
     push_image(ghcr, repo_name, images.single_image(seed=repo_name + "2"), ("v2",))
     signature_tag = images.signature_tag(first.digest)
@@ -159,8 +175,8 @@ def test_all_tags_mirrors_every_tag_and_the_signatures_of_their_digests(ghcr, ec
         ["v1", "latest", "v2", signature_tag])
 
 
-def test_a_denied_installation_token_falls_back_to_the_operator_credential(ghcr, ecr, pushed_index, repo_name,
-                                                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_a_denied_installation_token_falls_back_to_the_operator_credential(ghcr: GhcrStandin, ecr: EcrStandin,
+        pushed_index: PushedImage, repo_name: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     report = run_sync(ghcr.host, repo_name, ecr.host, repo_name, _env(ghcr, ecr, fallback_json=True), tags=["v1"])
     assert report.ok, report.errors
@@ -174,7 +190,8 @@ def test_a_denied_installation_token_falls_back_to_the_operator_credential(ghcr,
         assert secret not in logged
 
 
-def test_without_a_fallback_a_private_package_is_denied_by_name(ghcr, ecr, pushed_index, repo_name) -> None:
+def test_without_a_fallback_a_private_package_is_denied_by_name(ghcr: GhcrStandin, ecr: EcrStandin,
+        pushed_index: PushedImage, repo_name: str) -> None:
     report = run_sync(ghcr.host, repo_name, ecr.host, repo_name, _env(ghcr, ecr, fallback=False), tags=["v1"])
     assert not report.ok
     cause = report.cause()
@@ -185,20 +202,23 @@ def test_without_a_fallback_a_private_package_is_denied_by_name(ghcr, ecr, pushe
         assert secret not in cause and secret not in serialized
 
 
-def test_a_public_package_syncs_with_the_installation_token_alone(ghcr, ecr, push_image, public_repo_name) -> None:
+def test_a_public_package_syncs_with_the_installation_token_alone(ghcr: GhcrStandin, ecr: EcrStandin,
+        push_image: Pusher, public_repo_name: str) -> None:
     push_image(ghcr, public_repo_name, images.single_image(seed=public_repo_name), ("v1",))
     report = run_sync(ghcr.host, public_repo_name, ecr.host, public_repo_name, _env(ghcr, ecr, fallback=False),
                       tags=["v1"])
     assert report.ok and report.credentials_tried == ["installation token"]
 
 
-def test_a_missing_tag_is_reported_and_nothing_else_is_blocked(ghcr, ecr, pushed_index, repo_name) -> None:
+def test_a_missing_tag_is_reported_and_nothing_else_is_blocked(ghcr: GhcrStandin, ecr: EcrStandin,
+        pushed_index: PushedImage, repo_name: str) -> None:
     report = run_sync(ghcr.host, repo_name, ecr.host, repo_name, _env(ghcr, ecr), tags=["v1", "nope"])
     assert not report.ok and report.tags_set == ["v1"], report.errors
     assert report.cause() == f"tag 'nope' not found in http://{ghcr.host}/{repo_name}"
 
 
-def test_within_one_registry_blobs_are_mounted_not_copied(plain_registry, push_image, new_repo_name) -> None:
+def test_within_one_registry_blobs_are_mounted_not_copied(plain_registry: RegistryProcess, push_image: Pusher,
+        new_repo_name: Callable[..., str]) -> None:
     source_repo, dest_repo = new_repo_name(), new_repo_name()
     pushed = push_image(plain_registry, source_repo, images.multi_platform_index(seed=source_repo), ("v1",))
     report = run_sync(plain_registry.host, source_repo, plain_registry.host, dest_repo, {}, tags=["v1"])
@@ -207,7 +227,8 @@ def test_within_one_registry_blobs_are_mounted_not_copied(plain_registry, push_i
     assert skopeo.digest(f"{plain_registry.host}/{dest_repo}:v1") == pushed.digest
 
 
-def test_a_malformed_fallback_credential_stops_the_sync_naming_the_variable(ghcr, ecr, repo_name) -> None:
+def test_a_malformed_fallback_credential_stops_the_sync_naming_the_variable(ghcr: GhcrStandin, ecr: EcrStandin,
+        repo_name: str) -> None:
     env = {**_env(ghcr, ecr), "GHCR2ECR_SOURCE_FALLBACK_TOKEN": '{"username": "x"}'}
     report = run_sync(ghcr.host, repo_name, ecr.host, repo_name, env, tags=["v1"])
     assert not report.ok and "GHCR2ECR_SOURCE_FALLBACK_TOKEN" in report.cause()

@@ -12,6 +12,9 @@ from chalicelib import sync
 from chalicelib.registry.reference import parse_repository
 from standins import skopeo
 from standins.aws import aws_variables
+from standins.ghcr_ecr import EcrStandin, GhcrStandin
+from standins.push import PushedImage
+from standins.registry import RegistryProcess
 from tests.support.engine_helpers import FAST_RETRY, Sleeps, ghcr_env
 
 pytestmark = pytest.mark.registry
@@ -45,8 +48,8 @@ class EcrApi:
         return {}
 
 
-def test_an_ecr_destination_logs_in_with_get_authorization_token_and_creates_the_repository(
-        ghcr, ecr, pushed_index, repo_name) -> None:
+def test_an_ecr_destination_logs_in_with_get_authorization_token_and_creates_the_repository(ghcr: GhcrStandin,
+        ecr: EcrStandin, pushed_index: PushedImage, repo_name: str) -> None:
     api = EcrApi(ecr.credential.password)
     request = sync.SyncRequest.build(f"http://{ghcr.host}/{repo_name}", f"http://{ecr.host}/ghcr/{repo_name}",
                                      tags=["v1"])
@@ -62,7 +65,8 @@ def test_an_ecr_destination_logs_in_with_get_authorization_token_and_creates_the
     assert again.ok and again.repository_created is False
 
 
-def test_no_create_repository_skips_create_repository(ghcr, ecr, pushed_index, repo_name) -> None:
+def test_no_create_repository_skips_create_repository(ghcr: GhcrStandin, ecr: EcrStandin,
+        pushed_index: PushedImage, repo_name: str) -> None:
     api = EcrApi(ecr.credential.password)
     request = sync.SyncRequest.build(f"http://{ghcr.host}/{repo_name}", f"http://{ecr.host}/{repo_name}",
                                      tags=["v1"], create_repository=False)
@@ -70,8 +74,9 @@ def test_no_create_repository_skips_create_repository(ghcr, ecr, pushed_index, r
     assert report.ok and report.repository_created is None and api.repositories == {}
 
 
-def test_the_forced_ecr_path_uses_boto3_against_aws_endpoint_url(ghcr, plain_registry, moto_url, pushed_index,
-                                                                  repo_name, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_forced_ecr_path_uses_boto3_against_aws_endpoint_url(ghcr: GhcrStandin,
+        plain_registry: RegistryProcess, moto_url: str, pushed_index: PushedImage, repo_name: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in aws_variables(moto_url).items():
         monkeypatch.setenv(name, value)
     request = sync.SyncRequest.build(f"http://{ghcr.host}/{repo_name}", f"{plain_registry.url}/mirror/{repo_name}",
