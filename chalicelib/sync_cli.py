@@ -106,7 +106,18 @@ def main(args: argparse.Namespace) -> int:
             return 1
     if not report.ok:
         print(f"{PREFIX}: {report.cause()}", file=sys.stderr)
+    elif not args.quiet:
+        print(f"{PREFIX}: {summary(report)}", file=sys.stderr)
     return report.exit_code
+
+
+def summary(report: sync.Report) -> str:
+    """Describe a successful run in one line."""
+    s = report.stats
+    tags = ", ".join(report.tags_set) or "none"
+    return (f"done in {report.duration_seconds:.1f}s: {s.manifests_copied} manifest(s) and {s.blobs_copied} blob(s) "
+            f"copied ({_size(s.bytes_moved)}), {s.blobs_mounted} mounted, {s.blobs_skipped + s.manifests_skipped} "
+            f"already there; tags set: {tags}; {len(report.tags_unchanged)} unchanged")
 
 
 def _configure_logging(quiet: bool) -> None:

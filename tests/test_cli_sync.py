@@ -11,7 +11,8 @@ import pytest
 
 from chalicelib.cli import main
 from chalicelib.registry.copy import Stats
-from chalicelib.sync_cli import StderrProgress
+from chalicelib.sync import Report
+from chalicelib.sync_cli import StderrProgress, summary
 from standins.ghcr_ecr import EcrStandin, GhcrStandin
 from standins.push import PushedImage
 from tests.support.engine_helpers import ecr_env, ghcr_env, secrets_of
@@ -107,3 +108,11 @@ def test_progress_prints_plain_lines_when_not_a_terminal() -> None:
     assert lines and all(line.startswith("ghcr2ecr sync: ") for line in lines)
     assert "copying: 1.5 MB of 2.0 MB moved" in lines[-1]
     assert "\r" not in stream.getvalue()
+
+
+def test_a_successful_run_ends_with_a_summary_line() -> None:
+    report = Report(source="a/b", destination="c/d", tags_set=["v1"], tags_unchanged=["latest"])
+    report.stats.add("bytes_moved", 1500)
+    report.stats.add("blobs_copied", 2)
+    assert summary(report) == ("done in 0.0s: 0 manifest(s) and 2 blob(s) copied (1.5 KB), 0 mounted, "
+                               "0 already there; tags set: v1; 1 unchanged")
