@@ -230,3 +230,18 @@ def test_an_ecr_token_about_to_expire_is_renewed() -> None:
     credential.basic()
     assert credential.basic() == ("AWS", "pw2")
     assert fake.calls == [{}, {}]
+
+
+def test_the_credential_never_goes_to_another_origin() -> None:
+    seen: dict[str, str | None] = {}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen[request.url.host] = request.headers.get("authorization")
+        if request.url.host == "ghcr.test" and "authorization" not in request.headers:
+            return httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="r"'})
+        return httpx.Response(204)
+
+    transport = transport_for(handle, [StaticCredential("fallback token", "u", SECRET_PAT)])
+    transport.request("GET", "/v2/", scopes=[("octo/app", "pull")])
+    transport.request("PUT", "https://storage.test/upload?x=1", scopes=[("octo/app", "pull,push")], content=b"x")
+    assert seen["ghcr.test"] is not None and seen["storage.test"] is None

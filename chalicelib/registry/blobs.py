@@ -102,7 +102,7 @@ def _verified(chunks: Iterator[bytes], blob: Descriptor, what: str,
 def _cancel(transport: Transport, location: str) -> None:
     """Best-effort DELETE of an abandoned upload session (the registry also expires them)."""
     try:
-        transport.request("DELETE", location, scopes=[(transport.repository.name, "pull,push")]).close()
+        transport.request("DELETE", location, scopes=[(transport.repository.name, "pull,push")], once=True).close()
     except (RegistryError, httpx.HTTPError):
         pass
 

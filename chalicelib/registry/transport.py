@@ -83,9 +83,9 @@ class Transport:
 
     def send(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
              params: Any = None, content: bytes | Iterable[bytes] | None = None, stream: bool = False,
-             follow_redirects: bool = False, auth: httpx.Auth | None = None) -> httpx.Response:
+             follow_redirects: bool = False, auth: httpx.Auth | None = None, once: bool = False) -> httpx.Response:
         """Send without the auth handshake, retrying connection errors, 429 and 5xx when replayable."""
-        replayable = content is None or isinstance(content, bytes)
+        replayable = (content is None or isinstance(content, bytes)) and not once
         attempt = 0
         while True:
             attempt += 1
@@ -113,12 +113,17 @@ class Transport:
 
     def request(self, method: str, path: str, *, scopes: Scopes, headers: Mapping[str, str] | None = None,
                 params: Any = None, content: bytes | Iterable[bytes] | None = None, stream: bool = False,
-                follow_redirects: bool = False) -> httpx.Response:
+                follow_redirects: bool = False, once: bool = False) -> httpx.Response:
         """Send with authentication: answer 401 challenges and move down the chain on denial.
 
-        Returns the response for any status except 401/403 (auth), and except 429/5xx while retries last.
+        Returns the response for any status except 401/403 (auth), and except 429/5xx while retries last
+        (`once`: no retries). The credential goes only to this registry's own origin: an upload Location
+        or a `Link` pointing elsewhere gets no Authorization header.
         """
         url = self.url(path)
+        if not self._same_origin(url):
+            return self.send(method, url, headers=headers, params=params, content=content, stream=stream,
+                             follow_redirects=follow_redirects, once=once)
         replayable = content is None or isinstance(content, bytes)
         fresh_for: int | None = None  # the credential whose token was fetched for this very request
         # Other threads may move the chain on meanwhile: every decision uses the index the header was built for.
@@ -128,7 +133,7 @@ class Transport:
             if authorization:
                 sent_headers["Authorization"] = authorization
             response = self.send(method, url, headers=sent_headers, params=params, content=content,
-                                 stream=stream, follow_redirects=follow_redirects)
+                                 stream=stream, follow_redirects=follow_redirects, once=once)
             if response.status_code not in (401, 403):
                 return response
             _drain(response)
@@ -152,6 +157,11 @@ class Transport:
                 log.info("%s credential %r denied for %s; trying %r", self.role, self.auth.credentials[index].kind,
                          self.repository, self.auth.credentials[index + 1].kind)
         raise AccessDenied(method, url, None, str(self.repository), self.auth.tried(), self.hint)
+
+    def _same_origin(self, url: str) -> bool:
+        """Tell whether a URL is on this registry (scheme, host and port)."""
+        target, own = httpx.URL(url), httpx.URL(self.repository.base_url)
+        return (target.scheme, target.netloc) == (own.scheme, own.netloc)
 
     def close(self) -> None:
         """Close the HTTP client."""
