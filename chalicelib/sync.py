@@ -220,14 +220,9 @@ def _run(request: SyncRequest, env: Mapping[str, str], report: Report, copier: C
     copier.plan(roots)
     # 2. Cosign signature tags of every digest we know (roots and the children we read).
     if request.signatures:
-        known = set(roots) | set(copier.manifests)
-        source_tags = source_tags if source_tags is not None else list_tags(copier.source) or []
-        signature_tags = [t for t in source_tags if (m := COSIGN_TAG.fullmatch(t)) and f"sha256:{m.group(1)}" in known]
-        signature_roots = _resolve(signature_tags, copier, pool, report)
-        report.signatures = [t for t in signature_tags if t in report.digests]
-        settled_signatures = settled_tags(copier, pool, report.signatures, report.digests)
-        report.tags_unchanged += settled_signatures
-        settled += settled_signatures
+        signature_roots = _signatures(copier, pool, report, set(roots) | set(copier.manifests), source_tags, wanted)
+        settled += settled_tags(copier, pool, report.signatures, report.digests)
+        report.tags_unchanged += [t for t in report.signatures if t in settled]
         copier.plan(signature_roots)
         wanted += report.signatures
     phase("copying")
@@ -251,6 +246,21 @@ def _tag(copier: Copier, tag: str, digest: str) -> tuple[str, str | None]:
         return "conflict", str(exc)
     except CopyError as exc:
         return "error", f"setting tag {tag!r}: {exc}"
+
+
+def _signatures(copier: Copier, pool: ThreadPoolExecutor, report: Report, known: set[str],
+                source_tags: list[str] | None, wanted: list[str]) -> list[str]:
+    """Find and resolve the cosign tags (`sha256-<hex>.sig|.att|.sbom`) of known digests; their digests."""
+    try:
+        tags = source_tags if source_tags is not None else list_tags(copier.source) or []
+    except RegistryError as exc:  # the images still copy; the run reports that signatures could not be checked
+        report.errors.append(f"listing tags to find signatures: {exc}")
+        return []
+    found = [t for t in tags if (m := COSIGN_TAG.fullmatch(t)) and f"sha256:{m.group(1)}" in known
+             and t not in wanted]
+    roots = _resolve(found, copier, pool, report)
+    report.signatures = [t for t in found if t in report.digests]
+    return roots
 
 
 def _list_source_tags(copier: Copier) -> list[str]:
