@@ -232,3 +232,14 @@ def test_a_malformed_fallback_credential_stops_the_sync_naming_the_variable(ghcr
     env = {**_env(ghcr, ecr), "GHCR2ECR_SOURCE_FALLBACK_TOKEN": '{"username": "x"}'}
     report = run_sync(ghcr.host, repo_name, ecr.host, repo_name, env, tags=["v1"])
     assert not report.ok and "GHCR2ECR_SOURCE_FALLBACK_TOKEN" in report.cause()
+
+
+def test_an_artifact_with_a_subject_is_copied_byte_exact(ghcr: GhcrStandin, ecr: EcrStandin, push_image: Pusher,
+                                                          repo_name: str) -> None:
+    image = push_image(ghcr, repo_name, images.single_image(seed=repo_name), ("v1",))
+    sbom = push_image(ghcr, repo_name, images.artifact(image.manifest), ("v1-sbom",))
+    report = run_sync(ghcr.host, repo_name, ecr.host, repo_name, _env(ghcr, ecr), tags=["v1", "v1-sbom"])
+    assert report.ok, report.errors
+    raw = skopeo.inspect_raw(f"{ecr.host}/{repo_name}:v1-sbom", ecr.credential)
+    assert skopeo.digest(f"{ecr.host}/{repo_name}:v1-sbom", ecr.credential) == sbom.digest
+    assert json.loads(raw)["subject"]["digest"] == image.digest
