@@ -28,6 +28,11 @@ Credentials come from `env` (default `os.environ`), never from the request:
 Order: tags resolved against the source now → manifest trees planned → missing blobs copied → manifests
 pushed children-first → ECR-safe tag updates last (a tag already on the digest is left alone; one held
 elsewhere by an immutable repository is a conflict while the other tags still complete).
+
+Signatures: cosign tags are looked up for the digests this run reads (the tagged manifests and the
+children of indexes it copies); children of an index already in the destination are not re-read, so a
+signature pushed later on a child alone is found only with its index's next copy. With --all-tags/--tags,
+cosign-shaped tags are never selected by the globs themselves: they follow their signed digest.
 """
 
 from __future__ import annotations
