@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import TextIO
 
 from chalicelib import sync
@@ -28,8 +30,8 @@ def _size(count: float) -> str:
 class StderrProgress:
     """Progress on stderr: an in-place line on a terminal, a plain line every few seconds otherwise."""
 
-    def __init__(self, stream: TextIO = sys.stderr, interval: float | None = None) -> None:
-        self.stream = stream
+    def __init__(self, stream: TextIO | None = None, interval: float | None = None) -> None:
+        self.stream = stream or sys.stderr
         self.tty = stream.isatty()
         self.interval = interval if interval is not None else (0.25 if self.tty else 2.0)
         self._phase = "starting"
@@ -94,8 +96,8 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"{PREFIX}: {exc}", file=sys.stderr)
         return 2
-    _configure_logging(args.quiet)
-    report = sync.run(request, progress=None if args.quiet else StderrProgress())
+    with _logging_to_stderr(args.quiet):
+        report = sync.run(request, progress=None if args.quiet else StderrProgress())
     if args.report:
         try:
             with open(args.report, "w", encoding="utf-8") as handle:
@@ -120,16 +122,21 @@ def summary(report: sync.Report) -> str:
             f"already there; tags set: {tags}; {len(report.tags_unchanged)} unchanged")
 
 
-def _configure_logging(quiet: bool) -> None:
-    """Show retries and credential fall-backs on stderr unless quiet (never any credential value)."""
+@contextlib.contextmanager
+def _logging_to_stderr(quiet: bool) -> Iterator[None]:
+    """Show retries and credential fall-backs on stderr for this run unless quiet (never a credential value)."""
     logger = logging.getLogger("chalicelib")
+    saved = (logger.level, logger.propagate)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(f"{PREFIX}: %(message)s"))
     if quiet:
-        logger.addHandler(logging.NullHandler())
-        logger.propagate = False
-        return
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(f"{PREFIX}: %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
+        handler.setLevel(logging.CRITICAL + 1)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
