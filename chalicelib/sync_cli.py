@@ -32,7 +32,7 @@ class StderrProgress:
 
     def __init__(self, stream: TextIO | None = None, interval: float | None = None) -> None:
         self.stream = stream or sys.stderr
-        self.tty = stream.isatty()
+        self.tty = self.stream.isatty()
         self.interval = interval if interval is not None else (0.25 if self.tty else 2.0)
         self._phase = "starting"
         self._stats: Stats | None = None

@@ -116,3 +116,14 @@ def test_a_successful_run_ends_with_a_summary_line() -> None:
     report.stats.add("blobs_copied", 2)
     assert summary(report) == ("done in 0.0s: 0 manifest(s) and 2 blob(s) copied (1.5 KB), 0 mounted, "
                                "0 already there; tags set: v1; 1 unchanged")
+
+
+@pytest.mark.registry
+def test_without_quiet_the_run_logs_credential_steps_and_ends_with_the_summary(
+        ghcr: GhcrStandin, ecr: EcrStandin, pushed_index: PushedImage, repo_name: str,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    _set(monkeypatch, {**ghcr_env(ghcr), **ecr_env(ecr)})
+    assert main(["sync", f"http://{ghcr.host}/{repo_name}", f"http://{ecr.host}/{repo_name}", "--tag", "v1"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert "source credential 'installation token' denied" in lines[0]
+    assert lines[-1].startswith("ghcr2ecr sync: done in ") and "tags set: v1" in lines[-1]
