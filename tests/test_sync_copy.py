@@ -243,3 +243,14 @@ def test_an_artifact_with_a_subject_is_copied_byte_exact(ghcr: GhcrStandin, ecr:
     raw = skopeo.inspect_raw(f"{ecr.host}/{repo_name}:v1-sbom", ecr.credential)
     assert skopeo.digest(f"{ecr.host}/{repo_name}:v1-sbom", ecr.credential) == sbom.digest
     assert json.loads(raw)["subject"]["digest"] == image.digest
+
+
+def test_the_build_case_digest_and_tag_sets_the_tag_where_it_points_now(ghcr: GhcrStandin, ecr: EcrStandin,
+                                                                         push_image: Pusher, repo_name: str) -> None:
+    announced = push_image(ghcr, repo_name, images.multi_platform_index(seed=repo_name + "a"), ("v1",))
+    current = push_image(ghcr, repo_name, images.multi_platform_index(seed=repo_name + "b"), ("v1",))
+    report = run_sync(ghcr.host, repo_name, ecr.host, repo_name, _env(ghcr, ecr), digest=announced.digest,
+                      tags=["v1"])
+    assert report.ok, report.errors
+    assert skopeo.digest(f"{ecr.host}/{repo_name}:v1", ecr.credential) == current.digest
+    assert skopeo.digest(f"{ecr.host}/{repo_name}@{announced.digest}", ecr.credential) == announced.digest
