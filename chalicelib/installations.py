@@ -22,6 +22,7 @@ KNOWN_VARIABLES = ("GHCR2ECR_ENABLED", "GHCR2ECR_TAGS", "GHCR2ECR_REPOSITORY", "
 PER_PAGE = 30  # GitHub's maximum for the variables endpoints (FACTS.md §4)
 MAX_PAGES = 10  # 300 variables per scope: bounded, far above any real configuration
 TIMEOUT_SECONDS = 10.0
+RETRIES, RETRY_BACKOFF_SECONDS = 2, 0.5  # quick retries in-call; SQS redelivery is the slower outer loop
 
 
 class InvalidConfig(ValueError):
@@ -106,7 +107,10 @@ def _retry_policy() -> Callable[[Any, int], Any]:
         transient = isinstance(exc, RequestTimeout) or (
             isinstance(exc, RequestFailed) and exc.response.status_code >= 500
         )
-        return RetryOption(True, timedelta(seconds=0.5 * (count + 1))) if transient and count < 2 else RetryOption(False)
+        if transient and count < RETRIES:
+            # githubkit sleeps 60 s when retry_after is falsy, and timedelta(0) is falsy (githubkit/core.py).
+            return RetryOption(True, timedelta(seconds=max(RETRY_BACKOFF_SECONDS * (count + 1), 0.001)))
+        return RetryOption(False)
 
     return decide
 

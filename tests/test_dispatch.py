@@ -256,3 +256,24 @@ def test_the_private_key_is_read_from_ssm_once_per_container(client, app_env: Ap
     app_env.boto("ssm").delete_parameter(Name="/ghcr2ecr/github/private-key")
     queue_and_dispatch(client, app_env, "updated-linked")
     assert len(app_env.codebuild.calls) == 2
+
+
+def test_a_message_failing_every_time_ends_in_the_dead_letter_queue(client, app_env: AppEnv, monkeypatch) -> None:
+    from chalicelib import installations
+
+    monkeypatch.setattr(installations, "RETRY_BACKOFF_SECONDS", 0.0)
+    assert post(client, load_delivery(INDEX)).status_code == 202
+    app_env.github.inject("/app/installations/*", status=503, count=1000)
+    sqs = app_env.boto("sqs")
+    attempts = 0
+    while True:  # what the Lambda event source mapping does: receive, invoke, leave the message on failure
+        batch = sqs.receive_message(QueueUrl=app_env.queue_url, VisibilityTimeout=0).get("Messages", [])
+        if not batch:
+            break
+        attempts += 1
+        with pytest.raises(Exception):
+            client.lambda_.invoke("dispatch", client.events.generate_sqs_event([batch[0]["Body"]]))
+        assert attempts <= 5
+    [dead] = sqs.receive_message(QueueUrl=app_env.dlq_url).get("Messages", [])
+    assert attempts == 5 and SyncRequest.from_json(dead["Body"]).tag == "v1.2.3"
+    assert app_env.codebuild.calls == [] and app_env.token_parameters() == []
