@@ -22,18 +22,21 @@ ROOT = Path(__file__).resolve().parent.parent
 SPEC = yaml.safe_load((ROOT / "buildspec" / "buildspec.yml").read_text())
 
 
-def run_phase(env: dict[str, str]) -> tuple[int, str]:
-    """Run the build phase like CodeBuild: commands until one fails, then every `finally` command."""
+def run_phase(env: dict[str, str], shell: str = "bash") -> tuple[int, str]:
+    """Run the build phase like CodeBuild: commands until one fails, then every `finally` command.
+
+    CodeBuild's default shell is `sh` (dash on the Ubuntu images); the local demo uses bash: both must work.
+    """
     build = SPEC["phases"]["build"]
     status, output = 0, ""
     for command in build["commands"]:
-        done = subprocess.run(["bash", "-c", command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        done = subprocess.run([shell, "-c", command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
         output += done.stdout + done.stderr
         if done.returncode:
             status = done.returncode
             break
     for command in build.get("finally", []):
-        done = subprocess.run(["bash", "-c", command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        done = subprocess.run([shell, "-c", command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
         output += done.stdout + done.stderr
         assert done.returncode == 0, f"a finally command failed: {command}"
     return status, output
@@ -75,8 +78,9 @@ def test_the_buildspec_fits_lambda_and_ec2_compute() -> None:
     assert all('PYTHONPATH="${CODEBUILD_SRC_DIR:-$PWD}/vendor:' in c for c in commands if "python3" in c)
 
 
-def test_a_failed_copy_still_revokes_the_token(build_env: dict[str, Any], github: GitHubStandIn) -> None:
-    status, output = run_phase(build_env["env"])
+@pytest.mark.parametrize("shell", ["bash", "sh"])
+def test_a_failed_copy_still_revokes_the_token(build_env: dict[str, Any], github: GitHubStandIn, shell: str) -> None:
+    status, output = run_phase(build_env["env"], shell)
     assert status != 0
     assert github.token(build_env["token"]).revoked
     assert "no report" in output or '"credentials_tried"' in output
