@@ -92,3 +92,14 @@ def test_retry_after_may_be_an_http_date() -> None:
     policy = RetryPolicy(max_retry_after=30.0)
     response = httpx.Response(429, headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})
     assert policy.delay(1, response) == 0.0  # a date in the past: retry now
+
+
+def test_a_redirect_loop_becomes_a_registry_error_naming_it() -> None:
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(307, headers={"Location": str(request.url)})
+
+    transport = Transport(REPO, Authenticator([ANONYMOUS]), role="source", hint="-",
+                          client=httpx.Client(transport=httpx.MockTransport(handle)), sleep=lambda s: None)
+    with pytest.raises(RegistryError) as caught:
+        transport.request("GET", "/v2/octo/app/blobs/sha256:" + "a" * 64, scopes=[], follow_redirects=True)
+    assert "TooManyRedirects" in str(caught.value) and "\n" not in str(caught.value)

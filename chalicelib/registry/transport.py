@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -102,6 +103,9 @@ class Transport:
                             attempt, wait)
                 self.sleep(wait)
                 continue
+            except httpx.HTTPError as exc:  # not a connection failure: a redirect loop, a malformed answer
+                raise RegistryError(method, url, None, detail=f"{self.role} registry: {type(exc).__name__}: "
+                                    f"{_first_line(exc)}") from None
             if _transient(response.status_code) and replayable and attempt < self.retry.attempts:
                 wait = self.retry.delay(attempt, response)
                 response.close()
@@ -166,6 +170,11 @@ class Transport:
     def close(self) -> None:
         """Close the HTTP client."""
         self.client.close()
+
+
+def _first_line(exc: Exception) -> str:
+    """Return an httpx error's message without URLs' query strings, on one line."""
+    return re.sub(r"\?\S*", "", " ".join(str(exc).split()))[:200]
 
 
 def _drain(response: httpx.Response) -> None:
