@@ -134,3 +134,26 @@ def test_tags_are_listed_across_link_paginated_pages() -> None:
 
 def test_tags_of_an_unknown_repository_are_none() -> None:
     assert list_tags(serve(lambda r: httpx.Response(404, json={"errors": [{"code": "NAME_UNKNOWN"}]}))) is None
+
+
+@pytest.mark.parametrize("document", [
+    {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {"digest": DIGEST_A, "size": 2}, "layers": ["x"]},
+    [{"schemaVersion": 2}],
+    "a string",
+    {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {"size": 2}, "layers": []},
+    {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {"digest": 7, "size": 2}, "layers": []},
+    {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {"digest": DIGEST_A, "size": "2"}, "layers": []},
+    {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {"digest": DIGEST_A, "size": True}, "layers": []},
+    {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {"digest": DIGEST_A, "size": -1}, "layers": []},
+    {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {"digest": DIGEST_A, "size": 2, "mediaType": 3}},
+    {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": "sha256:x", "layers": []},
+    {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {"digest": DIGEST_A, "size": 2}, "layers": {}},
+    {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": {"digest": DIGEST_A}},
+    {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [None]},
+    {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [{"digest": "sha256:short", "size": 1}]},
+])
+def test_a_malformed_manifest_is_refused_naming_it(document: object) -> None:
+    raw = json.dumps(document).encode()
+    media_type = document.get("mediaType", OCI_MANIFEST) if isinstance(document, dict) else OCI_MANIFEST
+    with pytest.raises(UnsupportedManifest, match="registry.test/octo/app:v1"):
+        get_manifest(serve(lambda r: httpx.Response(200, content=raw, headers={"Content-Type": media_type})), "v1")

@@ -7,6 +7,7 @@ copied digest-exact, and GHCR/ECR deprecated it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -28,6 +29,7 @@ INDEX_TYPES = frozenset({DOCKER_LIST, OCI_INDEX})
 IMAGE_TYPES = frozenset({DOCKER_MANIFEST, OCI_MANIFEST})
 ACCEPT = ", ".join([OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST])
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # distribution and ECR refuse manifests over 4 MiB
+_SHA256 = re.compile(r"sha256:[a-f0-9]{64}")
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
 
@@ -48,10 +50,10 @@ class Manifest:
     media_type: str
     raw: bytes = field(repr=False)
 
-    @property
+    @functools.cached_property
     def document(self) -> dict[str, Any]:
-        """Return the parsed JSON."""
-        return json.loads(self.raw)
+        """Return the parsed JSON object (UnsupportedManifest when it is not one)."""
+        return _json_object(self.raw, f"manifest {self.digest}")
 
     @property
     def is_index(self) -> bool:
@@ -62,24 +64,54 @@ class Manifest:
         """Return the manifests an index references (none for an image)."""
         if not self.is_index:
             return []
-        return [_descriptor(item) for item in self.document.get("manifests", [])]
+        return _descriptors(self.document, "manifests", f"manifest {self.digest}")
 
     def blobs(self) -> list[Descriptor]:
         """Return the config and layers an image manifest references (none for an index)."""
         if self.is_index:
             return []
+        where = f"manifest {self.digest}"
         document = self.document
-        items = ([document["config"]] if "config" in document else []) + list(document.get("layers") or [])
+        config = [_descriptor(document["config"], where, "config")] if "config" in document else []
+        layers = _descriptors(document, "layers", where)
         # Layers with `urls` (Windows foreign layers) are fetched from those URLs, not the registry.
-        return [_descriptor(item) for item in items if not item.get("urls")]
+        foreign = {i for i, item in enumerate(document.get("layers") or []) if item.get("urls")}
+        return config + [layer for i, layer in enumerate(layers) if i not in foreign]
 
 
-def _descriptor(item: dict[str, Any]) -> Descriptor:
-    """Read one descriptor from a manifest, refusing anything but sha256 digests."""
-    digest = str(item.get("digest", ""))
-    if not digest.startswith("sha256:"):
-        raise UnsupportedManifest(f"descriptor digest {digest!r} is not sha256")
-    return Descriptor(digest=digest, size=int(item.get("size", 0)), media_type=str(item.get("mediaType", "")))
+def _json_object(raw: bytes, where: str) -> dict[str, Any]:
+    """Parse manifest bytes that must hold one JSON object."""
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        raise UnsupportedManifest(f"{where}: manifest is not JSON") from None
+    if not isinstance(document, dict):
+        raise UnsupportedManifest(f"{where}: manifest is JSON but not an object")
+    return document
+
+
+def _descriptors(document: dict[str, Any], key: str, where: str) -> list[Descriptor]:
+    """Read the descriptor list `key` (`manifests`, `layers`); absent or null is empty."""
+    items = document.get(key)
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise UnsupportedManifest(f"{where}: {key!r} is not a list")
+    return [_descriptor(item, where, f"{key}[{i}]") for i, item in enumerate(items)]
+
+
+def _descriptor(item: Any, where: str, name: str) -> Descriptor:
+    """Read one descriptor (OCI image-spec descriptor.md), refusing ill-typed fields and non-sha256 digests."""
+    if not isinstance(item, dict):
+        raise UnsupportedManifest(f"{where}: {name} is not a descriptor object")
+    digest, size, media_type = item.get("digest"), item.get("size"), item.get("mediaType", "")
+    if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+        raise UnsupportedManifest(f"{where}: {name} digest {str(digest)[:80]!r} is not sha256:<64 hex>")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise UnsupportedManifest(f"{where}: {name} size {str(size)[:40]!r} is not a non-negative integer")
+    if not isinstance(media_type, str):
+        raise UnsupportedManifest(f"{where}: {name} mediaType is not a string")
+    return Descriptor(digest=digest, size=size, media_type=media_type)
 
 
 def sha256_digest(data: bytes) -> str:
@@ -90,10 +122,7 @@ def sha256_digest(data: bytes) -> str:
 def _media_type(content_type: str, raw: bytes, where: str) -> str:
     """Decide a manifest's media type from Content-Type, falling back to its `mediaType` field."""
     media_type = content_type.split(";")[0].strip()
-    try:
-        document = json.loads(raw)
-    except ValueError:
-        raise UnsupportedManifest(f"{where}: manifest is not JSON") from None
+    document = _json_object(raw, where)
     if media_type in SCHEMA1 or document.get("schemaVersion") == 1:
         raise UnsupportedManifest(
             f"{where}: Docker schema 1 manifests cannot be copied digest-exact; rebuild and push the image "
@@ -136,8 +165,13 @@ def get_manifest(transport: Transport, reference: str, *, actions: str = "pull")
     expected = reference if is_digest(reference) else response.headers.get("docker-content-digest", digest)
     if expected.startswith("sha256:") and expected != digest:
         raise DigestMismatch(f"manifest {where}", expected, digest)
-    return Manifest(digest=digest, media_type=_media_type(response.headers.get("content-type", ""), raw, where),
-                    raw=raw)
+    manifest = Manifest(digest=digest, media_type=_media_type(response.headers.get("content-type", ""), raw, where),
+                        raw=raw)
+    try:  # refuse a malformed tree here, where the manifest can be named, not halfway through the copy
+        manifest.children(), manifest.blobs()
+    except UnsupportedManifest as exc:
+        raise UnsupportedManifest(f"{where}: {exc}") from None
+    return manifest
 
 
 def head_manifest(transport: Transport, reference: str, *, actions: str = "pull") -> Descriptor | None:
