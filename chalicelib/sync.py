@@ -50,7 +50,8 @@ import httpx
 from chalicelib.globs import TagFilter, parse_tag_globs
 from chalicelib.registry import ecr, endpoints
 from chalicelib.registry.copy import Copier, CopyError, Stats
-from chalicelib.registry.errors import RegistryError
+from chalicelib.registry.auth import secret_values
+from chalicelib.registry.errors import RegistryError, describe_unexpected
 from chalicelib.registry.manifests import list_tags
 from chalicelib.registry.reference import Repository, check_digest, check_tag, parse_repository
 from chalicelib.registry.tagging import TagConflict, set_tag, settled_tags
@@ -180,10 +181,11 @@ def run(request: SyncRequest, *, env: Mapping[str, str] | None = None, progress:
             _run(request, env, report, copier, pool, progress, boto)
     except (*CopyError, ValueError) as exc:
         report.errors.append(str(exc))
-    except Exception as exc:  # boto3 errors from CreateRepository/GetAuthorizationToken
-        if type(exc).__module__.split(".")[0] not in ("botocore", "boto3"):
-            raise
-        report.errors.append(f"AWS call failed for {request.dest}: {exc}")
+    except Exception as exc:  # boto3 errors from CreateRepository/GetAuthorizationToken, or a bug: never a traceback
+        if type(exc).__module__.split(".")[0] in ("botocore", "boto3"):
+            report.errors.append(f"AWS call failed for {request.dest}: {exc}")
+        else:
+            report.errors.append(describe_unexpected(exc, secret_values(env)))
     finally:
         report.credentials_tried = source.auth.tried()
         report.duration_seconds = time.monotonic() - started

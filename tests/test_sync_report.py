@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+import json
 import time
+from pathlib import Path
 
 import pytest
 
 from chalicelib import sync
+from chalicelib.cli import main
 from chalicelib.registry.errors import RegistryError
 from chalicelib.registry.tagging import immutable_conflict
 from chalicelib.sync_cli import StderrProgress
@@ -65,3 +68,41 @@ def test_on_a_terminal_progress_rewrites_one_line() -> None:
     progress.stop()
     text = stream.getvalue()
     assert text.startswith("\r\x1b[2K") and text.endswith("\n") and text.count("\n") == 1
+
+
+class _BrokenEcr:
+    """An ECR client whose CreateRepository fails with something no one expected."""
+
+    class exceptions:  # noqa: N801 - boto3's attribute name
+        class RepositoryAlreadyExistsException(Exception):
+            """Never raised here."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def create_repository(self, **kwargs: object) -> None:
+        raise RuntimeError(self.message)
+
+
+def test_an_unexpected_exception_is_recorded_as_an_internal_error_without_secrets() -> None:
+    request = sync.SyncRequest.build("http://127.0.0.1:9/o/p", "http://127.0.0.1:9/ghcr/o/p", tags=["v1"])
+    env = {"GHCR2ECR_SOURCE_TOKEN": "ghs_SECRET1", "GHCR2ECR_DEST_ECR": "true",
+           "GHCR2ECR_SOURCE_FALLBACK_TOKEN": '{"username": "u", "accessToken": "ghp_SECRET2"}'}
+    broken = _BrokenEcr("boom ghs_SECRET1 ghp_SECRET2 at https://cdn.test/b?X-Amz-Signature=SIG3\nsecond line")
+    report = sync.run(request, env=env, ecr_client=broken)
+    assert report.exit_code == 1
+    assert report.errors == ["internal error: RuntimeError: boom <redacted> <redacted> at https://cdn.test/b "
+                             "second line"]
+    assert report.cause() == report.errors[0]
+
+
+def test_the_cli_turns_an_internal_error_into_exit_1_one_line_and_a_report(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("GHCR2ECR_DEST_ECR", "true")
+    monkeypatch.setattr("chalicelib.registry.ecr.ecr_client", lambda region: _BrokenEcr("unexpected"))
+    report_path = tmp_path / "report.json"
+    code = main(["sync", "http://127.0.0.1:9/o/p", "http://127.0.0.1:9/ghcr/o/p", "--tag", "v1",
+                 "--report", str(report_path), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 1 and err == "ghcr2ecr sync: internal error: RuntimeError: unexpected\n"
+    assert json.loads(report_path.read_text())["errors"] == ["internal error: RuntimeError: unexpected"]

@@ -109,6 +109,19 @@ def basic_dest_credential(env: Mapping[str, str]) -> Credential:
                             password=password)
 
 
+def secret_values(env: Mapping[str, str]) -> list[str]:
+    """Return every credential value the environment holds, to keep them out of any message."""
+    values = [_env(env, name) for name in ("GHCR2ECR_SOURCE_TOKEN", "GHCR2ECR_SOURCE_FALLBACK_TOKEN",
+                                           "GHCR2ECR_DEST_PASSWORD")]
+    fallback = values[1]
+    if fallback:
+        try:
+            values.append(parse_fallback_credential(fallback, DEFAULT_USERNAME).password)
+        except ValueError:
+            pass
+    return [value for value in values if value]
+
+
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     """Split `Bearer realm="...",service="..."` into ("bearer", {"realm": ..., ...})."""
     scheme, _, rest = header.strip().partition(" ")

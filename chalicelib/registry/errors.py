@@ -8,7 +8,8 @@ without its query string, the status code and the `errors` array the registry se
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import httpx
@@ -109,3 +110,11 @@ class DigestMismatch(Exception):
 
 class UnsupportedManifest(Exception):
     """A manifest this copier refuses (Docker schema 1, unknown media types)."""
+
+
+def describe_unexpected(exc: BaseException, secrets: Iterable[str]) -> str:
+    """Describe an exception no one expected in one line, without query strings or any of `secrets`."""
+    message = re.sub(r"\?\S*", "", " ".join(str(exc).split()))
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        message = message.replace(secret, "<redacted>")
+    return f"internal error: {type(exc).__name__}: {message[:300]}".rstrip(": ")
