@@ -19,7 +19,7 @@ from chalicelib.registry.auth import (
     source_credentials,
 )
 from chalicelib.registry.ecr import EcrCredential
-from chalicelib.registry.errors import AccessDenied
+from chalicelib.registry.errors import AccessDenied, RegistryError
 from chalicelib.registry.reference import Repository
 from chalicelib.registry.transport import RetryPolicy, Transport
 
@@ -245,3 +245,46 @@ def test_the_credential_never_goes_to_another_origin() -> None:
     transport.request("GET", "/v2/", scopes=[("octo/app", "pull")])
     transport.request("PUT", "https://storage.test/upload?x=1", scopes=[("octo/app", "pull,push")], content=b"x")
     assert seen["ghcr.test"] is not None and seen["storage.test"] is None
+
+
+def _realm_registry(realm: str, seen: list[str]) -> Handler:
+    """A registry that challenges with `realm`; records every host asked."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.url.scheme}://{request.url.netloc.decode()}{request.url.path}")
+        if request.url.path == "/token":
+            return httpx.Response(200, json={"token": "tok"})
+        if request.headers.get("authorization") == "Bearer tok":
+            return httpx.Response(200)
+        return httpx.Response(401, headers={"WWW-Authenticate": f'Bearer realm="{realm}",service="s"'})
+
+    return handle
+
+
+@pytest.mark.parametrize(("registry", "realm"), [
+    (REPO, "http://auth.test/token"),                                      # plain http to a remote host
+    (Repository(host="127.0.0.1:5000", name="octo/app", scheme="http"), "http://10.0.0.8/token"),
+    (REPO, "http://127.0.0.1:8080/token"),                                 # a remote registry naming loopback
+    (REPO, "ftp://ghcr.test/token"),
+])
+def test_credentials_are_never_sent_to_a_plain_http_realm_off_loopback(registry: Repository, realm: str) -> None:
+    seen: list[str] = []
+    transport = transport_for(_realm_registry(realm, seen), [StaticCredential("fallback token", "u", SECRET_PAT)],
+                              registry)
+    with pytest.raises(RegistryError, match="token endpoint") as caught:
+        transport.request("GET", "/v2/", scopes=[("octo/app", "pull")])
+    assert not any(url.startswith(realm.split("/token")[0]) for url in seen[1:]) and len(seen) == 1
+    assert SECRET_PAT not in str(caught.value)
+
+
+@pytest.mark.parametrize(("registry", "realm"), [
+    (REPO, "https://auth.test/token"),                                      # https anywhere
+    (Repository(host="127.0.0.1:5000", name="octo/app", scheme="http"), "http://127.0.0.1:5001/token"),
+    (Repository(host="[::1]:5000", name="octo/app", scheme="http"), "http://[::1]:5001/token"),
+])
+def test_https_realms_and_loopback_realms_of_loopback_registries_are_used(registry: Repository, realm: str) -> None:
+    seen: list[str] = []
+    transport = transport_for(_realm_registry(realm, seen), [StaticCredential("fallback token", "u", SECRET_PAT)],
+                              registry)
+    assert transport.request("GET", "/v2/", scopes=[("octo/app", "pull")]).status_code == 200
+    assert seen[1] == realm

@@ -10,6 +10,8 @@ Handshake (distribution spec "Token Authentication Specification"; docker/distri
 3. Basic: the credential's user:password is sent on every later request to the host.
    Bearer: GET realm?service=...&scope=repository:NAME:ACTIONS with the credential as Basic auth
    (none when anonymous); the answer `{"token"|"access_token", "expires_in"}` is cached per scope.
+   The realm is the registry's choice, so it is checked first: https, or plain http only on the
+   host of a loopback registry (never Basic credentials in clear text over a network).
 4. The request is sent again. A 401 after a fresh token, a 403, or a token endpoint answering 401/403
    means this credential is denied: the chain moves to the next credential.
 """
@@ -28,6 +30,7 @@ from typing import Any, Protocol
 import httpx
 
 from chalicelib.registry.errors import RegistryError
+from chalicelib.registry.reference import is_loopback
 
 DEFAULT_USERNAME = "x-access-token"
 TOKEN_MARGIN_SECONDS = 30  # renew a bearer token this long before it expires
@@ -181,8 +184,8 @@ class Authenticator:
         return index, None
 
     def authenticate(self, challenge: str, scopes: Sequence[tuple[str, str]],
-                     send: Callable[..., httpx.Response], index: int) -> None:
-        """Answer a 401 challenge for credential `index`, caching what the next request needs.
+                     send: Callable[..., httpx.Response], index: int, registry: str) -> None:
+        """Answer a 401 challenge from `registry` (its base URL) for credential `index`, caching the answer.
 
         Raises TokenDenied when the token endpoint refuses the credential, RegistryError otherwise.
         """
@@ -196,6 +199,7 @@ class Authenticator:
             return
         if scheme != "bearer" or "realm" not in params:
             raise RegistryError("GET", "(challenge)", 401, detail=f"unsupported authentication scheme {scheme!r}")
+        check_realm(params["realm"], registry)
         # Step 3 (Bearer): ask the realm for a token for exactly these scopes.
         query: list[tuple[str, str]] = []
         if params.get("service"):
@@ -219,6 +223,17 @@ class Authenticator:
             self._scheme = "bearer"
             expires = self._clock() + max(lifetime - TOKEN_MARGIN_SECONDS, lifetime / 2)
             self._tokens[(index, tuple(scope_strings(scopes)))] = (token, expires)
+
+
+def check_realm(realm: str, registry: str) -> None:
+    """Refuse a realm the credential must not go to: https, or plain http only to a loopback registry's own host."""
+    target, own = httpx.URL(realm), httpx.URL(registry)
+    if target.scheme == "https" and target.host:
+        return
+    if target.scheme == "http" and is_loopback(target.host) and target.host == own.host:
+        return
+    raise RegistryError("GET", realm, None, detail=f"refusing the token endpoint named by {own.host}: credentials go "
+                        "only over https, or plain http to the loopback registry's own host")
 
 
 def _basic_header(credential: Credential) -> str | None:

@@ -147,7 +147,7 @@ class Transport:
                     raise RegistryError.from_response(response, detail="authorization expired mid-upload")
                 # Steps 2-3: answer the challenge, then send again (step 4).
                 try:
-                    self.auth.authenticate(challenge, scopes, self.send, index)
+                    self.auth.authenticate(challenge, scopes, self.send, index, self.repository.base_url)
                     fresh_for = index
                     continue
                 except TokenDenied:
