@@ -8,7 +8,6 @@ variables, impossible destination) end the message with an Outcome whose reason 
 
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -62,12 +61,24 @@ def token_parameter(config: Settings, request: SyncRequest) -> str:
     return config.token_parameter_prefix.rstrip("/") + "/" + request.dedup_id
 
 
-@functools.cache
+_apps: dict[str, GitHubApp] = {}
+
+
 def github_app() -> GitHubApp:
-    """Return this container's App client; its private key is read from SSM once."""
+    """Return this container's App client; the private key is read from SSM at most every 15 minutes, so a
+    rotated key is picked up without a redeploy."""
     config = settings()
-    key = aws.ssm().get_secret(config.github_private_key_parameter, max_age=3600)
-    return GitHubApp(config.github_app_id, key, config.github_api_url)
+    key = aws.ssm().get_secret(config.github_private_key_parameter, max_age=900)
+    app = _apps.get(key)
+    if app is None:
+        _apps.clear()
+        app = _apps[key] = GitHubApp(config.github_app_id, key, config.github_api_url)
+    return app
+
+
+def reset_github_app() -> None:
+    """Forget the App client (tests; a new environment)."""
+    _apps.clear()
 
 
 def build_variables(config: Settings, request: SyncRequest, install: InstallationConfig, dest: str,

@@ -19,8 +19,9 @@ Answer = tuple[int, dict[str, Any]]
 
 
 def webhook_secret() -> bytes:
-    """Return the webhook secret (SSM SecureString, cached per container by powertools Parameters)."""
-    return aws.ssm().get_secret(settings().github_webhook_secret_parameter, max_age=3600).encode()
+    """Return the webhook secret (SSM SecureString, cached 5 minutes per container by powertools Parameters,
+    so a rotated secret is picked up within minutes and SSM sees one read per container per 5 minutes)."""
+    return aws.ssm().get_secret(settings().github_webhook_secret_parameter, max_age=300).encode()
 
 
 def receive(headers: Mapping[str, str], body: bytes) -> Answer:

@@ -277,3 +277,17 @@ def test_a_message_failing_every_time_ends_in_the_dead_letter_queue(client, app_
     [dead] = sqs.receive_message(QueueUrl=app_env.dlq_url).get("Messages", [])
     assert attempts == 5 and SyncRequest.from_json(dead["Body"]).tag == "v1.2.3"
     assert app_env.codebuild.calls == [] and app_env.token_parameters() == []
+
+
+def test_a_rotated_private_key_is_picked_up(client, app_env: AppEnv, monkeypatch) -> None:
+    from chalicelib import dispatch
+
+    queue_and_dispatch(client, app_env)
+    first = dispatch.github_app()
+    app_env.boto("ssm").put_parameter(Name="/ghcr2ecr/github/private-key", Value="rotated", Type="SecureString",
+                                      Overwrite=True)
+    assert dispatch.github_app() is first  # cached for a while: one SSM read per container per 15 minutes
+    from chalicelib import aws
+
+    monkeypatch.setattr(aws.ssm(), "get_secret", lambda name, max_age=0: "rotated")
+    assert dispatch.github_app() is not first

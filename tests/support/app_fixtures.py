@@ -215,7 +215,7 @@ def clear_caches() -> None:
     from chalicelib import dispatch
 
     settings.cache_clear()
-    dispatch.github_app.cache_clear()
+    dispatch.reset_github_app()
     aws.reset()
 
 
