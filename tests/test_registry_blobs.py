@@ -9,7 +9,7 @@ import pytest
 
 from chalicelib.registry.auth import ANONYMOUS, Authenticator, StaticCredential
 from chalicelib.registry.blobs import _verified, copy_blob, copy_blob_with_retries
-from chalicelib.registry.errors import DigestMismatch, RegistryError
+from chalicelib.registry.errors import DigestMismatch, RedirectTargetRefused, RegistryError
 from chalicelib.registry.manifests import Descriptor
 from chalicelib.registry.reference import Repository
 from chalicelib.registry.transport import RetryPolicy, Transport
@@ -136,3 +136,39 @@ def test_a_redirected_blob_download_is_followed_without_the_registry_credential(
     assert copy_blob(src, transport(DST, dest), BLOB) == "copied"
     assert dest.stored == DATA
     assert seen[-1] == ("cdn.test", None)  # httpx drops Authorization on a cross-origin redirect
+
+
+def _redirecting_source(cdn_answers: list[httpx.Response], seen: list[str]) -> Transport:
+    """A source whose blob GET redirects to a CDN answering `cdn_answers` in turn (then 200 with the data)."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(f"{request.url.host}{request.url.path}")
+        if request.url.host == "src.test":
+            if request.url.path == "/token":
+                return httpx.Response(200, json={"token": "tok"})
+            if request.headers.get("authorization") != "Bearer tok":
+                return httpx.Response(401, headers={"WWW-Authenticate": 'Bearer realm="https://src.test/token"'})
+            return httpx.Response(307, headers={"Location": "https://cdn.test/blob?sig=abc"})
+        return cdn_answers.pop(0) if cdn_answers else httpx.Response(200, content=DATA)
+
+    client = httpx.Client(transport=httpx.MockTransport(handle))
+    chain = [StaticCredential("installation token", "x", "SECRET1"), ANONYMOUS]
+    return Transport(SRC, Authenticator(chain), role="source", hint="-", client=client,
+                     retry=RetryPolicy(attempts=1), sleep=lambda s: None)
+
+
+def test_an_expired_cdn_url_is_retried_without_touching_the_credential_chain() -> None:
+    seen: list[str] = []
+    src = _redirecting_source([httpx.Response(403, text="Request has expired")], seen)
+    assert copy_blob_with_retries(src, transport(DST, FakeDest()), BLOB, attempts=2, sleep=lambda s: None) == "copied"
+    assert src.auth.tried() == ["installation token"]
+    assert seen.count("src.test/token") == 1
+
+
+def test_a_cdn_challenge_starts_no_token_handshake_with_the_cdns_realm() -> None:
+    seen: list[str] = []
+    challenge = httpx.Response(401, headers={"WWW-Authenticate": 'Bearer realm="https://cdn.test/token"'})
+    src = _redirecting_source([challenge, challenge], seen)
+    with pytest.raises(RedirectTargetRefused, match="cdn.test/blob: HTTP 401"):
+        copy_blob_with_retries(src, transport(DST, FakeDest()), BLOB, attempts=2, sleep=lambda s: None)
+    assert "cdn.test/token" not in seen and src.auth.tried() == ["installation token"]

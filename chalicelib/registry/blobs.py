@@ -20,7 +20,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from chalicelib.registry.errors import AccessDenied, DigestMismatch, RegistryError
+from chalicelib.registry.errors import AccessDenied, DigestMismatch, RedirectTargetRefused, RegistryError
 from chalicelib.registry.manifests import Descriptor
 from chalicelib.registry.transport import Transport, raise_for
 
@@ -168,7 +168,7 @@ def copy_blob_with_retries(source: Transport, dest: Transport, blob: Descriptor,
             return copy_blob(source, dest, blob, mount_from=candidate, on_bytes=on_bytes)
         except (RegistryError, DigestMismatch, SourceStreamLost, httpx.TransportError) as exc:
             permanent = isinstance(exc, RegistryError) and exc.status is not None and exc.status < 500 \
-                and exc.status not in (401, 408, 429)
+                and exc.status not in (401, 408, 429) and not isinstance(exc, RedirectTargetRefused)
             if permanent or attempt >= attempts or isinstance(exc, AccessDenied):
                 if isinstance(exc, (httpx.TransportError, SourceStreamLost)):
                     raise RegistryError("GET", f"{source.repository}@{blob.digest}", None,

@@ -82,6 +82,10 @@ class RegistryUnavailable(RegistryError):
     """The registry could not be reached (connection refused, reset, timeouts) after every retry."""
 
 
+class RedirectTargetRefused(RegistryError):
+    """A redirect target (a CDN's signed URL) answered 401/403; a fresh redirect from the registry may work."""
+
+
 class AccessDenied(RegistryError):
     """Every credential was refused for this repository; names them by kind, never by value."""
 

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from chalicelib.registry.auth import Authenticator, TokenDenied
-from chalicelib.registry.errors import AccessDenied, RegistryError, RegistryUnavailable
+from chalicelib.registry.errors import AccessDenied, RedirectTargetRefused, RegistryError, RegistryUnavailable
 from chalicelib.registry.reference import Repository
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,8 @@ class Transport:
 
         Returns the response for any status except 401/403 (auth), and except 429/5xx while retries last
         (`once`: no retries). The credential goes only to this registry's own origin: an upload Location
-        or a `Link` pointing elsewhere gets no Authorization header.
+        or a `Link` pointing elsewhere gets no Authorization header, and a 401/403 from a redirect target
+        raises RedirectTargetRefused (retryable) without touching the credential chain.
         """
         url = self.url(path)
         if not self._same_origin(url):
@@ -141,6 +142,11 @@ class Transport:
             if response.status_code not in (401, 403):
                 return response
             _drain(response)
+            if not self._same_origin(str(response.url)):
+                # A redirect target (ghcr.io's blob CDN) refused: its signed URL expired, say. Not this
+                # credential's fault, and its challenge names a realm the registry did not choose.
+                raise RedirectTargetRefused.from_response(response, detail="redirect target refused; retry "
+                                                          "through the registry")
             challenge = response.headers.get("www-authenticate")
             if response.status_code == 401 and challenge and fresh_for != index:
                 if not replayable:
