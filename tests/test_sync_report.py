@@ -106,3 +106,27 @@ def test_the_cli_turns_an_internal_error_into_exit_1_one_line_and_a_report(
     err = capsys.readouterr().err
     assert code == 1 and err == "ghcr2ecr sync: internal error: RuntimeError: unexpected\n"
     assert json.loads(report_path.read_text())["errors"] == ["internal error: RuntimeError: unexpected"]
+
+
+@pytest.mark.parametrize(("text", "host", "hostname"), [
+    ("http://[::1]:5000/o/p", "[::1]:5000", "::1"),
+    ("http://[::1]/o/p", "[::1]", "::1"),
+    ("[2001:db8::1]:443/o/p", "[2001:db8::1]:443", "2001:db8::1"),
+])
+def test_bracketed_ipv6_hosts_are_accepted(text: str, host: str, hostname: str) -> None:
+    request = sync.SyncRequest.build(text, "ghcr.io/o/p", tags=["v1"])
+    assert request.source.host == host and request.source.hostname == hostname
+
+
+@pytest.mark.parametrize("text", ["http://[2001:db8::1]:5000/o/p", "[::1/o/p", "[zz]:5000/o/p", "[::1]x/o/p",
+                                  "::1:5000/o/p", "[::1]:/o/p"])
+def test_malformed_or_remote_plain_http_ipv6_hosts_are_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        sync.SyncRequest.build(text, "ghcr.io/o/p", tags=["v1"])
+
+
+def test_the_cli_accepts_an_ipv6_loopback_registry(monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("chalicelib.sync.time.sleep", lambda seconds: None)
+    code = main(["sync", "http://[::1]:9/o/p", "http://[::1]:9/x/p", "--tag", "v1", "--quiet"])
+    assert code == 1 and "unreachable" in capsys.readouterr().err  # not a usage error: nothing listens there

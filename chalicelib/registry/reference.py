@@ -61,6 +61,19 @@ def is_loopback(hostname: str) -> bool:
         return False
 
 
+def _hostname(host: str) -> str | None:
+    """Return the host name of `name[:port]` or `[IPv6]:port`, or None when it is malformed."""
+    if host.startswith("["):
+        address, bracket, port = host[1:].partition("]")
+        try:
+            ipaddress.IPv6Address(address)
+        except ValueError:
+            return None
+        return address if bracket and (port == "" or (port[:1] == ":" and port[1:].isdigit())) else None
+    hostname, colon, port = host.partition(":")
+    return hostname if _HOST.fullmatch(hostname) and (not colon or port.isdigit()) else None
+
+
 def parse_repository(text: str) -> Repository:
     """Parse `[http://]HOST[:PORT]/REPOSITORY`, refusing plain HTTP for non-loopback hosts."""
     scheme = "https"
@@ -72,9 +85,9 @@ def parse_repository(text: str) -> Repository:
     if "/" not in rest:
         raise InvalidReference(f"{text!r} is not HOST[:PORT]/REPOSITORY")
     host, name = rest.split("/", 1)
-    hostname, _, port = host.rpartition(":") if ":" in host else (host, "", "")
-    if not _HOST.fullmatch(hostname) or (port and not port.isdigit()):
-        raise InvalidReference(f"{text!r}: {host!r} is not a registry host[:port]")
+    hostname = _hostname(host)
+    if hostname is None:
+        raise InvalidReference(f"{text!r}: {host!r} is not a registry host[:port] (IPv6: [address]:port)")
     if ":" in name or "@" in name:
         raise InvalidReference(f"{text!r}: give the repository only; name tags with --tag and digests with --digest")
     if not _REPOSITORY.fullmatch(name) or len(name) > 255:
