@@ -101,6 +101,16 @@ def handle_message(body: str) -> Outcome:
     """Dispatch one queue message; raise on transient failures so SQS redelivers it."""
     logs.unbind_all()
     try:
+        return _dispatch(body)
+    except Exception as exc:
+        # The type only: messages of botocore/githubkit errors name URLs, never credentials, but stay out anyway.
+        logs.logger.warning("dispatch failed; SQS will redeliver the message", extra={"error": type(exc).__name__})
+        logs.count("TransientFailures")
+        raise
+
+
+def _dispatch(body: str) -> Outcome:
+    try:
         request = SyncRequest.from_json(body)
     except MalformedDelivery as exc:
         return _finish(Outcome("failed", str(exc), code="malformed_message"))

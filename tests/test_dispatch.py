@@ -196,7 +196,8 @@ def test_a_malformed_message_is_dropped(client, app_env: AppEnv) -> None:
     assert app_env.github.requests == []
 
 
-def test_github_server_errors_raise_for_redelivery_then_the_retry_succeeds(client, app_env: AppEnv) -> None:
+def test_github_server_errors_raise_for_redelivery_then_the_retry_succeeds(client, app_env: AppEnv, json_logs
+                                                                          ) -> None:
     assert post(client, load_delivery(INDEX)).status_code == 202
     [message] = app_env.receive()
     event = client.events.generate_sqs_event([message["Body"]])
@@ -204,6 +205,8 @@ def test_github_server_errors_raise_for_redelivery_then_the_retry_succeeds(clien
     with pytest.raises(Exception):
         client.lambda_.invoke("dispatch", event)
     assert app_env.codebuild.calls == []
+    [line] = json_logs.find("dispatch failed; SQS will redeliver the message")
+    assert line["error"] == "RequestFailed" and line["delivery"] == "a1f0c5e0-ca7b-11f0-8a1e-1c2f3e4d5a04"
     client.lambda_.invoke("dispatch", event)  # SQS redelivers the same message
     assert len(app_env.codebuild.calls) == 1
 
