@@ -53,11 +53,19 @@ def digest(ref: str, credential: Credential | None = None) -> str:
     return "sha256:" + hashlib.sha256(inspect_raw(ref, credential)).hexdigest()
 
 
+def repository_of(ref: str) -> str:
+    """Return `HOST[:PORT]/REPO` of `HOST[:PORT]/REPO[:TAG][@DIGEST]` (a `:` after the last `/` starts a tag)."""
+    name = ref.split("@", 1)[0]
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    return name[:colon] if colon > slash else name
+
+
 def manifest_tree(ref: str, credential: Credential | None = None) -> list[str]:
     """Return the digest of a reference followed by each child manifest's digest as read back by digest."""
     raw = inspect_raw(ref, credential)
     top = "sha256:" + hashlib.sha256(raw).hexdigest()
-    repo = ref.split("@", 1)[0].rsplit(":", 1)[0] if "@" in ref or ref.count(":") > 1 else ref
+    repo = repository_of(ref)
     children = [m["digest"] for m in json.loads(raw).get("manifests", [])]
     return [top, *(digest(f"{repo}@{child}", credential) for child in children)]
 

@@ -27,6 +27,17 @@ def test_a_pushed_multi_platform_index_reads_back_identical_through_skopeo(
                                                                        *pushed_index.child_digests]
 
 
+@pytest.mark.parametrize(("ref", "repository"), [
+    ("127.0.0.1:5000/octo/app@sha256:" + "a" * 64, "127.0.0.1:5000/octo/app"),
+    ("127.0.0.1:5000/octo/app:v1", "127.0.0.1:5000/octo/app"),
+    ("127.0.0.1:5000/octo/app", "127.0.0.1:5000/octo/app"),
+    ("ghcr.io/octo/app:v1", "ghcr.io/octo/app"),
+    ("ghcr.io/octo/app@sha256:" + "b" * 64, "ghcr.io/octo/app"),
+])
+def test_the_repository_of_a_reference_keeps_the_registry_port(ref: str, repository: str) -> None:
+    assert skopeo.repository_of(ref) == repository
+
+
 def test_platform_images_share_their_base_layers() -> None:
     index = images.multi_platform_index("shared")
     layer_sets = [{b.digest for b in child.blobs[1:]} for child in index.children]

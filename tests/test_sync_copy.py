@@ -51,8 +51,8 @@ def test_copy_by_digest_brings_the_index_and_sets_no_tag(ghcr: GhcrStandin, ecr:
         pushed_index: PushedImage, repo_name: str) -> None:
     report = run_sync(ghcr.host, repo_name, ecr.host, repo_name, _env(ghcr, ecr), digest=pushed_index.digest)
     assert report.ok and report.tags_set == []
-    for digest in (pushed_index.digest, *pushed_index.child_digests):
-        assert skopeo.digest(f"{ecr.host}/{repo_name}@{digest}", ecr.credential) == digest
+    assert skopeo.manifest_tree(f"{ecr.host}/{repo_name}@{pushed_index.digest}", ecr.credential) == [
+        pushed_index.digest, *pushed_index.child_digests]
 
 
 def test_only_missing_blobs_are_read_from_the_source(ghcr: GhcrStandin, ecr: EcrStandin, fault_proxy: Proxies,
