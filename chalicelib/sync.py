@@ -33,12 +33,16 @@ Signatures: cosign tags are looked up for the digests this run reads (the tagged
 children of indexes it copies); children of an index already in the destination are not re-read, so a
 signature pushed later on a child alone is found only with its index's next copy. With --all-tags/--tags,
 cosign-shaped tags are never selected by the globs themselves: they follow their signed digest.
+A cosign-shaped tag asked for by name (`--tag sha256-<hex>.sig`: a cosign push is a registry_package event
+of its own) is set only when `sha256:<hex>` is copied in this run or already in the destination (HEAD);
+otherwise it is skipped without error and listed in `tags_skipped` ("signed image not mirrored"), and a
+`--digest` given with only such tags (the signature's own manifest) is not copied: a signature of an image
+filtered out creates nothing. With --no-signatures such a tag is skipped the same way.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -48,16 +52,16 @@ from typing import Any, Protocol
 import httpx
 
 from chalicelib.globs import TagFilter, parse_tag_globs
-from chalicelib.registry import ecr, endpoints
+from chalicelib.registry import ecr, endpoints, signatures
 from chalicelib.registry.copy import Copier, CopyError, Stats
 from chalicelib.registry.auth import secret_values
 from chalicelib.registry.errors import RegistryError, describe_unexpected
 from chalicelib.registry.manifests import list_tags
+from chalicelib.registry.signatures import COSIGN_TAG
 from chalicelib.registry.reference import Repository, check_digest, check_tag, parse_repository
-from chalicelib.registry.tagging import TagConflict, set_tag, settled_tags
+from chalicelib.registry.tagging import settled_tags, tag_outcome
 from chalicelib.registry.transport import RetryPolicy
 
-COSIGN_TAG = re.compile(r"sha256-([a-f0-9]{64})\.(sig|att|sbom)")
 
 
 class ProgressSink(Protocol):
@@ -112,6 +116,7 @@ class Report:
     digests: dict[str, str] = field(default_factory=dict)  # tag -> digest it should point at
     tags_set: list[str] = field(default_factory=list)
     tags_unchanged: list[str] = field(default_factory=list)
+    tags_skipped: dict[str, str] = field(default_factory=dict)  # asked-for cosign tag -> why it was not set
     signatures: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -145,7 +150,8 @@ class Report:
             "manifests": {"copied": s.manifests_copied, "skipped": s.manifests_skipped},
             "blobs": {"copied": s.blobs_copied, "skipped": s.blobs_skipped, "mounted": s.blobs_mounted},
             "bytes_moved": s.bytes_moved,
-            "tags": {"set": self.tags_set, "unchanged": self.tags_unchanged, "conflicts": self.conflicts},
+            "tags": {"set": self.tags_set, "unchanged": self.tags_unchanged, "conflicts": self.conflicts,
+                     "skipped": self.tags_skipped},
             "signatures": self.signatures, "digests": self.digests, "errors": self.errors,
             "credentials_tried": self.credentials_tried, "repository_created": self.repository_created,
             "duration_seconds": round(self.duration_seconds, 3),
@@ -208,29 +214,41 @@ def _run(request: SyncRequest, env: Mapping[str, str], report: Report, copier: C
     # 1. What is asked: tags resolved against the source now (a moved tag follows), and/or a digest.
     phase("resolving")
     source_tags: list[str] | None = None
-    wanted = list(request.tags)
+    wanted = [t for t in request.tags if not COSIGN_TAG.fullmatch(t)]
+    asked_signatures = [t for t in request.tags if COSIGN_TAG.fullmatch(t)]
     if request.all_tags or request.tag_filter is not None:
         source_tags = _list_source_tags(copier)
         chosen = [t for t in source_tags if not COSIGN_TAG.fullmatch(t)]
         if request.tag_filter is not None:
             chosen = [t for t in chosen if request.tag_filter.matches(t)]
         wanted += [t for t in chosen if t not in wanted]
-    roots = _resolve(wanted, copier, pool, report)
-    if request.digest:
+    settled: list[str] = []
+    roots = _add_tags(wanted, copier, pool, report, settled)
+    # 2. Asked-for cosign tags only for an image copied now or already there; a skipped one's --digest is
+    # that signature's own manifest, skipped with it.
+    phase("planning")
+    known = {*roots, *copier.manifests, *copier.present, *([request.digest] if request.digest else [])}
+    report.tags_skipped = signatures.skipped_targets(copier, pool, asked_signatures, signatures=request.signatures,
+                                                    known=known)
+    if request.digest and not (request.tags and set(request.tags) <= set(report.tags_skipped)):
         if copier.fetch(request.digest) is None:
             report.errors.append(f"{request.source}@{request.digest} not found in the source")
         else:
             roots.insert(0, request.digest)
-    phase("planning")
-    settled = settled_tags(copier, pool, wanted, report.digests)
-    report.tags_unchanged += settled
-    copier.plan(roots)
-    # 2. Cosign signature tags of every digest we know (roots and the children we read).
+            copier.plan([request.digest])
+    kept = [t for t in asked_signatures if t not in report.tags_skipped]
+    roots += _add_tags(kept, copier, pool, report, settled)
+    wanted += kept
+    # 3. Cosign signature tags of every digest we know (roots and the children we read).
     if request.signatures:
-        signature_roots = _signatures(copier, pool, report, set(roots) | set(copier.manifests), source_tags, wanted)
-        settled += settled_tags(copier, pool, report.signatures, report.digests)
-        report.tags_unchanged += [t for t in report.signatures if t in settled]
-        copier.plan(signature_roots)
+        try:
+            found = signatures.discover(copier, set(roots) | set(copier.manifests), source_tags,
+                                        [*wanted, *report.tags_skipped])
+        except RegistryError as exc:  # the images still copy; the run reports that signatures could not be checked
+            report.errors.append(f"listing tags to find signatures: {exc}")
+            found = []
+        _add_tags(found, copier, pool, report, settled)
+        report.signatures = [t for t in found if t in report.digests]
         wanted += report.signatures
     phase("copying")
     copier.transfer()
@@ -240,33 +258,19 @@ def _run(request: SyncRequest, env: Mapping[str, str], report: Report, copier: C
     phase("tagging")
     ready = [(t, report.digests[t]) for t in wanted
              if t in report.digests and t not in settled and report.digests[t] not in copier.failed]
-    for (tag, _), (outcome, message) in zip(ready, pool.map(lambda item: _tag(copier, *item), ready)):
+    for (tag, _), (outcome, message) in zip(ready, pool.map(lambda item: tag_outcome(copier, *item), ready)):
         {"set": report.tags_set, "unchanged": report.tags_unchanged, "conflict": report.conflicts,
          "error": report.errors}[outcome].append(message or tag)
 
 
-def _tag(copier: Copier, tag: str, digest: str) -> tuple[str, str | None]:
-    """Set one tag; return its outcome (set, unchanged, conflict, error) and a message for the last two."""
-    try:
-        return set_tag(copier, tag, digest), None
-    except TagConflict as exc:
-        return "conflict", str(exc)
-    except CopyError as exc:
-        return "error", f"setting tag {tag!r}: {exc}"
-
-
-def _signatures(copier: Copier, pool: ThreadPoolExecutor, report: Report, known: set[str],
-                source_tags: list[str] | None, wanted: list[str]) -> list[str]:
-    """Find and resolve the cosign tags (`sha256-<hex>.sig|.att|.sbom`) of known digests; their digests."""
-    try:
-        tags = source_tags if source_tags is not None else list_tags(copier.source) or []
-    except RegistryError as exc:  # the images still copy; the run reports that signatures could not be checked
-        report.errors.append(f"listing tags to find signatures: {exc}")
-        return []
-    found = [t for t in tags if (m := COSIGN_TAG.fullmatch(t)) and f"sha256:{m.group(1)}" in known
-             and t not in wanted]
-    roots = _resolve(found, copier, pool, report)
-    report.signatures = [t for t in found if t in report.digests]
+def _add_tags(tags: Sequence[str], copier: Copier, pool: ThreadPoolExecutor, report: Report,
+              settled: list[str]) -> list[str]:
+    """Resolve tags, note those the destination already has right (into `settled`), plan their trees."""
+    roots = _resolve(tags, copier, pool, report)
+    done = settled_tags(copier, pool, tags, report.digests)
+    settled += done
+    report.tags_unchanged += done
+    copier.plan(roots)
     return roots
 
 

@@ -119,7 +119,8 @@ def summary(report: sync.Report) -> str:
     tags = ", ".join(report.tags_set) or "none"
     return (f"done in {report.duration_seconds:.1f}s: {s.manifests_copied} manifest(s) and {s.blobs_copied} blob(s) "
             f"copied ({_size(s.bytes_moved)}), {s.blobs_mounted} mounted, {s.blobs_skipped + s.manifests_skipped} "
-            f"already there; tags set: {tags}; {len(report.tags_unchanged)} unchanged")
+            f"already there; tags set: {tags}; {len(report.tags_unchanged)} unchanged"
+            + "".join(f"; {tag} skipped: {why}" for tag, why in report.tags_skipped.items()))
 
 
 @contextlib.contextmanager

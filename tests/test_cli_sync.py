@@ -56,7 +56,7 @@ def test_a_successful_sync_exits_0_and_writes_the_report(ghcr: GhcrStandin, ecr:
     assert report["manifests"] == {"copied": 4, "skipped": 0}
     assert report["blobs"] == {"copied": len(pushed_index.blobs), "skipped": 0, "mounted": 0}
     assert report["bytes_moved"] == pushed_index.blob_bytes
-    assert report["tags"] == {"set": ["v1"], "unchanged": [], "conflicts": []}
+    assert report["tags"] == {"set": ["v1"], "unchanged": [], "conflicts": [], "skipped": {}}
     assert report["digests"] == {"v1": pushed_index.digest}
     assert report["errors"] == [] and report["duration_seconds"] >= 0
     assert report["credentials_tried"] == ["installation token", "anonymous", "fallback token"]
@@ -116,6 +116,11 @@ def test_a_successful_run_ends_with_a_summary_line() -> None:
     report.stats.add("blobs_copied", 2)
     assert summary(report) == ("done in 0.0s: 0 manifest(s) and 2 blob(s) copied (1.5 KB), 0 mounted, "
                                "0 already there; tags set: v1; 1 unchanged")
+
+
+def test_the_summary_names_a_skipped_signature_tag_and_why() -> None:
+    report = Report(source="a/b", destination="c/d", tags_skipped={"sha256-ab.sig": "signed image not mirrored"})
+    assert summary(report).endswith("tags set: none; 0 unchanged; sha256-ab.sig skipped: signed image not mirrored")
 
 
 @pytest.mark.registry

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
-from chalicelib.registry.copy import Copier
+from chalicelib.registry.copy import Copier, CopyError
 from chalicelib.registry.errors import RegistryError
 from chalicelib.registry.manifests import Descriptor, head_manifest, put_manifest
 
@@ -54,6 +54,16 @@ def set_tag(copier: Copier, tag: str, digest: str) -> Literal["set", "unchanged"
                               "the repository's tags are immutable") from None
         raise
     return "set"
+
+
+def tag_outcome(copier: Copier, tag: str, digest: str) -> tuple[str, str | None]:
+    """Set one tag; return its outcome (set, unchanged, conflict, error) and a message for the last two."""
+    try:
+        return set_tag(copier, tag, digest), None
+    except TagConflict as exc:
+        return "conflict", str(exc)
+    except CopyError as exc:
+        return "error", f"setting tag {tag!r}: {exc}"
 
 
 def immutable_conflict(exc: RegistryError) -> bool:
