@@ -1,21 +1,68 @@
-"""`ghcr2ecr sync`: turn parsed flags into a SyncRequest, show progress, write the report, exit 0/1/2."""
+"""`ghcr2ecr sync`: turn parsed flags into a SyncRequest, show progress, write the report, exit 0/1/2.
+
+Every stderr line (log records, progress, the summary or the one-line cause) goes through LineFormat:
+`ghcr2ecr sync: ...` for people, JSON lines in a build (DESIGN.md: logs carry delivery, installation,
+package and digest).
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import json
 import logging
+import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TextIO
 
 from chalicelib import sync
 from chalicelib.registry.copy import Stats
 
 PREFIX = "ghcr2ecr sync"
+
+
+class LineFormat:
+    """Renders one stderr line: `ghcr2ecr sync: <message>`, or in a build a JSON object with the sync's ids.
+
+    JSON lines when `CODEBUILD_BUILD_ID` is set or `GHCR2ECR_LOG_FORMAT=json`: `level`, `message`, `delivery`,
+    `installation` (from GHCR2ECR_DELIVERY_ID / GHCR2ECR_INSTALLATION_ID), `package` (the source), `digest`,
+    `tag`. A JSON line is still one line; no field ever holds a credential.
+    """
+
+    def __init__(self, json_lines: bool = False, fields: Mapping[str, str | None] | None = None) -> None:
+        self.json_lines = json_lines
+        self.fields = dict(fields or {})
+
+    @classmethod
+    def for_run(cls, env: Mapping[str, str], args: argparse.Namespace) -> LineFormat:
+        """Choose the format from the environment and take the ids from it and from the flags."""
+        wanted = bool(env.get("CODEBUILD_BUILD_ID")) or env.get("GHCR2ECR_LOG_FORMAT", "").strip().lower() == "json"
+        return cls(wanted, {
+            "delivery": env.get("GHCR2ECR_DELIVERY_ID") or None, "installation": env.get("GHCR2ECR_INSTALLATION_ID")
+            or None, "package": args.source, "digest": args.digest or None, "tag": ",".join(args.tag) or None})
+
+    def render(self, message: str, level: str = "info") -> str:
+        """Return the line for a message (without its newline)."""
+        if not self.json_lines:
+            return f"{PREFIX}: {message}"
+        return json.dumps({"timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),
+                           "level": level, "service": "ghcr2ecr", "message": message, **self.fields})
+
+
+class _Formatter(logging.Formatter):
+    """A logging formatter that renders records through a LineFormat."""
+
+    def __init__(self, lines: LineFormat) -> None:
+        super().__init__()
+        self.lines = lines
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render the record's message (never its exception text: messages are the contract)."""
+        return self.lines.render(" ".join(record.getMessage().split()), record.levelname.lower())
 
 
 def _size(count: float) -> str:
@@ -30,9 +77,11 @@ def _size(count: float) -> str:
 class StderrProgress:
     """Progress on stderr: an in-place line on a terminal, a plain line every few seconds otherwise."""
 
-    def __init__(self, stream: TextIO | None = None, interval: float | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, interval: float | None = None,
+                 lines: LineFormat | None = None) -> None:
         self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
+        self.lines = lines or LineFormat()
+        self.tty = self.stream.isatty() and not self.lines.json_lines
         self.interval = interval if interval is not None else (0.25 if self.tty else 2.0)
         self._phase = "starting"
         self._stats: Stats | None = None
@@ -65,15 +114,15 @@ class StderrProgress:
         s = self._stats or Stats()
         blobs = s.blobs_copied + s.blobs_mounted + s.blobs_skipped
         planned = f" of {_size(s.bytes_planned)}" if s.bytes_planned else ""
-        return (f"{PREFIX}: {self._phase}: {_size(s.bytes_moved)}{planned} moved, {blobs} blob(s) done, "
+        return (f"{self._phase}: {_size(s.bytes_moved)}{planned} moved, {blobs} blob(s) done, "
                 f"{s.manifests_copied} manifest(s) pushed, {time.monotonic() - self._started:.0f}s")
 
     def _write(self, line: str, final: bool = False) -> None:
         """Print one progress line (in place on a terminal)."""
         if self.tty:
-            self.stream.write("\r\x1b[2K" + line + ("\n" if final else ""))
+            self.stream.write("\r\x1b[2K" + self.lines.render(line) + ("\n" if final else ""))
         else:
-            self.stream.write(line + "\n")
+            self.stream.write(self.lines.render(line) + "\n")
         self.stream.flush()
         self._last = line
 
@@ -87,6 +136,7 @@ class StderrProgress:
 
 def main(args: argparse.Namespace) -> int:
     """Run `ghcr2ecr sync`; 0 when everything asked is in DEST, 1 with a one-line cause, 2 on bad usage."""
+    lines = LineFormat.for_run(os.environ, args)
     try:
         request = sync.SyncRequest.build(
             args.source, args.dest, tags=args.tag, digest=args.digest, all_tags=args.all_tags,
@@ -94,22 +144,22 @@ def main(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
         )
     except ValueError as exc:
-        print(f"{PREFIX}: {exc}", file=sys.stderr)
+        print(lines.render(str(exc), "error"), file=sys.stderr)
         return 2
-    with _logging_to_stderr(args.quiet):
-        report = sync.run(request, progress=None if args.quiet else StderrProgress())
+    with _logging_to_stderr(args.quiet, lines):
+        report = sync.run(request, progress=None if args.quiet else StderrProgress(lines=lines))
     if args.report:
         try:
             with open(args.report, "w", encoding="utf-8") as handle:
                 json.dump(report.to_dict(), handle, indent=2)
                 handle.write("\n")
         except OSError as exc:
-            print(f"{PREFIX}: cannot write the report to {args.report}: {exc.strerror}", file=sys.stderr)
+            print(lines.render(f"cannot write the report to {args.report}: {exc.strerror}", "error"), file=sys.stderr)
             return 1
     if not report.ok:
-        print(f"{PREFIX}: {report.cause()}", file=sys.stderr)
+        print(lines.render(report.cause(), "error"), file=sys.stderr)
     elif not args.quiet:
-        print(f"{PREFIX}: {summary(report)}", file=sys.stderr)
+        print(lines.render(summary(report)), file=sys.stderr)
     return report.exit_code
 
 
@@ -124,12 +174,12 @@ def summary(report: sync.Report) -> str:
 
 
 @contextlib.contextmanager
-def _logging_to_stderr(quiet: bool) -> Iterator[None]:
+def _logging_to_stderr(quiet: bool, lines: LineFormat) -> Iterator[None]:
     """Show retries and credential fall-backs on stderr for this run unless quiet (never a credential value)."""
     logger = logging.getLogger("chalicelib")
     saved = (logger.level, logger.propagate)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(f"{PREFIX}: %(message)s"))
+    handler.setFormatter(_Formatter(lines))
     if quiet:
         handler.setLevel(logging.CRITICAL + 1)
     logger.addHandler(handler)

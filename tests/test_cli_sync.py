@@ -12,14 +12,20 @@ import pytest
 from chalicelib.cli import main
 from chalicelib.registry.copy import Stats
 from chalicelib.sync import Report
-from chalicelib.sync_cli import StderrProgress, summary
+from chalicelib.sync_cli import LineFormat, StderrProgress, summary
 from standins.ghcr_ecr import EcrStandin, GhcrStandin
 from standins.push import PushedImage
 from tests.support.engine_helpers import ecr_env, ghcr_env, secrets_of
 
 
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
 def _set(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
-    for name in ("GHCR2ECR_SOURCE_TOKEN", "GHCR2ECR_SOURCE_FALLBACK_TOKEN", "GHCR2ECR_SOURCE_USERNAME",
+    for name in ("CODEBUILD_BUILD_ID", "GHCR2ECR_LOG_FORMAT", "GHCR2ECR_DELIVERY_ID", "GHCR2ECR_INSTALLATION_ID",
+                 "GHCR2ECR_SOURCE_TOKEN", "GHCR2ECR_SOURCE_FALLBACK_TOKEN", "GHCR2ECR_SOURCE_USERNAME",
                  "GHCR2ECR_DEST_USERNAME", "GHCR2ECR_DEST_PASSWORD", "GHCR2ECR_DEST_ECR"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
@@ -132,3 +138,75 @@ def test_without_quiet_the_run_logs_credential_steps_and_ends_with_the_summary(
     lines = capsys.readouterr().err.splitlines()
     assert "source credential 'installation token' denied" in lines[0]
     assert lines[-1].startswith("ghcr2ecr sync: done in ") and "tags set: v1" in lines[-1]
+
+
+BUILD_IDS = {"CODEBUILD_BUILD_ID": "ghcr2ecr-dev-copy:1", "GHCR2ECR_DELIVERY_ID": "d-1", "GHCR2ECR_INSTALLATION_ID": "42"}
+
+
+def _json_lines(err: str) -> list[dict]:
+    """Parse stderr as JSON lines, failing on any line that is not one."""
+    return [json.loads(line) for line in err.splitlines()]
+
+
+def test_in_a_build_the_one_line_cause_is_a_json_line_with_the_syncs_ids(tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    _set(monkeypatch, {**BUILD_IDS, "GHCR2ECR_DEST_ECR": "true"})
+
+    class Broken:
+        class exceptions:  # noqa: N801 - boto3's attribute name
+            RepositoryAlreadyExistsException = KeyError
+
+        def create_repository(self, **kwargs: object) -> None:
+            raise RuntimeError("unexpected")
+
+    monkeypatch.setattr("chalicelib.registry.ecr.ecr_client", lambda region: Broken())
+    digest = "sha256:" + "a" * 64
+    assert main(["sync", "http://127.0.0.1:9/o/p", "http://127.0.0.1:9/ghcr/o/p", "--digest", digest,
+                 "--tag", "v1", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    [line] = _json_lines(err)
+    assert {k: line[k] for k in ("level", "message", "delivery", "installation", "package", "digest", "tag")} == {
+        "level": "error", "message": "internal error: RuntimeError: unexpected", "delivery": "d-1",
+        "installation": "42", "package": "http://127.0.0.1:9/o/p", "digest": digest, "tag": "v1"}
+
+
+def test_log_format_json_applies_to_usage_errors_too(monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("CODEBUILD_BUILD_ID", raising=False)
+    monkeypatch.setenv("GHCR2ECR_LOG_FORMAT", "json")
+    assert main(["sync", "ghcr.io/o/p", "127.0.0.1:5000/x"]) == 2
+    [line] = _json_lines(capsys.readouterr().err)
+    assert line["level"] == "error" and "nothing to copy" in line["message"] and line["package"] == "ghcr.io/o/p"
+
+
+def test_progress_lines_become_json_lines_in_a_build() -> None:
+    stream = _Tty()
+    progress = StderrProgress(stream, interval=0.01, lines=LineFormat(True, {"delivery": "d-1"}))
+    stats = Stats()
+    progress.start(stats)
+    progress.phase("copying")
+    time.sleep(0.05)
+    progress.stop()
+    lines = _json_lines(stream.getvalue())
+    assert lines and lines[-1]["message"].startswith("copying: ") and lines[-1]["delivery"] == "d-1"
+    assert "\r" not in stream.getvalue()  # never an in-place line in a build log, even on a terminal
+
+
+@pytest.mark.registry
+def test_in_a_build_every_stderr_line_is_json_with_the_ids_and_no_secret(
+        ghcr: GhcrStandin, ecr: EcrStandin, pushed_index: PushedImage, repo_name: str,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    _set(monkeypatch, {**ghcr_env(ghcr), **ecr_env(ecr), **BUILD_IDS})
+    source = f"http://{ghcr.host}/{repo_name}"
+    assert main(["sync", source, f"http://{ecr.host}/{repo_name}", "--digest", pushed_index.digest,
+                 "--tag", "v1"]) == 0
+    err = capsys.readouterr().err
+    lines = _json_lines(err)
+    assert "source credential 'installation token' denied" in lines[0]["message"]
+    assert lines[-1]["message"].startswith("done in ") and lines[-1]["level"] == "info"
+    for line in lines:
+        assert (line["delivery"], line["installation"], line["package"], line["digest"], line["tag"]) == (
+            "d-1", "42", source, pushed_index.digest, "v1")
+    for secret in secrets_of(ghcr, ecr):
+        assert secret not in err
