@@ -124,9 +124,8 @@ ROLE_RESOURCES = {  # action prefix -> the only resources its statements may nam
     "s3": {"${CodeBundleBucket.Arn}/bundles/*", "GetAtt:CodeBundleBucket.Arn"},
 }
 ROLE_ACTIONS = {  # action prefix -> the only actions the role may have
-    "ecr": {"GetAuthorizationToken", "BatchCheckLayerAvailability", "BatchGetImage", "GetDownloadUrlForLayer",
-            "InitiateLayerUpload", "UploadLayerPart", "CompleteLayerUpload", "PutImage", "ListImages",
-            "DescribeImages", "DescribeRepositories", "CreateRepository", "TagResource"},
+    "ecr": {"GetAuthorizationToken", "BatchCheckLayerAvailability", "BatchGetImage", "InitiateLayerUpload",
+            "UploadLayerPart", "CompleteLayerUpload", "PutImage", "CreateRepository", "TagResource"},
     "ssm": {"GetParameters"},
     "secretsmanager": {"GetSecretValue"},
     "logs": {"CreateLogStream", "PutLogEvents"},
@@ -147,6 +146,25 @@ def test_copy_role_statements_name_only_resources_under_the_prefixes() -> None:
             service, name = action.split(":")
             assert name in ROLE_ACTIONS[service], action
             assert set(resources) <= ROLE_RESOURCES[service], statement
+
+
+# What `ghcr2ecr sync` does to an ECR destination, as IAM actions (ECR's registry API authorizes each request):
+ENGINE_ECR_ACTIONS = {
+    "GetAuthorizationToken",        # registry/ecr.py: the Basic credential
+    "CreateRepository",             # registry/ecr.py: a missing destination repository...
+    "TagResource",                  # ...created with its ghcr2ecr:* tags
+    "BatchGetImage",                # HEAD of manifests by digest and tag (plan, settled tags, signature targets)
+    "BatchCheckLayerAvailability",  # HEAD of blobs
+    "InitiateLayerUpload",          # POST /blobs/uploads/
+    "UploadLayerPart",              # the upload's body...
+    "CompleteLayerUpload",          # ...completed by PUT ?digest=
+    "PutImage",                     # PUT of manifests by digest, then tags
+}  # never read from ECR: no GetDownloadUrlForLayer; never listed or described: no List*/Describe*
+
+
+def test_copy_role_has_exactly_the_ecr_actions_the_engine_calls() -> None:
+    actions = {action for statement in _role_statements() for action in _list(statement["Action"])}
+    assert {a.split(":")[1] for a in actions if a.startswith("ecr:")} == ENGINE_ECR_ACTIONS
 
 
 def test_copy_role_has_no_wildcard_actions_and_no_iam_or_other_services() -> None:
