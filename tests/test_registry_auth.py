@@ -138,7 +138,7 @@ def test_a_token_endpoint_refusal_counts_as_denied() -> None:
     transport = transport_for(handle, [StaticCredential("installation token", "x", SECRET_APP),
                                        StaticCredential("fallback token", "reader", SECRET_PAT)])
     assert transport.request("GET", "/v2/", scopes=[("octo/app", "pull")]).status_code == 200
-    assert transport.auth.current.kind == "fallback token"
+    assert transport.auth.tried()[-1] == "fallback token"
 
 
 def test_basic_challenges_are_answered_with_the_credential_on_every_later_request() -> None:

@@ -130,3 +130,12 @@ def test_the_cli_accepts_an_ipv6_loopback_registry(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr("chalicelib.sync.time.sleep", lambda seconds: None)
     code = main(["sync", "http://[::1]:9/o/p", "http://[::1]:9/x/p", "--tag", "v1", "--quiet"])
     assert code == 1 and "unreachable" in capsys.readouterr().err  # not a usage error: nothing listens there
+
+
+def test_the_oci_grammar_is_exported_for_other_modules() -> None:
+    from chalicelib.registry.reference import DIGEST_PATTERN, REPOSITORY_PATTERN, TAG_PATTERN
+
+    assert TAG_PATTERN.fullmatch("v1.2.3_rc-1") and not TAG_PATTERN.fullmatch("-v1")
+    assert not TAG_PATTERN.fullmatch("a" * 129)
+    assert DIGEST_PATTERN.fullmatch("sha256:" + "0" * 64) and not DIGEST_PATTERN.fullmatch("sha256:" + "A" * 64)
+    assert REPOSITORY_PATTERN.fullmatch("octo-org/app__x/y.z") and not REPOSITORY_PATTERN.fullmatch("Octo/app")

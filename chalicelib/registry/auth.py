@@ -150,11 +150,6 @@ class Authenticator:
         self._tokens: dict[tuple[int, tuple[str, ...]], tuple[str, float]] = {}
         self._lock = threading.Lock()
 
-    @property
-    def current(self) -> Credential:
-        """Return the credential in use."""
-        return self.credentials[self.index]
-
     def tried(self) -> list[str]:
         """Return the kinds of the credentials tried so far, in order."""
         return [c.kind for c in self.credentials[: self.index + 1]]

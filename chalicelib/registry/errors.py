@@ -14,10 +14,6 @@ from typing import Any
 
 import httpx
 
-# An `errors[].code` that means "this principal may not do this" (distribution spec error codes).
-DENIED_CODES = frozenset({"DENIED", "UNAUTHORIZED"})
-
-
 def _short_url(url: str | httpx.URL) -> str:
     """Drop the query string (upload `_state`, presigned parameters) from a URL shown in a message."""
     return str(url).split("?", 1)[0]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chalicelib.registry.errors import DigestMismatch, RegistryError, UnsupportedManifest
-from chalicelib.registry.reference import is_digest
+from chalicelib.registry.reference import DIGEST_PATTERN, is_digest
 from chalicelib.registry.transport import Transport, raise_for
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -29,7 +29,6 @@ INDEX_TYPES = frozenset({DOCKER_LIST, OCI_INDEX})
 IMAGE_TYPES = frozenset({DOCKER_MANIFEST, OCI_MANIFEST})
 ACCEPT = ", ".join([OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST])
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # distribution and ECR refuse manifests over 4 MiB
-_SHA256 = re.compile(r"sha256:[a-f0-9]{64}")
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
 
@@ -105,7 +104,7 @@ def _descriptor(item: Any, where: str, name: str) -> Descriptor:
     if not isinstance(item, dict):
         raise UnsupportedManifest(f"{where}: {name} is not a descriptor object")
     digest, size, media_type = item.get("digest"), item.get("size"), item.get("mediaType", "")
-    if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+    if not isinstance(digest, str) or not DIGEST_PATTERN.fullmatch(digest):
         raise UnsupportedManifest(f"{where}: {name} digest {str(digest)[:80]!r} is not sha256:<64 hex>")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise UnsupportedManifest(f"{where}: {name} size {str(size)[:40]!r} is not a non-negative integer")

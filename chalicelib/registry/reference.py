@@ -6,11 +6,13 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+# The OCI grammar, exported for every module that checks a tag, digest or repository (use `fullmatch`).
 # distribution/reference grammar: path components joined by '/', each [a-z0-9]+ with separators . _ __ -
-_REPOSITORY = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*")
+REPOSITORY_PATTERN = re.compile(
+    r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*")
+TAG_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")  # distribution spec, tag grammar
+DIGEST_PATTERN = re.compile(r"sha256:[a-f0-9]{64}")  # the only algorithm this copier accepts
 _HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*")
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-_DIGEST = re.compile(r"sha256:[a-f0-9]{64}")
 # <account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn] (ECR registry endpoints)
 _ECR_HOST = re.compile(r"(\d{12})\.dkr\.ecr(?:-fips)?\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?")
 
@@ -90,7 +92,7 @@ def parse_repository(text: str) -> Repository:
         raise InvalidReference(f"{text!r}: {host!r} is not a registry host[:port] (IPv6: [address]:port)")
     if ":" in name or "@" in name:
         raise InvalidReference(f"{text!r}: give the repository only; name tags with --tag and digests with --digest")
-    if not _REPOSITORY.fullmatch(name) or len(name) > 255:
+    if not REPOSITORY_PATTERN.fullmatch(name) or len(name) > 255:
         raise InvalidReference(f"{text!r}: {name!r} is not a valid repository name (lower case, a-z0-9 . _ - /)")
     repository = Repository(host=host, name=name, scheme=scheme)
     if scheme == "http" and not is_loopback(hostname):
@@ -100,14 +102,14 @@ def parse_repository(text: str) -> Repository:
 
 def check_tag(tag: str) -> str:
     """Return the tag when it is a valid OCI tag, else raise InvalidReference."""
-    if not _TAG.fullmatch(tag):
+    if not TAG_PATTERN.fullmatch(tag):
         raise InvalidReference(f"{tag!r} is not a valid tag ([A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})")
     return tag
 
 
 def check_digest(digest: str) -> str:
     """Return the digest when it is `sha256:<64 hex>`, else raise InvalidReference."""
-    if not _DIGEST.fullmatch(digest):
+    if not DIGEST_PATTERN.fullmatch(digest):
         raise InvalidReference(f"{digest!r} is not a sha256 digest (sha256:<64 lower-case hex>)")
     return digest
 
