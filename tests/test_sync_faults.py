@@ -5,6 +5,7 @@ from __future__ import annotations
 import tracemalloc
 from collections.abc import Callable
 
+import httpx
 import pytest
 
 from chalicelib.registry.transport import RetryPolicy
@@ -141,3 +142,29 @@ def test_memory_does_not_grow_with_blob_size(ghcr: GhcrStandin, ecr: EcrStandin,
         tracemalloc.stop()
     assert report.ok and report.stats.bytes_moved == pushed.blob_bytes
     assert peak < 16 * MB, f"peak Python allocations {peak / MB:.1f} MiB for a 64 MiB layer"
+
+
+class _BlobRedirectLoop(httpx.BaseTransport):
+    """Wraps the source's HTTP transport so that every blob GET redirects to itself."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Answer blob GETs with a 307 to the same URL; pass the rest through."""
+        if request.method == "GET" and "/blobs/sha256:" in request.url.path:
+            return httpx.Response(307, headers={"Location": str(request.url)})
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        """Close the wrapped transport."""
+        self.inner.close()
+
+
+def test_a_redirect_loop_fails_the_sync_in_one_line_and_sets_no_tag(ghcr: GhcrStandin, ecr: EcrStandin,
+        pushed_index: PushedImage, repo_name: str) -> None:
+    report = run_sync(ghcr.host, repo_name, ecr.host, repo_name, _env(ghcr, ecr), tags=["v1"],
+                      http_transports={"source": _BlobRedirectLoop()})
+    assert report.exit_code == 1 and "\n" not in report.cause()
+    assert "source registry: TooManyRedirects" in report.cause() and "internal error" not in report.cause()
+    assert not dest_has(ecr, repo_name, "manifests", "v1")
