@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from chalicelib.registry.auth import ANONYMOUS, Authenticator, StaticCredential
-from chalicelib.registry.blobs import _verified, copy_blob, copy_blob_with_retries
+from chalicelib.registry.blobs import SourceStreamLost, _verified, copy_blob, copy_blob_with_retries
 from chalicelib.registry.errors import DigestMismatch, RedirectTargetRefused, RegistryError
 from chalicelib.registry.manifests import Descriptor
 from chalicelib.registry.reference import Repository
@@ -172,3 +173,12 @@ def test_a_cdn_challenge_starts_no_token_handshake_with_the_cdns_realm() -> None
     with pytest.raises(RedirectTargetRefused, match="cdn.test/blob: HTTP 401"):
         copy_blob_with_retries(src, transport(DST, FakeDest()), BLOB, attempts=2, sleep=lambda s: None)
     assert "cdn.test/token" not in seen and src.auth.tried() == ["installation token"]
+
+
+def test_a_source_stream_that_fails_to_decode_is_a_lost_stream_and_retried() -> None:
+    def broken() -> Iterator[bytes]:
+        yield DATA[:10]
+        raise httpx.DecodingError("Error -3 while decompressing data")
+
+    with pytest.raises(SourceStreamLost, match="DecodingError"):
+        list(_verified(broken(), BLOB, "blob", lambda n: None))

@@ -70,7 +70,7 @@ def _source_chunks(chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
     """Re-raise a source read failure as SourceStreamLost, so the upload does not blame the destination."""
     try:
         yield from chunks
-    except httpx.TransportError as exc:
+    except httpx.HTTPError as exc:  # a dropped connection, or a body that does not decode
         raise SourceStreamLost(f"connection lost reading {what} from the source: {type(exc).__name__}") from None
 
 
