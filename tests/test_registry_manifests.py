@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from chalicelib.registry.auth import ANONYMOUS, Authenticator
-from chalicelib.registry.errors import DigestMismatch, UnsupportedManifest
+from chalicelib.registry.errors import DigestMismatch, RegistryError, UnsupportedManifest
 from chalicelib.registry.manifests import (
     DOCKER_LIST,
     DOCKER_MANIFEST,
@@ -157,3 +157,9 @@ def test_a_malformed_manifest_is_refused_naming_it(document: object) -> None:
     media_type = document.get("mediaType", OCI_MANIFEST) if isinstance(document, dict) else OCI_MANIFEST
     with pytest.raises(UnsupportedManifest, match="registry.test/octo/app:v1"):
         get_manifest(serve(lambda r: httpx.Response(200, content=raw, headers={"Content-Type": media_type})), "v1")
+
+
+@pytest.mark.parametrize("body", [{"tags": "v1"}, {"tags": [1, "v2"]}, ["v1"]])
+def test_a_malformed_tag_list_is_a_registry_error(body: object) -> None:
+    with pytest.raises(RegistryError, match="tags/list"):
+        list_tags(serve(lambda r: httpx.Response(200, json=body)))

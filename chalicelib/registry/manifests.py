@@ -227,8 +227,11 @@ def _tag_pages(transport: Transport, path: str) -> Iterator[list[str] | None]:
         if response.status_code != 200:
             raise raise_for(response, detail=f"listing tags of {transport.repository}")
         try:
-            yield list(response.json().get("tags") or [])
+            tags = response.json().get("tags") or []
         except (ValueError, AttributeError):
-            raise RegistryError.from_response(response, detail="tags/list did not answer JSON") from None
+            tags = None
+        if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+            raise RegistryError.from_response(response, detail='tags/list did not answer {"tags": [strings]}')
+        yield tags
         match = _LINK_NEXT.search(response.headers.get("link", ""))
         next_path = match.group(1) if match else None
