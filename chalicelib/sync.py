@@ -224,8 +224,8 @@ def _run(request: SyncRequest, env: Mapping[str, str], report: Report, copier: C
         wanted += [t for t in chosen if t not in wanted]
     settled: list[str] = []
     roots = _add_tags(wanted, copier, pool, report, settled)
-    # 2. Asked-for cosign tags only for an image copied now or already there; a skipped one's --digest is
-    # that signature's own manifest, skipped with it.
+    # 2. Cosign tags asked for by name only for an image copied now or already there; a skipped one's
+    # --digest is that signature's own manifest, skipped with it.
     phase("planning")
     known = {*roots, *copier.manifests, *copier.present, *([request.digest] if request.digest else [])}
     report.tags_skipped = signatures.skipped_targets(copier, pool, asked_signatures, signatures=request.signatures,
@@ -254,7 +254,7 @@ def _run(request: SyncRequest, env: Mapping[str, str], report: Report, copier: C
     copier.transfer()
     if copier.failed:
         report.errors.append(copier.first_failure() or "copy failed")
-    # 3. Tags last, each only when its content is complete in the destination.
+    # 4. Tags last, each only when its content is complete in the destination.
     phase("tagging")
     ready = [(t, report.digests[t]) for t in wanted
              if t in report.digests and t not in settled and report.digests[t] not in copier.failed]
