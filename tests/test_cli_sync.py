@@ -140,7 +140,8 @@ def test_without_quiet_the_run_logs_credential_steps_and_ends_with_the_summary(
     assert lines[-1].startswith("ghcr2ecr sync: done in ") and "tags set: v1" in lines[-1]
 
 
-BUILD_IDS = {"CODEBUILD_BUILD_ID": "ghcr2ecr-dev-copy:1", "GHCR2ECR_DELIVERY_ID": "d-1", "GHCR2ECR_INSTALLATION_ID": "42"}
+BUILD_IDS = {"CODEBUILD_BUILD_ID": "ghcr2ecr-dev-copy:1", "GHCR2ECR_DELIVERY_ID": "d-1",
+             "GHCR2ECR_INSTALLATION_ID": "42"}
 
 
 def _json_lines(err: str) -> list[dict]:
