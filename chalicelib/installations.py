@@ -140,16 +140,16 @@ class GitHubApp:
     def mint_token(self, installation_id: int, repositories: list[str] | None,
                    permissions: Mapping[str, str]) -> InstallationToken:
         """POST /app/installations/{id}/access_tokens; raise InstallationUnavailable when GitHub refuses."""
-        from githubkit.exception import RateLimitExceeded, RequestFailed
+        from githubkit.exception import RequestFailed
 
         body: dict[str, Any] = {"permissions": dict(permissions)}
         if repositories is not None:
             body["repositories"] = repositories
         try:
             response = self._app.rest.apps.create_installation_access_token(installation_id, data=body)
-        except RateLimitExceeded:
-            raise
         except RequestFailed as exc:
+            if rate_limited(exc):
+                raise
             status = exc.response.status_code
             if status == 404:
                 raise InstallationUnavailable("installation_gone", f"installation {installation_id} no longer "
@@ -197,6 +197,8 @@ class GitHubApp:
             try:
                 data = github.request("GET", path, params={"per_page": PER_PAGE, "page": page}).json()
             except RequestFailed as exc:
+                if rate_limited(exc):  # passes: raise, so SQS redelivers the message later
+                    raise
                 status = exc.response.status_code
                 if status == 404 and missing_ok:
                     return found
@@ -213,6 +215,27 @@ class GitHubApp:
             if len(batch) < PER_PAGE or page * PER_PAGE >= int(data.get("total_count", 0)):
                 break
         return found
+
+
+def rate_limited(exc: Any) -> bool:
+    """Tell whether a failed GitHub response is a rate limit (transient), not a refusal.
+
+    docs.github.com rest/using-the-rest-api/rate-limits-for-the-rest-api#exceeding-the-rate-limit: primary
+    and secondary limits answer 403 or 429, with `x-ratelimit-remaining: 0` or `retry-after`, or only a
+    message naming the secondary rate limit (githubkit raises its RateLimitExceeded for the first two only).
+    """
+    from githubkit.exception import RateLimitExceeded
+
+    if isinstance(exc, RateLimitExceeded):
+        return True
+    response = exc.response
+    if response.status_code == 429:
+        return True
+    if response.status_code != 403:
+        return False
+    headers = response.headers
+    return ("retry-after" in headers or headers.get("x-ratelimit-remaining") == "0"
+            or "rate limit" in _message(exc).lower())
 
 
 def _message(exc: Any) -> str:

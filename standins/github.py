@@ -12,6 +12,8 @@ Usage::
         gh.add_manifest_code("abc", {"id": 1, "pem": "...", ...})  # one-time POST /app-manifests/abc/conversions
         gh.inject("/app/installations/7/access_tokens", status=502, count=2)  # next 2 matching requests → 502
         gh.inject("/app/installations/*", delay=5.0)                       # next request sleeps 5 s first
+        gh.inject("/repos/*", status=403, message="You have exceeded a secondary rate limit",
+                  headers={"Retry-After": "60"})                           # a rate limit, as GitHub sends it
         gh.requests   # [RecordedRequest(method, path, query, body, auth)]: auth is only the kind:
                       # "jwt" | "token" | "basic" | "none" | "other"; the header value is never kept
         gh.tokens     # [MintedToken(value, installation_id, repositories, permissions, revoked)]
@@ -58,13 +60,15 @@ JWT_MAX_LIFETIME = 600  # GitHub: "exp" no more than 10 minutes into the future
 
 @dataclass
 class _Fault:
-    """An injected failure: requests matching `pattern` wait `delay` s, then get `status`."""
+    """An injected failure: requests matching `pattern` wait `delay` s, then get `status` with `message`."""
 
     pattern: str
     method: str | None
     status: int
     delay: float
     remaining: int
+    message: str = "injected failure"
+    headers: dict[str, str] | None = None
 
 
 class GitHubStandIn:
@@ -149,10 +153,11 @@ class GitHubStandIn:
             self._manifests[code] = result
 
     def inject(self, path: str, *, status: int = 502, count: int = 1, delay: float = 0.0,
-               method: str | None = None) -> None:
+               method: str | None = None, message: str = "injected failure",
+               headers: dict[str, str] | None = None) -> None:
         """Make the next `count` requests whose path matches the glob `path` wait `delay` s, then fail."""
         with self._lock:
-            self._faults.append(_Fault(path, method, status, delay, count))
+            self._faults.append(_Fault(path, method, status, delay, count, message, headers))
 
     def clear_requests(self) -> None:
         """Forget recorded requests."""

@@ -60,9 +60,6 @@ class RecordedRequest:
     auth: str
 
 
-@dataclass
-
-
 class _Served(Protocol):
     """What the handler needs from the stand-in."""
 
@@ -100,7 +97,7 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if fault is not None:
                 time.sleep(fault.delay)
-                raise Reply(fault.status, {"message": "injected failure"})
+                raise Reply(fault.status, {"message": fault.message}, fault.headers)
             if raw and not isinstance(body, (dict, list)):
                 raise Reply(400, {"message": "Problems parsing JSON"})
             reply = gh.handle(self.command, split.path, query, body, authorization)

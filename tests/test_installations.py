@@ -99,3 +99,31 @@ def test_revoking_uses_the_token_itself_and_tolerates_a_second_time(app: GitHubA
     app.revoke(token)  # 401 the second time: already revoked is fine
     assert github.token(token.value).revoked
     assert [r.auth for r in github.requests if r.method == "DELETE"] == ["token", "token"]
+
+
+RATE_LIMITS = [  # what GitHub answers when a limit is hit (rest/using-the-rest-api/rate-limits-for-the-rest-api)
+    {"status": 403, "message": "You have exceeded a secondary rate limit", "headers": {"Retry-After": "30"}},
+    {"status": 403, "message": "You have exceeded a secondary rate limit. Please wait a few minutes."},
+    {"status": 403, "message": "API rate limit exceeded for installation ID 77.",
+     "headers": {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1"}},
+    {"status": 429, "message": "Too many requests", "headers": {"Retry-After": "1"}},
+    {"status": 429, "message": "Too many requests"},
+]
+
+
+@pytest.mark.parametrize("limit", RATE_LIMITS)
+def test_a_rate_limited_variables_read_is_transient(app: GitHubApp, github: GitHubStandIn,
+                                                    limit: dict) -> None:
+    token = app.mint_token(77, ["app"], {"actions_variables": "read"})
+    github.inject("/repos/octo-org/app/actions/*", **limit)
+    with pytest.raises(Exception) as caught:
+        app.variables(token, "octo-org", "app", True)
+    assert not isinstance(caught.value, InstallationUnavailable)  # raised as is: SQS redelivers the message
+
+
+@pytest.mark.parametrize("limit", RATE_LIMITS)
+def test_a_rate_limited_mint_is_transient(app: GitHubApp, github: GitHubStandIn, limit: dict) -> None:
+    github.inject("/app/installations/77/access_tokens", **limit)
+    with pytest.raises(Exception) as caught:
+        app.mint_token(77, None, {"packages": "read"})
+    assert not isinstance(caught.value, InstallationUnavailable)
