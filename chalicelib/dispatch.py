@@ -61,6 +61,14 @@ def token_parameter(config: Settings, request: SyncRequest) -> str:
     return config.token_parameter_prefix.rstrip("/") + "/" + request.dedup_id
 
 
+def is_signature_tag(tag: str) -> bool:
+    """Tell whether a tag is cosign's `sha256-<hex>.sig/.att/.sbom` (the engine's own pattern)."""
+    # Imported here: the copy engine is not on the webhook route's import path (app.py imports this module).
+    from chalicelib.registry.signatures import signed_digest
+
+    return signed_digest(tag) is not None
+
+
 _apps: dict[str, GitHubApp] = {}
 
 
@@ -149,7 +157,13 @@ def _start(config: Settings, app: GitHubApp, request: SyncRequest, token: Instal
         logs.logger.warning("unknown GHCR2ECR_* Actions variables ignored", extra={"variables": install.unknown})
     if not install.enabled:
         return Outcome("skipped", "GHCR2ECR_ENABLED is false", code="disabled")
-    if not install.wants(request.tag):
+    if is_signature_tag(request.tag):
+        # A cosign push is an event of its own. Its tag follows the image it signs, so GHCR2ECR_TAGS does not
+        # apply; the build sets it only when the signed image is in the destination (chalicelib/sync.py).
+        if not install.signatures:
+            return Outcome("skipped", f"tag {request.tag} is a cosign signature and GHCR2ECR_SIGNATURES is false",
+                           code="signatures_disabled")
+    elif not install.wants(request.tag):
         return Outcome("skipped", f"tag {request.tag} is not selected by GHCR2ECR_TAGS={install.tags}",
                        code="tag_filtered")
     try:
