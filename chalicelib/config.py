@@ -30,6 +30,8 @@ class Settings:
     # Destination registry host; empty: this account's ECR in this region (derived from SYNC_QUEUE_URL and
     # AWS_REGION). The local demo points it at a loopback registry (`http://127.0.0.1:PORT`).
     ecr_registry: str = ""
+    # `ghcr2ecr sync` creates a missing ECR repository; false when ECR repository creation templates do it.
+    create_repositories: bool = True
 
     def account_allowed(self, login: str, account_id: int | str) -> bool:
         """Tell whether ALLOWED_ACCOUNTS admits this GitHub account (login compared case-insensitively)."""
@@ -51,6 +53,12 @@ class Settings:
         def optional(name: str, default: str) -> str:
             return env.get(name, "").strip() or default
 
+        def boolean(name: str, default: bool) -> bool:
+            value = env.get(name, "").strip().lower()
+            if value not in ("", "true", "false"):
+                raise ConfigError(f"deployment setting {name} must be true or false, not {value[:20]!r}")
+            return default if not value else value == "true"
+
         allowed = frozenset(
             item.strip().lower() for item in env.get("ALLOWED_ACCOUNTS", "").split(",") if item.strip()
         )
@@ -69,6 +77,7 @@ class Settings:
             token_parameter_prefix=optional("TOKEN_PARAMETER_PREFIX", cls.token_parameter_prefix),
             ghcr_pull_secret_prefix=optional("GHCR_PULL_SECRET_PREFIX", cls.ghcr_pull_secret_prefix),
             ecr_registry=optional("ECR_REGISTRY", cls.ecr_registry).rstrip("/"),
+            create_repositories=boolean("ECR_CREATE_REPOSITORIES", cls.create_repositories),
         )
 
 

@@ -24,6 +24,7 @@ from chalicelib.webhooks import MalformedDelivery, SyncRequest
 SOURCE, DEST, DIGEST, TAG = "GHCR2ECR_SOURCE", "GHCR2ECR_DEST", "GHCR2ECR_DIGEST", "GHCR2ECR_TAG"
 SIGNATURES, INSTALLATION_ID, DELIVERY_ID = "GHCR2ECR_SIGNATURES", "GHCR2ECR_INSTALLATION_ID", "GHCR2ECR_DELIVERY_ID"
 API_URL, SOURCE_TOKEN, FALLBACK_TOKEN = "GITHUB_API_URL", "GHCR2ECR_SOURCE_TOKEN", "GHCR2ECR_SOURCE_FALLBACK_TOKEN"
+CREATE_REPOSITORY = "GHCR2ECR_CREATE_REPOSITORY"
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,9 @@ def build_variables(config: Settings, request: SyncRequest, install: Installatio
     """Return StartBuild's environment overrides: names and ids in PLAINTEXT, credentials by reference."""
     plain = {
         SOURCE: request.source(config.ghcr_registry), DEST: dest, DIGEST: request.digest, TAG: request.tag,
-        SIGNATURES: "true" if install.signatures else "false", API_URL: config.github_api_url,
+        SIGNATURES: str(install.signatures).lower(), API_URL: config.github_api_url,
         INSTALLATION_ID: str(request.installation_id), DELIVERY_ID: request.delivery_id,
+        CREATE_REPOSITORY: str(config.create_repositories).lower(),
     }
     # FACTS.md §7: PLAINTEXT values show in the console, BatchGetBuilds and events; credentials go by name.
     variables = [{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in plain.items()]

@@ -100,6 +100,16 @@ def test_the_sync_gets_digest_tag_report_and_signature_flag(build_env: dict[str,
     assert "--no-signatures" in first and "--no-signatures" not in second
 
 
+@pytest.mark.parametrize("shell", ["bash", "sh"])
+def test_create_repository_false_turns_repository_creation_off(build_env: dict[str, Any], shell: str) -> None:
+    env = build_env["env"]
+    run_phase({**env, "GHCR2ECR_CREATE_REPOSITORY": "false"}, shell)
+    run_phase({**env, "GHCR2ECR_CREATE_REPOSITORY": SPEC["env"]["variables"]["GHCR2ECR_CREATE_REPOSITORY"]}, shell)
+    run_phase(env, shell)  # unset: the sync's default, which creates
+    calls = [line.split() for line in build_env["calls"].read_text().splitlines() if " sync " in f" {line} "]
+    assert ["--no-create-repository" in call for call in calls] == [True, False, False]
+
+
 def test_the_report_is_printed_when_the_sync_wrote_one(build_env: dict[str, Any]) -> None:
     env = build_env["env"]
     report = Path(env["TMPDIR"]) / "ghcr2ecr-report.json"

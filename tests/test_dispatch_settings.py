@@ -1,0 +1,37 @@
+"""Deployment settings that reach the build: ECR_CREATE_REPOSITORIES."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.config import ConfigError, Settings
+from tests.support.app_fixtures import AppEnv, clear_caches, dispatch_queued, load_delivery, post
+
+REQUIRED = {"GITHUB_APP_ID": "1", "SYNC_QUEUE_URL": "https://sqs.example/1/q.fifo", "CODEBUILD_PROJECT": "p"}
+
+
+@pytest.mark.parametrize("value,expected", [(None, True), ("", True), ("true", True), (" TRUE ", True),
+                                            ("false", False), ("False", False)])
+def test_repository_creation_is_on_unless_turned_off(value: str | None, expected: bool) -> None:
+    env = REQUIRED if value is None else {**REQUIRED, "ECR_CREATE_REPOSITORIES": value}
+    assert Settings.from_env(env).create_repositories is expected
+
+
+@pytest.mark.parametrize("value", ["no", "0", "off"])
+def test_an_unusable_create_repositories_value_names_the_setting(value: str) -> None:
+    with pytest.raises(ConfigError, match="ECR_CREATE_REPOSITORIES"):
+        Settings.from_env({**REQUIRED, "ECR_CREATE_REPOSITORIES": value})
+
+
+@pytest.mark.parametrize("value,passed", [("false", "false"), ("true", "true")])
+def test_the_setting_reaches_the_build_as_plaintext(client, app_env: AppEnv, monkeypatch, value: str,
+                                                    passed: str) -> None:
+    monkeypatch.setenv("ECR_CREATE_REPOSITORIES", value)
+    clear_caches()  # settings are read once per container
+    from chalicelib import aws
+
+    aws.use(aws.CodeBuild, app_env.codebuild)
+    aws.use(aws.Sqs, app_env.sqs)
+    assert post(client, load_delivery("multiplatform-tagged-index")).status_code == 202
+    dispatch_queued(client, app_env)
+    assert app_env.codebuild.variables()["GHCR2ECR_CREATE_REPOSITORY"] == ("PLAINTEXT", passed)
