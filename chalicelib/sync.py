@@ -206,11 +206,9 @@ def _run(request: SyncRequest, env: Mapping[str, str], report: Report, copier: C
          progress: ProgressSink | None, boto: Any) -> None:
     """The sync's steps, in order."""
     phase = progress.phase if progress else (lambda name: None)
-    if request.create_repository and endpoints.uses_ecr(request.dest, env):
-        owner, _, package = request.source.name.partition("/")
-        report.repository_created = ecr.ensure_repository(boto(), request.dest.name, {
-            "ghcr2ecr:source": str(request.source)[:256], "ghcr2ecr:owner": owner[:256],
-            "ghcr2ecr:package": (package or owner)[:256]})
+    if endpoints.uses_ecr(request.dest, env):
+        report.repository_created = ecr.prepare_repository(boto, request.dest.name, request.source, env,
+                                                           create=request.create_repository)
     # 1. What is asked: tags resolved against the source now (a moved tag follows), and/or a digest.
     phase("resolving")
     source_tags: list[str] | None = None

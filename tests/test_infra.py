@@ -125,7 +125,8 @@ ROLE_RESOURCES = {  # action prefix -> the only resources its statements may nam
 }
 ROLE_ACTIONS = {  # action prefix -> the only actions the role may have
     "ecr": {"GetAuthorizationToken", "BatchCheckLayerAvailability", "BatchGetImage", "InitiateLayerUpload",
-            "UploadLayerPart", "CompleteLayerUpload", "PutImage", "CreateRepository", "TagResource"},
+            "UploadLayerPart", "CompleteLayerUpload", "PutImage", "CreateRepository", "TagResource",
+            "DescribeRepositories", "ListTagsForResource"},
     "ssm": {"GetParameters"},
     "secretsmanager": {"GetSecretValue"},
     "logs": {"CreateLogStream", "PutLogEvents"},
@@ -152,7 +153,9 @@ def test_copy_role_statements_name_only_resources_under_the_prefixes() -> None:
 ENGINE_ECR_ACTIONS = {
     "GetAuthorizationToken",        # registry/ecr.py: the Basic credential
     "CreateRepository",             # registry/ecr.py: a missing destination repository...
-    "TagResource",                  # ...created with its ghcr2ecr:* tags
+    "TagResource",                  # ...created with its ghcr2ecr:* tags (or an untagged one claimed)
+    "DescribeRepositories",         # registry/ecr.py: the repository's ARN, to read its tags...
+    "ListTagsForResource",          # ...and refuse one made for another GitHub account id
     "BatchGetImage",                # HEAD of manifests by digest and tag (plan, settled tags, signature targets)
     "BatchCheckLayerAvailability",  # HEAD of blobs
     "InitiateLayerUpload",          # POST /blobs/uploads/

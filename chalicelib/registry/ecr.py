@@ -63,14 +63,69 @@ class EcrCredential:
             return username, password
 
 
-def ensure_repository(client: Any, name: str, tags: Mapping[str, str]) -> bool:
-    """Create the ECR repository if missing; return True when it was created, False when it existed."""
+OWNER_ID_TAG = "ghcr2ecr:owner-id"
+
+
+def prepare_repository(client: Callable[[], Any], name: str, source: Any, env: Mapping[str, str], *,
+                       create: bool) -> bool | None:
+    """Create (when `create`) and check the destination repository; True/False: created or not, None: not asked.
+
+    `env` may name the owner's numeric GitHub id (`GHCR2ECR_OWNER_ID`, set by the App's build).
+    """
+    owner, _, package = source.name.partition("/")
+    tags = {"ghcr2ecr:source": str(source)[:256], "ghcr2ecr:owner": owner[:256],
+            "ghcr2ecr:package": (package or owner)[:256]}
+    owner_id = env.get("GHCR2ECR_OWNER_ID", "").strip()
+    if owner_id:
+        if not owner_id.isdigit():
+            raise ValueError(f"GHCR2ECR_OWNER_ID must be a numeric GitHub account id, not {owner_id[:40]!r}")
+        tags[OWNER_ID_TAG] = owner_id
+    if not (create or owner_id):
+        return None
+    created = ensure_repository(client(), name, tags, create=create)
+    return created if create else None
+
+
+class RepositoryOwnedElsewhere(ValueError):
+    """The destination repository was made for another GitHub account id than this sync's owner."""
+
+
+def ensure_repository(client: Any, name: str, tags: Mapping[str, str], *, create: bool = True) -> bool:
+    """Create the ECR repository if missing (when `create`); check its owner; return True when created.
+
+    GitHub logins can be renamed and then taken by a new account (docs/FACTS.md §1: store ids, not
+    logins), while destinations are named by login. So a repository carries the numeric owner id it was
+    made for (tag `ghcr2ecr:owner-id`), and a sync for another id is refused. A repository without the
+    tag (made by hand or by a creation template) is claimed on first use.
+    """
+    owner_id = tags.get(OWNER_ID_TAG)
+    if create:
+        try:
+            client.create_repository(
+                repositoryName=name,
+                tags=[{"Key": key, "Value": value} for key, value in tags.items()],
+            )
+            log.info("created ECR repository %s", name)
+            return True
+        except client.exceptions.RepositoryAlreadyExistsException:
+            pass  # an expected answer: someone (or a creation template) made it already
+    if owner_id:
+        _check_owner(client, name, owner_id)
+    return False
+
+
+def _check_owner(client: Any, name: str, owner_id: str) -> None:
+    """Refuse a repository tagged for another owner id; tag an untagged one with ours."""
     try:
-        client.create_repository(
-            repositoryName=name,
-            tags=[{"Key": key, "Value": value} for key, value in tags.items()],
-        )
-    except client.exceptions.RepositoryAlreadyExistsException:
-        return False  # an expected answer: someone (or a creation template) made it already
-    log.info("created ECR repository %s", name)
-    return True
+        arn = client.describe_repositories(repositoryNames=[name])["repositories"][0]["repositoryArn"]
+    except client.exceptions.RepositoryNotFoundException:
+        return  # --no-create-repository and no repository: the push itself says what is missing
+    tags = {t["Key"]: t["Value"] for t in client.list_tags_for_resource(resourceArn=arn).get("tags", [])}
+    holder = tags.get(OWNER_ID_TAG)
+    if holder is None:
+        client.tag_resource(resourceArn=arn, tags=[{"Key": OWNER_ID_TAG, "Value": owner_id}])
+    elif holder != owner_id:
+        raise RepositoryOwnedElsewhere(
+            f"ECR repository {name} was created for GitHub account id {holder}, not {owner_id}: the login was "
+            "probably renamed and taken by another account; nothing was copied (delete or retag the "
+            f"repository's {OWNER_ID_TAG} tag if this is intended)")
