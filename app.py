@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 
-from chalice import Chalice, Response
+from chalice import Chalice, Rate, Response
 from chalice.app import CloudWatchEvent, SQSEvent
 
-from chalicelib import build_state, dispatch as dispatching, intake
+from chalicelib import build_state, dispatch as dispatching, intake, token_cleanup
 
 app = Chalice(app_name="ghcr2ecr")
 
@@ -36,3 +36,9 @@ def dispatch(event: SQSEvent) -> None:
 def on_build_state(event: CloudWatchEvent) -> None:
     """Clean up after a finished copy build and log its outcome."""
     build_state.handle_event(event.to_dict())
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS))
+def sweep_tokens(event: CloudWatchEvent) -> None:
+    """Revoke and delete token parameters older than a token's lifetime (no build event cleaned them up)."""
+    token_cleanup.sweep()

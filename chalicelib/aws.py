@@ -7,6 +7,7 @@ Tests swap a seam with `use(CodeBuild, recording_instance)`; `reset()` forgets e
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 from typing import Any, TypeVar
 
 _T = TypeVar("_T")
@@ -54,6 +55,23 @@ class Ssm:
 
             self._provider = SSMProvider(boto3_client=self.client)
         return str(self._provider.get(name, max_age=max_age, decrypt=True))
+
+    def read_secret(self, name: str) -> str | None:
+        """Read a SecureString now, decrypted and uncached; None when it does not exist."""
+        try:
+            answer = self.client.get_parameter(Name=name, WithDecryption=True)
+        except Exception as exc:
+            if error_code(exc) == "ParameterNotFound":
+                return None
+            raise
+        return str(answer["Parameter"]["Value"])
+
+    def secrets_under(self, path: str) -> list[tuple[str, str, datetime]]:
+        """Return (name, decrypted value, last modified) of every parameter under `path`, recursively."""
+        pages = self.client.get_paginator("get_parameters_by_path").paginate(
+            Path=path, Recursive=True, WithDecryption=True)
+        return [(str(p["Name"]), str(p["Value"]), p["LastModifiedDate"])
+                for page in pages for p in page.get("Parameters", [])]
 
     def put_secret(self, name: str, value: str, description: str) -> None:
         """Write (or overwrite) a SecureString parameter."""

@@ -1,4 +1,4 @@
-"""CodeBuild "Build State Change" events → delete the build's token parameter, log one outcome line.
+"""CodeBuild "Build State Change" events → revoke the build's token, delete its parameter, log one outcome line.
 
 Event shape (docs.aws.amazon.com/codebuild/latest/userguide/sample-build-notifications.html):
 `detail.build-status`, `detail.build-id`, `detail.project-name`,
@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from chalicelib import aws, logs
-from chalicelib.config import settings
+from chalicelib import logs, token_cleanup
 from chalicelib.dispatch import DELIVERY_ID, DIGEST, INSTALLATION_ID, SOURCE, SOURCE_TOKEN, TAG
 
 FINAL_STATES = ("SUCCEEDED", "FAILED", "FAULT", "STOPPED", "TIMED_OUT")
@@ -33,6 +32,7 @@ class BuildOutcome:
     duration_seconds: float | None
     token_parameter: str | None
     parameter_deleted: bool
+    token_revoked: str | None = None  # token_cleanup.Cleanup.revoked; None without a token parameter
 
 
 def event_pattern(project: str) -> dict[str, Any]:
@@ -45,7 +45,7 @@ def event_pattern(project: str) -> dict[str, Any]:
 
 
 def handle_event(event: dict[str, Any]) -> BuildOutcome | None:
-    """Delete the token parameter of a finished build and log its outcome; None for non-final states."""
+    """Revoke and delete the token of a finished build and log its outcome; None for non-final states."""
     logs.unbind_all()
     detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
     status = str(detail.get("build-status", ""))
@@ -60,16 +60,19 @@ def handle_event(event: dict[str, Any]) -> BuildOutcome | None:
         return str(entry.get("value", "")) if entry.get("type", "PLAINTEXT") == "PLAINTEXT" else ""
 
     parameter = _token_parameter(variables.get(SOURCE_TOKEN))
-    deleted = aws.ssm().delete(parameter) if parameter else False
+    # The build revoked it in `finally` unless it failed before (then 401 here is fine); see token_cleanup.
+    cleanup = token_cleanup.revoke_and_delete(parameter) if parameter else None
+    deleted = cleanup.deleted if cleanup else False
     outcome = BuildOutcome(
         build_id=str(detail.get("build-id", "")), status=status, source=plain(SOURCE), digest=plain(DIGEST),
         tag=plain(TAG), installation_id=plain(INSTALLATION_ID), delivery_id=plain(DELIVERY_ID),
         duration_seconds=_duration(info, event.get("time")), token_parameter=parameter, parameter_deleted=deleted,
+        token_revoked=cleanup.revoked if cleanup else None,
     )
     logs.bind(delivery=outcome.delivery_id, installation=outcome.installation_id, package=outcome.source,
               digest=outcome.digest, tag=outcome.tag)
     fields = {"build_id": outcome.build_id, "status": status, "duration_seconds": outcome.duration_seconds,
-              "token_parameter_deleted": deleted}
+              "token_parameter_deleted": deleted, "token_revoked": outcome.token_revoked}
     if status == "SUCCEEDED":
         logs.logger.info("build finished", extra=fields)
         logs.count("BuildsSucceeded")
@@ -84,8 +87,7 @@ def _token_parameter(entry: dict[str, Any] | None) -> str | None:
     if not entry or entry.get("type") != "PARAMETER_STORE":
         return None
     name = str(entry.get("value", ""))
-    prefix = settings().token_parameter_prefix.rstrip("/") + "/"
-    return name if name.startswith(prefix) and len(name) > len(prefix) and ".." not in name else None
+    return name if token_cleanup.is_token_parameter(name) else None
 
 
 def _duration(info: dict[str, Any], end_time: Any) -> float | None:

@@ -20,8 +20,10 @@ ATTEMPTS = 3
 TIMEOUT_SECONDS = 10
 
 
-def revoke(token: str, api_url: str, sleep: Callable[[float], None] = time.sleep) -> str:
+def revoke(token: str, api_url: str, sleep: Callable[[float], None] | None = None,
+           timeout: float = TIMEOUT_SECONDS) -> str:
     """Revoke `token`; return "revoked" or "already invalid"; raise RuntimeError after bounded retries."""
+    sleep = sleep or time.sleep
     request = urllib.request.Request(
         api_url.rstrip("/") + "/installation/token",
         method="DELETE",
@@ -33,7 +35,7 @@ def revoke(token: str, api_url: str, sleep: Callable[[float], None] = time.sleep
         if attempt:
             sleep(float(attempt))
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS):
+            with urllib.request.urlopen(request, timeout=timeout):
                 return "revoked"
         except urllib.error.HTTPError as exc:
             if exc.code == 401:

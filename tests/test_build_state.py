@@ -18,12 +18,15 @@ def started_build(client, env: AppEnv) -> list[dict[str, str]]:
 
 
 @pytest.mark.parametrize("status", FINAL_STATES)
-def test_every_final_state_deletes_the_token_parameter(client, app_env: AppEnv, json_logs, status: str) -> None:
+def test_every_final_state_revokes_the_token_and_deletes_its_parameter(client, app_env: AppEnv, json_logs,
+                                                                       status: str) -> None:
     variables = started_build(client, app_env)
     client.lambda_.invoke("on_build_state", build_state_event(client, variables, status))
     assert app_env.token_parameters() == []
+    assert [t.revoked for t in app_env.github.tokens] == [True]  # the build may have died before `finally`
     [line] = json_logs.find("build finished")
     assert line["status"] == status and line["token_parameter_deleted"] is True
+    assert line["token_revoked"] == "revoked"
     assert line["installation"] == "77" and line["package"] == "ghcr.io/octo-org/app" and line["tag"] == "v1.2.3"
     assert line["digest"].startswith("sha256:") and line["duration_seconds"] == 7.0
     assert line["level"] == ("INFO" if status == "SUCCEEDED" else "ERROR")
@@ -42,6 +45,31 @@ def test_a_second_event_for_the_same_build_is_harmless(client, app_env: AppEnv, 
     client.lambda_.invoke("on_build_state", event)
     client.lambda_.invoke("on_build_state", event)
     assert [line["token_parameter_deleted"] for line in json_logs.find("build finished")] == [True, False]
+    assert [line["token_revoked"] for line in json_logs.find("build finished")] == ["revoked", "absent"]
+
+
+def test_a_token_the_build_already_revoked_is_fine(client, app_env: AppEnv, json_logs) -> None:
+    variables = started_build(client, app_env)
+    from chalicelib import revoke
+
+    revoke.revoke(app_env.github.tokens[0].value, app_env.github.url)  # the buildspec's `finally`
+    client.lambda_.invoke("on_build_state", build_state_event(client, variables, "SUCCEEDED"))
+    [line] = json_logs.find("build finished")
+    assert line["token_revoked"] == "already invalid" and line["token_parameter_deleted"] is True
+
+
+def test_when_github_cannot_revoke_the_parameter_is_kept_for_the_sweep(client, app_env: AppEnv, json_logs,
+                                                                       monkeypatch) -> None:
+    from chalicelib import revoke
+
+    monkeypatch.setattr(revoke.time, "sleep", lambda _s: None)
+    variables = started_build(client, app_env)
+    app_env.github.inject("/installation/token", status=502, count=3)
+    client.lambda_.invoke("on_build_state", build_state_event(client, variables, "FAILED"))
+    [line] = json_logs.find("build finished")
+    assert line["token_revoked"] == "failed" and line["token_parameter_deleted"] is False
+    assert len(app_env.token_parameters()) == 1
+    assert app_env.github.tokens[0].value not in json_logs.text()
 
 
 def test_a_parameter_outside_the_token_prefix_is_never_deleted(client, app_env: AppEnv) -> None:
@@ -75,3 +103,45 @@ def test_the_rule_matches_final_states_of_the_copy_project_only() -> None:
     assert pattern["detail-type"] == ["CodeBuild Build State Change"]
     assert pattern["detail"] == {"project-name": [PROJECT], "build-status": list(FINAL_STATES)}
     assert "IN_PROGRESS" not in FINAL_STATES
+
+
+def test_the_sweep_revokes_and_deletes_token_parameters_older_than_a_token(client, app_env: AppEnv,
+                                                                          json_logs) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from chalicelib import token_cleanup
+
+    started_build(client, app_env)  # a build whose state change never came
+    ssm = app_env.boto("ssm")
+    ssm.put_parameter(Name="/ghcr2ecr/other", Value="not a token", Type="SecureString")
+    now = datetime.now(timezone.utc)
+    assert token_cleanup.sweep(now + timedelta(minutes=50)) == []  # younger than a token: maybe a running build
+    [cleanup] = token_cleanup.sweep(now + timedelta(minutes=70))
+    assert cleanup.revoked == "revoked" and cleanup.deleted
+    assert app_env.token_parameters() == [] and [t.revoked for t in app_env.github.tokens] == [True]
+    assert ssm.get_parameter(Name="/ghcr2ecr/other")["Parameter"]["Name"] == "/ghcr2ecr/other"
+    [line] = json_logs.find("stale token parameter removed")
+    assert line["parameter"] == cleanup.parameter and line["age_seconds"] >= 70 * 60
+    assert app_env.github.tokens[0].value not in json_logs.text()
+
+
+def test_the_sweep_deletes_an_expired_token_even_when_github_is_down(client, app_env: AppEnv, monkeypatch) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from chalicelib import revoke, token_cleanup
+
+    monkeypatch.setattr(revoke.time, "sleep", lambda _s: None)
+    started_build(client, app_env)
+    app_env.github.inject("/installation/token", status=503, count=3)
+    [cleanup] = token_cleanup.sweep(datetime.now(timezone.utc) + timedelta(hours=2))
+    assert cleanup.revoked == "failed" and cleanup.deleted and app_env.token_parameters() == []
+
+
+def test_the_hourly_sweep_is_wired_and_leaves_fresh_tokens_alone(client, app_env: AppEnv) -> None:
+    import app
+
+    started_build(client, app_env)
+    [schedule] = [e for e in app.app.event_sources if e.name == "sweep_tokens"]
+    assert (schedule.schedule_expression.value, schedule.schedule_expression.unit) == (1, "HOURS")
+    client.lambda_.invoke("sweep_tokens", client.events.generate_cw_event("aws.events", "Scheduled Event", {}, []))
+    assert len(app_env.token_parameters()) == 1

@@ -208,7 +208,7 @@ LAMBDA_RESOURCES = {  # action prefix -> regex every resource must match
     "codebuild": ARN.format(service="codebuild") + re.escape("project/ghcr2ecr-dev-copy"),
     "secretsmanager": ARN.format(service="secretsmanager") + re.escape("secret:ghcr2ecr/ghcr-pull/") + r"\*",
     "ssm": ARN.format(service="ssm")
-    + r"parameter(/ghcr2ecr/tokens/\*|/ghcr2ecr/github/private-key|/ghcr2ecr/github/webhook-secret)",
+    + r"parameter(/ghcr2ecr/tokens(/\*)?|/ghcr2ecr/github/private-key|/ghcr2ecr/github/webhook-secret)",
 }
 
 
@@ -286,10 +286,13 @@ def test_dispatch_reads_the_key_consumes_the_queue_writes_tokens_and_starts_buil
     assert "secretsmanager:GetSecretValue" not in allowed  # dispatch only learns whether a secret exists
 
 
-def test_build_state_handler_can_only_delete_token_parameters() -> None:
-    allowed = _allowed(_policy("policy-dev-on_build_state.json"))
-    assert set(allowed) == {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
+@pytest.mark.parametrize("function,reads,path", [("on_build_state", "ssm:GetParameter", "tokens/*"),
+                                                 ("sweep_tokens", "ssm:GetParametersByPath", "tokens")])
+def test_token_cleanup_handlers_can_only_read_and_delete_token_parameters(function: str, reads: str, path: str) -> None:
+    allowed = _allowed(_policy(f"policy-dev-{function}.json"))
+    assert set(allowed) == {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", reads,
                             "ssm:DeleteParameter"}
+    assert allowed[reads] == {f"arn:aws:ssm:*:*:parameter/ghcr2ecr/{path}"}  # a path admits what is under it
     assert allowed["ssm:DeleteParameter"] == {"arn:aws:ssm:*:*:parameter/ghcr2ecr/tokens/*"}
 
 

@@ -44,7 +44,8 @@ def lambda_policies(
     project = arn.format(
         service="codebuild", resource="project/" + (env.get("CODEBUILD_PROJECT") or f"{app_name}-{stage}-copy")
     )
-    tokens = ssm_parameter(env.get("TOKEN_PARAMETER_PREFIX") or "/ghcr2ecr/tokens/") + "*"
+    token_path = ssm_parameter((env.get("TOKEN_PARAMETER_PREFIX") or "/ghcr2ecr/tokens/").rstrip("/"))
+    tokens = token_path + "/*"
     private_key = ssm_parameter(env.get("GITHUB_PRIVATE_KEY_PARAMETER") or "/ghcr2ecr/github/private-key")
     webhook_secret = ssm_parameter(env.get("GITHUB_WEBHOOK_SECRET_PARAMETER") or "/ghcr2ecr/github/webhook-secret")
     # Secret ARNs end in "-" plus 6 random characters, hence the trailing wildcard.
@@ -77,6 +78,12 @@ def lambda_policies(
         ],
         "on_build_state": [
             # The build's outcome comes in the event itself; counters are EMF log lines (no PutMetricData).
+            # It reads the token only to revoke it with itself (DELETE /installation/token), then deletes it.
+            _statement("RevokeBuildTokens", ["ssm:GetParameter", "ssm:DeleteParameter"], [tokens]),
+        ],
+        "sweep_tokens": [
+            # GetParametersByPath is authorized on the path itself, which admits everything under it.
+            _statement("ListBuildTokens", ["ssm:GetParametersByPath"], [token_path]),
             _statement("DeleteBuildTokens", ["ssm:DeleteParameter"], [tokens]),
         ],
     }
