@@ -1,7 +1,8 @@
 """The webhook's edge: verify, decide, enqueue, answer; no GitHub or CodeBuild call (DESIGN.md, HTTP contract).
 
 GitHub waits 10 s for a 2xx and never redelivers on its own (FACTS.md §1): answer in milliseconds, and
-answer 5xx only when the queue could not be written, so the delivery shows as failed and can be redelivered.
+answer 5xx only when the delivery could not be accepted (the webhook secret could not be read, or the queue
+could not be written), so the delivery shows as failed and can be redelivered.
 """
 
 from __future__ import annotations
@@ -35,7 +36,13 @@ def receive(headers: Mapping[str, str], body: bytes) -> Answer:
     signature = headers.get("x-hub-signature-256")
     if not signature:
         return _answer(401, "rejected", "missing X-Hub-Signature-256")
-    if not signature_valid(webhook_secret(), body, signature):
+    try:
+        secret = webhook_secret()
+    except Exception as exc:  # SSM unreachable, throttled or misconfigured: the delivery cannot be checked now
+        logs.logger.error("could not read the webhook secret", extra={"error": type(exc).__name__})
+        logs.count("SecretUnavailable")
+        return 503, {"status": "error", "reason": "could not verify the delivery; redeliver it later"}
+    if not signature_valid(secret, body, signature):
         return _answer(401, "rejected", "signature does not match")
     if not event or not delivery:
         return _answer(400, "rejected", "missing X-GitHub-Event or X-GitHub-Delivery")
