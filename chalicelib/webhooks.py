@@ -21,8 +21,10 @@ _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")  # OCI distribution spec, tag grammar
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"  # OCI distribution spec, repository name
 _NAME = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
-_LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})")
-_REPO = re.compile(r"[A-Za-z0-9._-]{1,100}")
+# A GitHub login; Enterprise Managed Users' logins end in `_<enterprise shortcode>` (docs.github.com,
+# "Username considerations for external authentication").
+_LOGIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}(?:_[A-Za-z0-9]{1,38})?")
+_REPO = re.compile(r"(?!\.\.?\Z)[A-Za-z0-9._-]{1,100}")  # GitHub refuses the names "." and ".."
 _DELIVERY = re.compile(r"[A-Za-z0-9-]{1,64}")  # a GUID
 
 
