@@ -11,10 +11,12 @@ from chalicelib import build_state, dispatch as dispatching, intake, token_clean
 
 app = Chalice(app_name="ghcr2ecr")
 
-# Only the decorators read the environment at import (Chalice wires the queue and the rule at deploy time);
-# the deploy tooling exports both when it runs `chalice deploy`.
-SYNC_QUEUE_NAME = os.environ.get("SYNC_QUEUE_NAME", "ghcr2ecr-sync.fifo")
-CODEBUILD_PROJECT = os.environ.get("CODEBUILD_PROJECT", "ghcr2ecr-copy")
+# Only the decorators read the environment at import (Chalice wires the queue and the rule at deploy time).
+# `chalice deploy --stage S` puts stage S's environment_variables into the environment before importing this
+# file, and `ghcr2ecr deploy` writes both names into every stage it deploys; without them, the names the
+# support stack creates for stage dev (infra/support-stack.yml: <app>-<stage>-sync.fifo, <app>-<stage>-copy).
+SYNC_QUEUE_NAME = os.environ.get("SYNC_QUEUE_NAME") or f"{app.app_name}-dev-sync.fifo"
+CODEBUILD_PROJECT = os.environ.get("CODEBUILD_PROJECT") or f"{app.app_name}-dev-copy"
 
 
 @app.route("/github/webhook", methods=["POST"], content_types=["application/json"])
