@@ -2,8 +2,9 @@
 
 Transient failures (GitHub 5xx/timeouts, SSM/CodeBuild throttling, `AccountLimitExceededException`) raise,
 so SQS redelivers the message and, after the queue's maxReceiveCount, moves it to the dead-letter queue.
-Permanent ones (malformed message, disallowed account, installation gone or suspended, invalid Actions
-variables, impossible destination) end the message with an Outcome whose reason is logged.
+Permanent ones (malformed message, disallowed account, installation gone, suspended or of another account
+than the package's owner, invalid Actions variables, impossible destination) end the message with an
+Outcome whose reason is logged.
 """
 
 from __future__ import annotations
@@ -133,6 +134,7 @@ def _dispatch(body: str) -> Outcome:
     app = github_app()
     repositories = [request.repository] if request.repository is not None else None
     try:
+        app.check_installation(request.installation_id, request.owner_id)
         token = app.mint_token(request.installation_id, repositories, permissions_for(request))
     except InstallationUnavailable as exc:
         return _finish(Outcome("failed", str(exc), code=exc.code))

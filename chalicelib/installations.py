@@ -23,6 +23,7 @@ PER_PAGE = 30  # GitHub's maximum for the variables endpoints (FACTS.md §4)
 MAX_PAGES = 10  # 300 variables per scope: bounded, far above any real configuration
 TIMEOUT_SECONDS = 10.0
 RETRIES, RETRY_BACKOFF_SECONDS = 2, 0.5  # quick retries in-call; SQS redelivery is the slower outer loop
+CONFIRMED_LIMIT = 1024  # installations whose account this container has confirmed (bounded memory)
 
 
 class InvalidConfig(ValueError):
@@ -136,6 +137,33 @@ class GitHubApp:
         # Own JWT cache: githubkit's default one is process-wide and keyed by issuer only, not by key.
         self._app = _client(AppAuthStrategy(app_id, private_key), api_url, rest_api_validate_body=False,
                             cache_strategy=MemCacheStrategy())
+        self._accounts: dict[int, int] = {}  # installation id -> account id (never changes for an installation)
+
+    def check_installation(self, installation_id: int, owner_id: int) -> None:
+        """GET /app/installations/{id}: refuse an installation that is gone, suspended, or of another account
+        than the package's owner (the fallback secret is chosen by owner id); asked once per container."""
+        from githubkit.exception import RequestFailed
+
+        account_id = self._accounts.get(installation_id)
+        if account_id is None:
+            try:
+                data = self._app.rest.apps.get_installation(installation_id).json()
+            except RequestFailed as exc:
+                if exc.response.status_code == 404 and not rate_limited(exc):
+                    raise InstallationUnavailable("installation_gone", f"installation {installation_id} no longer "
+                                                  "exists (the App was uninstalled)") from None
+                raise
+            account = data.get("account") if isinstance(data.get("account"), dict) else {}
+            account_id = account.get("id") if isinstance(account.get("id"), int) else -1
+            if data.get("suspended_at"):  # not remembered: it may be unsuspended; mint_token refuses it then (403)
+                raise InstallationUnavailable("installation_suspended", f"installation {installation_id} is "
+                                              "suspended; unsuspend it in the account's settings")
+            if len(self._accounts) >= CONFIRMED_LIMIT:
+                self._accounts.clear()
+            self._accounts[installation_id] = account_id
+        if account_id != owner_id:
+            raise InstallationUnavailable("account_mismatch", f"installation {installation_id} belongs to account "
+                                          f"{account_id}, not to the package's owner {owner_id}; refused")
 
     def mint_token(self, installation_id: int, repositories: list[str] | None,
                    permissions: Mapping[str, str]) -> InstallationToken:
