@@ -13,14 +13,13 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+# The OCI grammar the copy engine checks too: a queued request is one `ghcr2ecr sync` accepts.
+from chalicelib.registry.reference import DIGEST_PATTERN, REPOSITORY_PATTERN, TAG_PATTERN
+
 MAX_BODY_BYTES = 5 * 1024 * 1024  # GitHub caps payloads at 25 MB; ours are a few KB, installation lists more
 SIGNATURE_PREFIX = "sha256="
 SYNC_ACTIONS = frozenset({"published", "updated"})
 
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")  # OCI distribution spec, tag grammar
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"  # OCI distribution spec, repository name
-_NAME = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
 # A GitHub login; Enterprise Managed Users' logins end in `_<enterprise shortcode>` (docs.github.com,
 # "Username considerations for external authentication").
 _LOGIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}(?:_[A-Za-z0-9]{1,38})?")
@@ -167,7 +166,7 @@ def _registry_package(delivery_id: str, payload: dict[str, Any]) -> Decision:
         # One event per manifest of a multi-platform push; the tagged index event brings them all.
         return Ignored("untagged manifest: copied with its tagged index", login, owner_id)
     digest = version.get("version")
-    if not (isinstance(digest, str) and _DIGEST.fullmatch(digest)):
+    if not (isinstance(digest, str) and DIGEST_PATTERN.fullmatch(digest)):
         digest = tag_obj.get("digest") if isinstance(tag_obj, dict) else None
     repository = payload.get("repository")
     repo_name = repository.get("name") if isinstance(repository, dict) else None
@@ -193,9 +192,10 @@ def _check_request(r: SyncRequest) -> None:
         (type(r.installation_id) is int and r.installation_id > 0, "installation.id"),
         (type(r.owner_id) is int and r.owner_id > 0, "owner.id"),
         (isinstance(r.owner, str) and _LOGIN.fullmatch(r.owner), "owner.login"),
-        (isinstance(r.package, str) and len(r.package) <= 200 and _NAME.fullmatch(r.package.lower()), "name"),
-        (isinstance(r.digest, str) and _DIGEST.fullmatch(r.digest), "package_version.version (digest)"),
-        (isinstance(r.tag, str) and _TAG.fullmatch(r.tag), "container_metadata.tag.name"),
+        (isinstance(r.package, str) and len(r.package) <= 200
+         and REPOSITORY_PATTERN.fullmatch(r.package.lower()), "name"),
+        (isinstance(r.digest, str) and DIGEST_PATTERN.fullmatch(r.digest), "package_version.version (digest)"),
+        (isinstance(r.tag, str) and TAG_PATTERN.fullmatch(r.tag), "container_metadata.tag.name"),
         (r.repository is None or (isinstance(r.repository, str) and _REPO.fullmatch(r.repository)), "repository.name"),
         (isinstance(r.delivery_id, str) and _DELIVERY.fullmatch(r.delivery_id), "X-GitHub-Delivery"),
         (r.action in SYNC_ACTIONS, "action"),

@@ -43,3 +43,13 @@ def test_enterprise_managed_user_logins_are_accepted(client, app_env: AppEnv, lo
 @pytest.mark.parametrize("login", ["_octo", "octo_", "octo__acme", "octo_ac-me", "octo.cat", "-octo"])
 def test_logins_outside_githubs_grammar_are_refused(client, app_env: AppEnv, login: str) -> None:
     assert deliver(client, login=login) == 400
+
+
+def test_the_webhook_checks_digests_tags_and_names_with_the_engines_grammar() -> None:
+    from chalicelib import webhooks
+    from chalicelib.registry import reference
+
+    # One grammar: a request the webhook queues is one `ghcr2ecr sync` accepts, and the two cannot drift apart.
+    assert webhooks.DIGEST_PATTERN is reference.DIGEST_PATTERN
+    assert webhooks.TAG_PATTERN is reference.TAG_PATTERN
+    assert webhooks.REPOSITORY_PATTERN is reference.REPOSITORY_PATTERN
