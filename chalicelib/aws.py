@@ -7,6 +7,7 @@ Tests swap a seam with `use(CodeBuild, recording_instance)`; `reset()` forgets e
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -41,6 +42,16 @@ def error_code(exc: BaseException) -> str:
     return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
 
 
+def _found(not_found: str, call: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+    """Return the answer of a boto3 call (a dict), or None when AWS answers with the error code `not_found`."""
+    try:
+        return call()
+    except Exception as exc:
+        if error_code(exc) == not_found:
+            return None
+        raise
+
+
 class Ssm:
     """SSM Parameter Store: cached SecureString reads (powertools Parameters), writes and deletes."""
 
@@ -58,13 +69,8 @@ class Ssm:
 
     def read_secret(self, name: str) -> str | None:
         """Read a SecureString now, decrypted and uncached; None when it does not exist."""
-        try:
-            answer = self.client.get_parameter(Name=name, WithDecryption=True)
-        except Exception as exc:
-            if error_code(exc) == "ParameterNotFound":
-                return None
-            raise
-        return str(answer["Parameter"]["Value"])
+        answer = _found("ParameterNotFound", lambda: self.client.get_parameter(Name=name, WithDecryption=True))
+        return None if answer is None else str(answer["Parameter"]["Value"])
 
     def secrets_under(self, path: str) -> list[tuple[str, str, datetime]]:
         """Return (name, decrypted value, last modified) of every parameter under `path`, recursively."""
@@ -80,13 +86,7 @@ class Ssm:
 
     def delete(self, name: str) -> bool:
         """Delete a parameter; False when it was already gone."""
-        try:
-            self.client.delete_parameter(Name=name)
-        except Exception as exc:
-            if error_code(exc) == "ParameterNotFound":
-                return False
-            raise
-        return True
+        return _found("ParameterNotFound", lambda: self.client.delete_parameter(Name=name)) is not None
 
 
 class Sqs:
@@ -123,13 +123,7 @@ class SecretsManager:
 
     def exists(self, name: str) -> bool:
         """Tell whether a secret exists (DescribeSecret: metadata only, the value is never read here)."""
-        try:
-            self.client.describe_secret(SecretId=name)
-        except Exception as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                return False
-            raise
-        return True
+        return _found("ResourceNotFoundException", lambda: self.client.describe_secret(SecretId=name)) is not None
 
 
 def _get(seam: type[_T]) -> _T:
