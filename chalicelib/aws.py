@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -102,17 +103,27 @@ class Sqs:
         return str(answer["MessageId"])
 
 
+@dataclass(frozen=True)
+class StartedBuild:
+    """StartBuild's answer: the build, and whether it had already finished (a StartBuild repeated with the same
+    idempotency token within 5 minutes returns the earlier build instead of starting one: FACTS.md §7)."""
+
+    id: str
+    complete: bool = False
+
+
 class CodeBuild:
     """The copy project."""
 
     def __init__(self, client: Any = None) -> None:
         self.client = client or _client("codebuild")
 
-    def start_build(self, project: str, variables: list[dict[str, str]], idempotency_token: str) -> str:
-        """Start a build with environment variable overrides; return the build id."""
+    def start_build(self, project: str, variables: list[dict[str, str]], idempotency_token: str) -> StartedBuild:
+        """Start a build with environment variable overrides (or get back the one this token started)."""
         answer = self.client.start_build(projectName=project, environmentVariablesOverride=variables,
                                          idempotencyToken=idempotency_token)
-        return str(answer["build"]["id"])
+        build = answer["build"]
+        return StartedBuild(str(build["id"]), bool(build.get("buildComplete")))
 
 
 class SecretsManager:

@@ -182,7 +182,7 @@ def _start(config: Settings, app: GitHubApp, request: SyncRequest, token: Instal
     aws.ssm().put_secret(parameter, token.value,
                          f"ghcr2ecr installation token for one build (delivery {request.delivery_id})")
     try:
-        build_id = aws.codebuild().start_build(
+        build = aws.codebuild().start_build(
             config.codebuild_project,
             build_variables(config, request, install, f"{ecr_registry(config)}/{repository}", parameter, fallback),
             idempotency_token=request.dedup_id,
@@ -190,7 +190,13 @@ def _start(config: Settings, app: GitHubApp, request: SyncRequest, token: Instal
     except BaseException:
         _delete_quietly(parameter)
         raise
-    return Outcome("started", f"build started for {repository}", build_id=build_id, code="started")
+    if build.complete:
+        # A redelivery answered with the earlier build, already finished (and cleaned up): nothing will use or
+        # revoke the token just written, so it goes now (handle_message revokes what was not started).
+        _delete_quietly(parameter)
+        return Outcome("skipped", f"build {build.id} for this request already finished", build_id=build.id,
+                       code="already_built")
+    return Outcome("started", f"build started for {repository}", build_id=build.id, code="started")
 
 
 def _finish(outcome: Outcome) -> Outcome:

@@ -147,10 +147,11 @@ class Demo:
         class RecordingCodeBuild(aws.CodeBuild):
             """The real CodeBuild seam, keeping each StartBuild's arguments (moto ignores the overrides)."""
 
-            def start_build(self, project: str, variables: list[dict[str, str]], idempotency_token: str) -> str:
-                build_id = super().start_build(project, variables, idempotency_token)
-                builds.append({"id": build_id, "project": project, "variables": variables})
-                return build_id
+            def start_build(self, project: str, variables: list[dict[str, str]],
+                            idempotency_token: str) -> aws.StartedBuild:
+                build = super().start_build(project, variables, idempotency_token)
+                builds.append({"id": build.id, "project": project, "variables": variables})
+                return build
 
         aws.use(aws.CodeBuild, RecordingCodeBuild())
         sys.path.insert(0, str(ROOT))
