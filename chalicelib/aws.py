@@ -105,8 +105,9 @@ class Sqs:
 
 @dataclass(frozen=True)
 class StartedBuild:
-    """StartBuild's answer: the build, and whether it had already finished (a StartBuild repeated with the same
-    idempotency token within 5 minutes returns the earlier build instead of starting one: FACTS.md §7)."""
+    """StartBuild's answer: the build, and whether it had already finished."""
+
+    # A StartBuild repeated with the same idempotency token within 5 minutes returns the earlier build (FACTS.md §7).
 
     id: str
     complete: bool = False

@@ -140,24 +140,23 @@ class GitHubApp:
         self._accounts: dict[int, int] = {}  # installation id -> account id (never changes for an installation)
 
     def check_installation(self, installation_id: int, owner_id: int) -> None:
-        """GET /app/installations/{id}: refuse an installation that is gone, suspended, or of another account
-        than the package's owner (the fallback secret is chosen by owner id); asked once per container."""
+        """GET /app/installations/{id}: refuse one that is gone, suspended, or not the package owner's."""
         from githubkit.exception import RequestFailed
 
+        # The fallback secret is chosen by the owner id, so the installation must be that account's. An
+        # installation's account never changes: asked once per container (a suspension is caught by mint_token).
         account_id = self._accounts.get(installation_id)
         if account_id is None:
             try:
                 data = self._app.rest.apps.get_installation(installation_id).json()
             except RequestFailed as exc:
-                if exc.response.status_code == 404 and not rate_limited(exc):
-                    raise InstallationUnavailable("installation_gone", f"installation {installation_id} no longer "
-                                                  "exists (the App was uninstalled)") from None
+                if exc.response.status_code == 404:
+                    raise _gone(installation_id) from None
                 raise
             account = data.get("account") if isinstance(data.get("account"), dict) else {}
             account_id = account.get("id") if isinstance(account.get("id"), int) else -1
-            if data.get("suspended_at"):  # not remembered: it may be unsuspended; mint_token refuses it then (403)
-                raise InstallationUnavailable("installation_suspended", f"installation {installation_id} is "
-                                              "suspended; unsuspend it in the account's settings")
+            if data.get("suspended_at"):  # not remembered: it may be unsuspended
+                raise _suspended(installation_id)
             if len(self._accounts) >= CONFIRMED_LIMIT:
                 self._accounts.clear()
             self._accounts[installation_id] = account_id
@@ -180,11 +179,9 @@ class GitHubApp:
                 raise
             status = exc.response.status_code
             if status == 404:
-                raise InstallationUnavailable("installation_gone", f"installation {installation_id} no longer "
-                                              "exists (the App was uninstalled)") from None
+                raise _gone(installation_id) from None
             if status == 403:
-                raise InstallationUnavailable("installation_suspended", f"installation {installation_id} is "
-                                              "suspended; unsuspend it in the account's settings") from None
+                raise _suspended(installation_id) from None
             if status == 422:
                 raise InstallationUnavailable("token_refused", f"GitHub refused a token for installation "
                                               f"{installation_id} ({_message(exc)}); check that the installation "
@@ -245,13 +242,23 @@ class GitHubApp:
         return found
 
 
-def rate_limited(exc: Any) -> bool:
-    """Tell whether a failed GitHub response is a rate limit (transient), not a refusal.
+def _gone(installation_id: int) -> InstallationUnavailable:
+    """Return the permanent error for an uninstalled App (GitHub answers 404)."""
+    return InstallationUnavailable("installation_gone", f"installation {installation_id} no longer exists (the App "
+                                   "was uninstalled)")
 
-    docs.github.com rest/using-the-rest-api/rate-limits-for-the-rest-api#exceeding-the-rate-limit: primary
-    and secondary limits answer 403 or 429, with `x-ratelimit-remaining: 0` or `retry-after`, or only a
-    message naming the secondary rate limit (githubkit raises its RateLimitExceeded for the first two only).
-    """
+
+def _suspended(installation_id: int) -> InstallationUnavailable:
+    """Return the permanent error for a suspended installation."""
+    return InstallationUnavailable("installation_suspended", f"installation {installation_id} is suspended; "
+                                   "unsuspend it in the account's settings")
+
+
+def rate_limited(exc: Any) -> bool:
+    """Tell whether a failed GitHub response is a rate limit (transient, so raised), not a refusal."""
+    # docs.github.com rest/using-the-rest-api/rate-limits-for-the-rest-api#exceeding-the-rate-limit: primary and
+    # secondary limits answer 403 or 429, with `x-ratelimit-remaining: 0` or `retry-after`, or only a message
+    # naming the secondary rate limit (githubkit raises its RateLimitExceeded for the first two only).
     from githubkit.exception import RateLimitExceeded
 
     if isinstance(exc, RateLimitExceeded):
