@@ -68,10 +68,10 @@ class Ssm:
             self._provider = SSMProvider(boto3_client=self.client)
         return str(self._provider.get(name, max_age=max_age, decrypt=True))
 
-    def read_secret(self, name: str) -> str | None:
-        """Read a SecureString now, decrypted and uncached; None when it does not exist."""
+    def read_secret(self, name: str) -> tuple[str, datetime] | None:
+        """Read a SecureString now (decrypted, uncached) with its last-modified time; None when it does not exist."""
         answer = _found("ParameterNotFound", lambda: self.client.get_parameter(Name=name, WithDecryption=True))
-        return None if answer is None else str(answer["Parameter"]["Value"])
+        return None if answer is None else (str(answer["Parameter"]["Value"]), answer["Parameter"]["LastModifiedDate"])
 
     def secrets_under(self, path: str) -> list[tuple[str, str, datetime]]:
         """Return (name, decrypted value, last modified) of every parameter under `path`, recursively."""

@@ -9,13 +9,14 @@ PARAMETER_STORE variable's value is the parameter *name*; `phases[].duration-in-
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from chalicelib import logs, token_cleanup
 from chalicelib.dispatch import DELIVERY_ID, DIGEST, INSTALLATION_ID, SOURCE, SOURCE_TOKEN, TAG
 
 FINAL_STATES = ("SUCCEEDED", "FAILED", "FAULT", "STOPPED", "TIMED_OUT")
+START_TIME_FORMAT = "%b %d, %Y %I:%M:%S %p"
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def handle_event(event: dict[str, Any]) -> BuildOutcome | None:
 
     parameter = _token_parameter(variables.get(SOURCE_TOKEN))
     # The build revoked it in `finally` unless it failed before (then 401 here is fine); see token_cleanup.
-    cleanup = token_cleanup.revoke_and_delete(parameter) if parameter else None
+    cleanup = token_cleanup.revoke_and_delete(parameter, build_started=_start_time(info)) if parameter else None
     deleted = cleanup.deleted if cleanup else False
     outcome = BuildOutcome(
         build_id=str(detail.get("build-id", "")), status=status, source=plain(SOURCE), digest=plain(DIGEST),
@@ -90,17 +91,31 @@ def _token_parameter(entry: dict[str, Any] | None) -> str | None:
     return name if token_cleanup.is_token_parameter(name) else None
 
 
+def start_time_text(when: datetime) -> str:
+    """Write a time as the event's `build-start-time` does (tests, demo)."""
+    return when.astimezone(timezone.utc).strftime(START_TIME_FORMAT)
+
+
+def _start_time(info: dict[str, Any]) -> datetime | None:
+    """Return `build-start-time` ("Sep 1, 2017 4:12:29 PM", UTC like the event's `time`), or None."""
+    try:
+        start = datetime.strptime(str(info["build-start-time"]), START_TIME_FORMAT)
+    except (KeyError, ValueError):
+        return None
+    return start.replace(tzinfo=timezone.utc)
+
+
 def _duration(info: dict[str, Any], end_time: Any) -> float | None:
-    """Sum the phases' durations; else from `build-start-time` ("Sep 1, 2017 4:12:29 PM") to the event time."""
+    """Sum the phases' durations; else from `build-start-time` to the event time."""
     phases = info.get("phases")
     if isinstance(phases, list):
         seconds = [p.get("duration-in-seconds") for p in phases if isinstance(p, dict)]
         numbers = [s for s in seconds if isinstance(s, (int, float))]
         if numbers:
             return float(sum(numbers))
+    start = _start_time(info)
     try:
-        start = datetime.strptime(str(info["build-start-time"]), "%b %d, %Y %I:%M:%S %p")
-        end = datetime.strptime(str(end_time), "%Y-%m-%dT%H:%M:%SZ")
-        return max((end - start).total_seconds(), 0.0)
-    except (KeyError, ValueError):
+        end = datetime.strptime(str(end_time), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except ValueError:
         return None
+    return max((end - start).total_seconds(), 0.0) if start else None

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,7 @@ class Demo:
         from chalice.local import LocalDevServer
 
         from chalicelib import aws
+        from chalicelib.build_state import start_time_text
         from chalicelib.config import settings
 
         settings.cache_clear()
@@ -150,7 +152,8 @@ class Demo:
             def start_build(self, project: str, variables: list[dict[str, str]],
                             idempotency_token: str) -> aws.StartedBuild:
                 build = super().start_build(project, variables, idempotency_token)
-                builds.append({"id": build.id, "project": project, "variables": variables})
+                builds.append({"id": build.id, "project": project, "variables": variables,
+                               "started": start_time_text(datetime.now(timezone.utc))})
                 return build
 
         aws.use(aws.CodeBuild, RecordingCodeBuild())
@@ -269,7 +272,7 @@ class Demo:
                 "build-status": build["status"], "project-name": build["project"], "build-id": build["id"],
                 "additional-information": {
                     "environment": {"environment-variables": build["variables"]},
-                    "build-start-time": "Nov 24, 2026 12:00:00 PM", "phases": [],
+                    "build-start-time": build["started"], "phases": [],
                 },
             },
         }

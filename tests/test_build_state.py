@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
 
 from chalicelib.build_state import FINAL_STATES, event_pattern
@@ -48,6 +50,19 @@ def test_a_second_event_for_the_same_build_is_harmless(client, app_env: AppEnv, 
     assert [line["token_revoked"] for line in json_logs.find("build finished")] == ["revoked", "absent"]
 
 
+def test_a_token_written_after_the_build_started_belongs_to_a_later_build(client, app_env: AppEnv,
+                                                                         json_logs) -> None:
+    variables = started_build(client, app_env)
+    # The same request dispatched again after CodeBuild's idempotency window: a newer token, a second build.
+    [parameter] = app_env.token_parameters()
+    app_env.boto("ssm").put_parameter(Name=parameter, Value="ghs_newer", Type="SecureString", Overwrite=True)
+    started = datetime.now(timezone.utc) - timedelta(minutes=8)  # when the first build started
+    client.lambda_.invoke("on_build_state", build_state_event(client, variables, "SUCCEEDED", started=started))
+    [line] = json_logs.find("build finished")
+    assert line["token_revoked"] == "kept" and line["token_parameter_deleted"] is False
+    assert app_env.token_parameters() == [parameter]  # the second build's state change cleans it up
+
+
 def test_a_token_the_build_already_revoked_is_fine(client, app_env: AppEnv, json_logs) -> None:
     variables = started_build(client, app_env)
     from chalicelib import revoke
@@ -89,7 +104,7 @@ def test_a_plaintext_variable_named_like_the_token_is_not_trusted(client, app_en
 
 
 def test_duration_falls_back_to_start_and_event_time(client, app_env: AppEnv, json_logs) -> None:
-    event = build_state_event(client, [], "STOPPED")
+    event = build_state_event(client, [], "STOPPED", started=datetime(2026, 11, 24, 23, 0, tzinfo=timezone.utc))
     del event["detail"]["additional-information"]["phases"]
     event["time"] = "2026-11-24T23:01:30Z"
     client.lambda_.invoke("on_build_state", event)
@@ -107,8 +122,6 @@ def test_the_rule_matches_final_states_of_the_copy_project_only() -> None:
 
 def test_the_sweep_revokes_and_deletes_token_parameters_older_than_a_token(client, app_env: AppEnv,
                                                                           json_logs) -> None:
-    from datetime import datetime, timedelta, timezone
-
     from chalicelib import token_cleanup
 
     started_build(client, app_env)  # a build whose state change never came
@@ -126,8 +139,6 @@ def test_the_sweep_revokes_and_deletes_token_parameters_older_than_a_token(clien
 
 
 def test_the_sweep_deletes_an_expired_token_even_when_github_is_down(client, app_env: AppEnv, monkeypatch) -> None:
-    from datetime import datetime, timedelta, timezone
-
     from chalicelib import revoke, token_cleanup
 
     monkeypatch.setattr(revoke.time, "sleep", lambda _s: None)

@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -303,14 +304,17 @@ def dispatch_queued(client: Any, env: AppEnv) -> list[Any]:
 
 
 def build_state_event(client: Any, variables: list[dict[str, str]], status: str = "SUCCEEDED",
-                      build_id: str = f"arn:aws:codebuild:us-east-1:{ACCOUNT_ID}:build/{PROJECT}:0b1c") -> dict[str, Any]:
-    """Return an EventBridge "CodeBuild Build State Change" event as AWS documents it."""
+                      build_id: str = f"arn:aws:codebuild:us-east-1:{ACCOUNT_ID}:build/{PROJECT}:0b1c",
+                      started: datetime | None = None) -> dict[str, Any]:
+    """Return an EventBridge "CodeBuild Build State Change" event as AWS documents it (started: now)."""
+    from chalicelib.build_state import start_time_text
+
     detail = {
         "build-status": status, "project-name": PROJECT, "build-id": build_id, "current-phase": "COMPLETED",
         "current-phase-context": "[: ]", "version": "1",
         "additional-information": {
             "build-complete": status != "IN_PROGRESS", "initiator": "ghcr2ecr-dispatch",
-            "build-start-time": "Nov 24, 2026 11:00:00 PM", "timeout-in-minutes": 15,
+            "build-start-time": start_time_text(started or datetime.now(timezone.utc)), "timeout-in-minutes": 15,
             "environment": {"image": "aws/codebuild/amazonlinux-x86_64-lambda-standard:python3.12",
                             "privileged-mode": False, "compute-type": "BUILD_LAMBDA_1GB",
                             "type": "LINUX_LAMBDA_CONTAINER", "environment-variables": variables},
