@@ -105,12 +105,17 @@ class Sqs:
 
 @dataclass(frozen=True)
 class StartedBuild:
-    """StartBuild's answer: the build, and whether it had already finished."""
+    """StartBuild's answer: the build, when it started, and whether it had already finished."""
 
     # A StartBuild repeated with the same idempotency token within 5 minutes returns the earlier build (FACTS.md §7).
 
     id: str
     complete: bool = False
+    started: datetime | None = None
+
+    def began_before(self, when: datetime) -> bool:
+        """Tell whether this build started before `when` (so it is not the one this call started)."""
+        return self.complete or (self.started is not None and self.started < when)
 
 
 class CodeBuild:
@@ -124,7 +129,9 @@ class CodeBuild:
         answer = self.client.start_build(projectName=project, environmentVariablesOverride=variables,
                                          idempotencyToken=idempotency_token)
         build = answer["build"]
-        return StartedBuild(str(build["id"]), bool(build.get("buildComplete")))
+        started = build.get("startTime")  # botocore gives a timezone-aware datetime
+        return StartedBuild(str(build["id"]), bool(build.get("buildComplete")),
+                            started if isinstance(started, datetime) else None)
 
 
 class SecretsManager:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,6 +27,7 @@ SOURCE, DEST, DIGEST, TAG = "GHCR2ECR_SOURCE", "GHCR2ECR_DEST", "GHCR2ECR_DIGEST
 SIGNATURES, INSTALLATION_ID, DELIVERY_ID = "GHCR2ECR_SIGNATURES", "GHCR2ECR_INSTALLATION_ID", "GHCR2ECR_DELIVERY_ID"
 API_URL, SOURCE_TOKEN, FALLBACK_TOKEN = "GITHUB_API_URL", "GHCR2ECR_SOURCE_TOKEN", "GHCR2ECR_SOURCE_FALLBACK_TOKEN"
 CREATE_REPOSITORY = "GHCR2ECR_CREATE_REPOSITORY"
+CLOCK_SLACK = timedelta(seconds=2)  # between this Lambda's clock and CodeBuild's startTime
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,7 @@ def _start(config: Settings, app: GitHubApp, request: SyncRequest, token: Instal
     secret = config.ghcr_pull_secret_prefix + str(request.owner_id)
     fallback = secret if aws.secrets_manager().exists(secret) else None
     parameter = token_parameter(config, request)
+    written = datetime.now(timezone.utc) - CLOCK_SLACK
     aws.ssm().put_secret(parameter, token.value,
                          f"ghcr2ecr installation token for one build (delivery {request.delivery_id})")
     try:
@@ -190,11 +193,12 @@ def _start(config: Settings, app: GitHubApp, request: SyncRequest, token: Instal
     except BaseException:
         _delete_quietly(parameter)
         raise
-    if build.complete:
-        # A redelivery answered with the earlier build, already finished (and cleaned up): nothing will use or
-        # revoke the token just written, so it goes now (handle_message revokes what was not started).
+    if build.began_before(written):
+        # A redelivery answered with the earlier build, which read its own token when it started (or has
+        # finished and been cleaned up): nothing will use the token just written, so it goes now
+        # (handle_message revokes what was not started).
         _delete_quietly(parameter)
-        return Outcome("skipped", f"build {build.id} for this request already finished", build_id=build.id,
+        return Outcome("skipped", f"build {build.id} for this request was already started", build_id=build.id,
                        code="already_built")
     return Outcome("started", f"build started for {repository}", build_id=build.id, code="started")
 

@@ -83,12 +83,12 @@ def load_delivery(name: str) -> Delivery:
 @dataclass
 class RecordingCodeBuild(aws.CodeBuild):
     """The CodeBuild seam over moto, keeping StartBuild's arguments; `fail_next` raises AWS errors first;
-    `finished` answers a repeated idempotency token with its earlier build, complete (moto ignores the token)."""
+    `earlier` answers a repeated idempotency token with its earlier build (moto ignores the token)."""
 
     client: Any = None
     calls: list[dict[str, Any]] = field(default_factory=list)
     fail_next: list[str] = field(default_factory=list)
-    finished: dict[str, aws.StartedBuild] = field(default_factory=dict)
+    earlier: dict[str, aws.StartedBuild] = field(default_factory=dict)
 
     def start_build(self, project: str, variables: list[dict[str, str]], idempotency_token: str) -> aws.StartedBuild:
         """Record the call, then start the build in moto (or raise the next queued error code)."""
@@ -98,8 +98,8 @@ class RecordingCodeBuild(aws.CodeBuild):
             code = self.fail_next.pop(0)
             raise ClientError({"Error": {"Code": code, "Message": f"injected {code}"}}, "StartBuild")
         self.calls.append({"project": project, "variables": variables, "idempotency_token": idempotency_token})
-        if idempotency_token in self.finished:
-            return self.finished[idempotency_token]
+        if idempotency_token in self.earlier:
+            return self.earlier[idempotency_token]
         return super().start_build(project, variables, idempotency_token)
 
     def variables(self, index: int = -1) -> dict[str, tuple[str, str]]:
