@@ -1,10 +1,10 @@
 """Installation tokens left in SSM: revoke each with itself (`DELETE /installation/token`), then delete it.
 
 The build revokes its token in the buildspec's `finally`, but not when it fails before `finally`; and a
-token written by a dispatch that never reached a build (the Lambda died after writing it, or a redelivery
-answered by CodeBuild with a build that had already finished) has no build to revoke it. `on_build_state`
-therefore revokes the finished build's token again (401, already revoked, is fine), and `sweep_tokens`
-revokes and deletes every token parameter older than a token's lifetime (FACTS.md §2: 1 hour).
+token written by a dispatch that never reached `StartBuild` (the Lambda died after writing it) has no build
+to revoke it. `on_build_state` therefore revokes the finished build's token again (401, already revoked, is
+fine), and `sweep_tokens` revokes and deletes every token parameter older than a token's lifetime
+(FACTS.md §2: 1 hour).
 """
 
 from __future__ import annotations
