@@ -26,7 +26,7 @@ from chalicelib.webhooks import MalformedDelivery, SyncRequest
 SOURCE, DEST, DIGEST, TAG = "GHCR2ECR_SOURCE", "GHCR2ECR_DEST", "GHCR2ECR_DIGEST", "GHCR2ECR_TAG"
 SIGNATURES, INSTALLATION_ID, DELIVERY_ID = "GHCR2ECR_SIGNATURES", "GHCR2ECR_INSTALLATION_ID", "GHCR2ECR_DELIVERY_ID"
 API_URL, SOURCE_TOKEN, FALLBACK_TOKEN = "GITHUB_API_URL", "GHCR2ECR_SOURCE_TOKEN", "GHCR2ECR_SOURCE_FALLBACK_TOKEN"
-CREATE_REPOSITORY = "GHCR2ECR_CREATE_REPOSITORY"
+CREATE_REPOSITORY, OWNER_ID = "GHCR2ECR_CREATE_REPOSITORY", "GHCR2ECR_OWNER_ID"
 CLOCK_SLACK = timedelta(seconds=2)  # between this Lambda's clock and CodeBuild's startTime
 
 
@@ -101,6 +101,7 @@ def build_variables(config: Settings, request: SyncRequest, install: Installatio
         SIGNATURES: str(install.signatures).lower(), API_URL: config.github_api_url,
         INSTALLATION_ID: str(request.installation_id), DELIVERY_ID: request.delivery_id,
         CREATE_REPOSITORY: str(config.create_repositories).lower(),
+        OWNER_ID: str(request.owner_id),  # the engine records it on the ECR repository: logins can be renamed
     }
     # FACTS.md §7: PLAINTEXT values show in the console, BatchGetBuilds and events; credentials go by name.
     variables = [{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in plain.items()]

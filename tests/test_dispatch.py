@@ -43,6 +43,7 @@ def test_a_tagged_index_starts_one_build_with_the_token_by_reference(client, app
         "GHCR2ECR_INSTALLATION_ID": ("PLAINTEXT", "77"),
         "GHCR2ECR_DELIVERY_ID": ("PLAINTEXT", "a1f0c5e0-ca7b-11f0-8a1e-1c2f3e4d5a04"),
         "GHCR2ECR_CREATE_REPOSITORY": ("PLAINTEXT", "true"),
+        "GHCR2ECR_OWNER_ID": ("PLAINTEXT", "1001"),
         "GHCR2ECR_SOURCE_TOKEN": ("PARAMETER_STORE", parameter),
     }
     stored = app_env.boto("ssm").get_parameter(Name=parameter, WithDecryption=True)["Parameter"]
