@@ -8,9 +8,11 @@ import socket
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Literal, Self
+from http.server import BaseHTTPRequestHandler
+from typing import Literal
 from urllib.parse import urlsplit
+
+from standins.loopback import LoopbackServer
 
 CHUNK = 256 * 1024
 UPSTREAM_TIMEOUT = 120.0
@@ -68,43 +70,28 @@ class Traffic:
         return sum(n for (m, k), n in self.requests.items() if kind in (None, k) and method in (None, m))
 
 
-class FaultProxy:
+class FaultProxy(LoopbackServer):
     """Forward to `upstream` keeping the Host header (so upload `Location`s route back here), injecting faults."""
 
+    thread_name = "fault-proxy"
+
     def __init__(self, upstream: str, token_upstream: str | None = None) -> None:
+        super().__init__()
         self.upstream = upstream.rstrip("/")
         self.token_upstream = token_upstream.rstrip("/") if token_upstream else None
         self.faults: list[Fault] = []
         self.traffic = Traffic()
         self.is_down = False
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
         self._sockets: set[socket.socket] = set()
 
-    @property
-    def host(self) -> str:
-        """Return `127.0.0.1:PORT` of the proxy."""
-        assert self._server is not None, "proxy not started"
-        return f"127.0.0.1:{self._server.server_address[1]}"
-
-    @property
-    def url(self) -> str:
-        """Return `http://127.0.0.1:PORT` of the proxy."""
-        return f"http://{self.host}"
-
-    def start(self) -> Self:
-        """Listen on an ephemeral loopback port in a daemon thread."""
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="fault-proxy", daemon=True).start()
-        return self
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        """Return the proxying handler bound to this proxy."""
+        return _handler_for(self)
 
     def stop(self) -> None:
         """Stop listening and cut every open connection (new connections are then refused)."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
+        super().stop()
         self.cut_connections()
 
     def cut_connections(self) -> None:
@@ -116,12 +103,6 @@ class FaultProxy:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def _add(self, kind: FaultKind, method: str | None, path: str, count: int, **kw: object) -> Fault:
         fault = Fault(kind, method.upper() if method else None, re.compile(path), count, **kw)  # type: ignore[arg-type]

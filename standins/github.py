@@ -42,13 +42,13 @@ import fnmatch
 import threading
 import time
 from dataclasses import dataclass
-from http.server import ThreadingHTTPServer
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from standins.loopback import LoopbackServer
 from standins.github_wire import (
     DEFAULT_PERMISSIONS, Handler, Installation, MintedToken, RecordedRequest, Reply, installation_json, iso, page,
     token_value, variable_json,
@@ -71,10 +71,13 @@ class _Fault:
     headers: dict[str, str] | None = None
 
 
-class GitHubStandIn:
+class GitHubStandIn(LoopbackServer):
     """The GitHub API for one App; see the module docstring."""
 
+    thread_name = "github-standin"
+
     def __init__(self, app_id: int = 4242, private_key_pem: str | None = None, client_id: str = "Iv1.standin") -> None:
+        super().__init__()
         if private_key_pem is None:
             key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
             private_key_pem = key.private_bytes(
@@ -90,32 +93,11 @@ class GitHubStandIn:
         self._manifests: dict[str, dict[str, Any]] = {}
         self._faults: list[_Fault] = []
         self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
-        self.url = ""
 
     # -- lifecycle ------------------------------------------------------------------------------------
-    def start(self) -> GitHubStandIn:
-        """Listen on a free loopback port in a daemon thread; set `url`."""
-        handler = type("Handler", (Handler,), {"standin": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="github-standin",
-                         daemon=True).start()
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        return self
-
-    def stop(self) -> None:
-        """Stop listening."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> GitHubStandIn:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def handler_class(self) -> type[Handler]:
+        """Return the wire handler bound to this stand-in."""
+        return type("Handler", (Handler,), {"standin": self})
 
     # -- configuration --------------------------------------------------------------------------------
     def add_installation(self, installation_id: int, login: str, account_id: int, **kwargs: Any) -> Installation:

@@ -12,15 +12,16 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
+
+from standins.loopback import LoopbackServer
 
 PULL = frozenset({"pull"})
 PULL_PUSH = frozenset({"pull", "push"})
@@ -125,52 +126,29 @@ def _actions_for(grants: Mapping[str, frozenset[str]], repository: str) -> froze
     return frozenset()
 
 
-class TokenServer:
+class TokenServer(LoopbackServer):
     """A threaded `GET /token` endpoint on loopback that records every request it answers."""
+
+    thread_name = "token-server"
 
     def __init__(self, policy: TokenPolicy, *, service: str = "ghcr-standin", issuer: str = "ghcr-standin-issuer",
                  lifetime: int = 300) -> None:
+        super().__init__()
         self.policy = policy
         self.service = service
         self.signer = TokenSigner(issuer)
         self.lifetime = lifetime
         self.requests: list[TokenRequest] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        """Return the base URL, e.g. http://127.0.0.1:PORT."""
-        assert self._server is not None, "token server not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     @property
     def realm(self) -> str:
         """Return the token endpoint URL the registry advertises."""
         return self.url + "/token"
 
-    def start(self) -> Self:
-        """Bind an ephemeral loopback port and serve in a daemon thread."""
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="token-server", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        """Return the `/token` handler bound to this server."""
+        return _handler_for(self)
 
     def requests_for(self, repository: str) -> list[TokenRequest]:
         """Return the recorded requests whose scopes name this repository."""
