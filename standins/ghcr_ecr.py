@@ -18,59 +18,10 @@ PUBLIC_PREFIX = "public/"
 
 
 @dataclass
-class GhcrStandin:
-    """A token-auth registry behaving like ghcr.io for the credentials ghcr2ecr meets there.
-
-    - `pusher`: pull+push on every repository (what CI uses to publish; tests push with it);
-    - `app_token`: username `x-access-token`; logs in, but gets `denied` pulling anything outside
-      `public/` (an App installation token on ghcr.io today, FACTS.md §3);
-    - `fallback`: a classic-PAT-like read credential: pull on every repository;
-    - anonymous: pull on repositories named `public/...` only.
-    """
+class _Standin:
+    """A registry process on loopback, stopped with the stand-in."""
 
     registry: RegistryProcess
-    tokens: TokenServer
-    pusher: Credential
-    app_token: Credential
-    fallback: Credential
-    public_prefix: str = PUBLIC_PREFIX
-
-    @property
-    def host(self) -> str:
-        """Return `127.0.0.1:PORT` of the registry."""
-        return self.registry.host
-
-    @property
-    def url(self) -> str:
-        """Return `http://127.0.0.1:PORT` of the registry."""
-        return self.registry.url
-
-    def token_requests(self, repository: str) -> list[TokenRequest]:
-        """Return the token requests (username, scopes, granted, status) that named `repository`."""
-        return self.tokens.requests_for(repository)
-
-    def usernames_tried(self, repository: str) -> list[str | None]:
-        """Return, in order, the usernames (None for anonymous) that asked for a token for `repository`."""
-        return [r.username for r in self.token_requests(repository)]
-
-    def stop(self) -> None:
-        """Stop the registry and the token server."""
-        self.registry.stop()
-        self.tokens.stop()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-@dataclass
-class EcrStandin:
-    """A Basic-auth (htpasswd, bcrypt) registry standing in for ECR's `AWS:<password>` login."""
-
-    registry: RegistryProcess
-    credential: Credential = field(default_factory=lambda: Credential("AWS", "ecr-" + secrets.token_hex(8)))
 
     @property
     def host(self) -> str:
@@ -91,6 +42,44 @@ class EcrStandin:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@dataclass
+class GhcrStandin(_Standin):
+    """A token-auth registry behaving like ghcr.io for the credentials ghcr2ecr meets there.
+
+    - `pusher`: pull+push on every repository (what CI uses to publish; tests push with it);
+    - `app_token`: username `x-access-token`; logs in, but gets `denied` pulling anything outside
+      `public/` (an App installation token on ghcr.io today, FACTS.md §3);
+    - `fallback`: a classic-PAT-like read credential: pull on every repository;
+    - anonymous: pull on repositories named `public/...` only.
+    """
+
+    tokens: TokenServer
+    pusher: Credential
+    app_token: Credential
+    fallback: Credential
+    public_prefix: str = PUBLIC_PREFIX
+
+    def token_requests(self, repository: str) -> list[TokenRequest]:
+        """Return the token requests (username, scopes, granted, status) that named `repository`."""
+        return self.tokens.requests_for(repository)
+
+    def usernames_tried(self, repository: str) -> list[str | None]:
+        """Return, in order, the usernames (None for anonymous) that asked for a token for `repository`."""
+        return [r.username for r in self.token_requests(repository)]
+
+    def stop(self) -> None:
+        """Stop the registry and the token server."""
+        super().stop()
+        self.tokens.stop()
+
+
+@dataclass
+class EcrStandin(_Standin):
+    """A Basic-auth (htpasswd, bcrypt) registry standing in for ECR's `AWS:<password>` login."""
+
+    credential: Credential = field(default_factory=lambda: Credential("AWS", "ecr-" + secrets.token_hex(8)))
 
 
 def start_ghcr(workdir: Path, name: str = "ghcr") -> GhcrStandin:
