@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -23,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
-from standins import images, skopeo
+from standins import codebuild, images, skopeo
 from standins.aws import ACCOUNT_ID, MotoServer, apply_aws_environment
 from standins.deliveries import multi_platform_burst
 from standins.ghcr_ecr import EcrStandin, GhcrStandin, push_to, start_ghcr
@@ -50,7 +48,6 @@ class Demo:
     def __init__(self, workdir: Path, stack: contextlib.ExitStack) -> None:
         self.workdir, self.stack = workdir, stack
         self.started = time.monotonic()
-        self.builds: list[dict[str, Any]] = []
 
     def step(self, text: str) -> None:
         """Print one step with the time since the demo started."""
@@ -139,24 +136,12 @@ class Demo:
         from chalice.local import LocalDevServer
 
         from chalicelib import aws
-        from chalicelib.build_state import start_time_text
         from chalicelib.config import settings
 
         settings.cache_clear()
         aws.reset()
-        builds = self.builds
-
-        class RecordingCodeBuild(aws.CodeBuild):
-            """The real CodeBuild seam, keeping each StartBuild's arguments (moto ignores the overrides)."""
-
-            def start_build(self, project: str, variables: list[dict[str, str]],
-                            idempotency_token: str) -> aws.StartedBuild:
-                build = super().start_build(project, variables, idempotency_token)
-                builds.append({"id": build.id, "project": project, "variables": variables,
-                               "started": start_time_text(datetime.now(timezone.utc))})
-                return build
-
-        aws.use(aws.CodeBuild, RecordingCodeBuild())
+        self.codebuild = codebuild.RecordingCodeBuild()
+        aws.use(aws.CodeBuild, self.codebuild)
         sys.path.insert(0, str(ROOT))
         import app as chalice_app
 
@@ -207,9 +192,9 @@ class Demo:
         }]}
         self.handlers.dispatch(event, _LambdaContext("dispatch"))
         sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-        if len(self.builds) != 1:
-            raise DemoFailure(f"dispatch started {len(self.builds)} builds, expected 1")
-        build = self.builds[0]
+        if len(self.codebuild.builds) != 1:
+            raise DemoFailure(f"dispatch started {len(self.codebuild.builds)} builds, expected 1")
+        build = self.codebuild.builds[0]
         shown = ", ".join(f"{v['name']}={v['value'] if v['type'] == 'PLAINTEXT' else '<' + v['type'] + '>'}"
                           for v in build["variables"] if v["name"] in ("GHCR2ECR_DEST", "GHCR2ECR_SOURCE_TOKEN",
                                                                        "GHCR2ECR_SOURCE_FALLBACK_TOKEN"))
@@ -220,10 +205,13 @@ class Demo:
 
     def run_build(self, build: dict[str, Any]) -> None:
         """Run buildspec/buildspec.yml's commands with bash, its variables resolved as CodeBuild resolves them."""
-        spec = yaml.safe_load((ROOT / "buildspec" / "buildspec.yml").read_text())
+        import boto3
+
+        spec = codebuild.load_buildspec()
         env = dict(os.environ)
         env.update({k: str(v) for k, v in (spec.get("env", {}).get("variables") or {}).items()})
-        env.update(self.resolve(build["variables"]))
+        env.update(codebuild.resolve_variables(build["variables"], boto3.client("ssm"),
+                                               boto3.client("secretsmanager")))
         env.update({
             "CODEBUILD_SRC_DIR": str(ROOT), "CODEBUILD_BUILD_ID": build["id"], "TMPDIR": str(self.workdir),
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
@@ -231,27 +219,11 @@ class Demo:
             "GHCR2ECR_DEST_ECR": "true",
         })
         self.allow_installation_tokens()
-        build_phase = spec["phases"]["build"]
         self.step("CodeBuild: running buildspec/buildspec.yml (build phase, then finally)")
-        failed = _run_commands(build_phase["commands"], env)
-        _run_commands(build_phase.get("finally", []), env)
-        build["status"] = "FAILED" if failed else "SUCCEEDED"
-        if failed:
-            raise DemoFailure(f"the build's command failed: {failed}")
-
-    def resolve(self, variables: list[dict[str, str]]) -> dict[str, str]:
-        """Resolve PARAMETER_STORE and SECRETS_MANAGER references the way CodeBuild does at build start."""
-        import boto3
-
-        resolved = {}
-        for variable in variables:
-            kind, value = variable["type"], variable["value"]
-            if kind == "PARAMETER_STORE":
-                value = boto3.client("ssm").get_parameter(Name=value, WithDecryption=True)["Parameter"]["Value"]
-            elif kind == "SECRETS_MANAGER":
-                value = boto3.client("secretsmanager").get_secret_value(SecretId=value)["SecretString"]
-            resolved[variable["name"]] = value
-        return resolved
+        result = codebuild.run_build_phase(spec, env)
+        build["status"] = "FAILED" if result.failed or result.finally_failed else "SUCCEEDED"
+        if result.failed or result.finally_failed:
+            raise DemoFailure(f"the build's command failed: {result.failed or result.finally_failed}")
 
     def allow_installation_tokens(self) -> None:
         """Let minted installation tokens log in to the GHCR stand-in, and be denied private pulls, as on ghcr.io."""
@@ -266,19 +238,17 @@ class Demo:
         token_parameter = next(v["value"] for v in build["variables"] if v["type"] == "PARAMETER_STORE")
         event = {
             "version": "0", "id": "demo-event", "detail-type": "CodeBuild Build State Change",
-            "source": "aws.codebuild", "account": ACCOUNT_ID, "time": "2026-11-24T12:00:00Z",
+            "source": "aws.codebuild", "account": ACCOUNT_ID, "time": datetime.now(timezone.utc).isoformat(),
             "region": os.environ["AWS_REGION"], "resources": [build["id"]],
-            "detail": {
-                "build-status": build["status"], "project-name": build["project"], "build-id": build["id"],
-                "additional-information": {
-                    "environment": {"environment-variables": build["variables"]},
-                    "build-start-time": build["started"], "phases": [],
-                },
-            },
+            "detail": codebuild.build_state_detail(build["project"], build["id"], build["status"],
+                                                   build["variables"], build["started"]),
         }
         self.handlers.on_build_state(event, _LambdaContext("on_build_state"))
-        with contextlib.suppress(Exception):
+        try:
             boto3.client("ssm").get_parameter(Name=token_parameter)
+        except boto3.client("ssm").exceptions.ParameterNotFound:
+            pass
+        else:
             raise DemoFailure(f"token parameter {token_parameter} is still there after the build ended")
         revoked = [t for t in self.github.tokens if t.revoked]
         self.step(f"build {build['status']}: token parameter deleted, {len(revoked)}/{len(self.github.tokens)} "
@@ -332,15 +302,6 @@ class _LambdaContext:
     def get_remaining_time_in_millis(self) -> int:
         """Pretend a full minute is left."""
         return 60_000
-
-
-def _run_commands(commands: list[str], env: dict[str, str]) -> str | None:
-    """Run buildspec commands in order as CodeBuild does (bash, stop at the first failure); return it or None."""
-    for command in commands:
-        result = subprocess.run(["bash", "-c", command], env=env, cwd=env["CODEBUILD_SRC_DIR"], timeout=600)
-        if result.returncode != 0:
-            return command.splitlines()[0]
-    return None
 
 
 def main(args: argparse.Namespace) -> int:

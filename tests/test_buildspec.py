@@ -7,39 +7,25 @@ with `python3` a shim that records its arguments and runs this venv's Python.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from chalicelib import revoke
+from standins import codebuild
 from standins.github import GitHubStandIn
 
 ROOT = Path(__file__).resolve().parent.parent
-SPEC = yaml.safe_load((ROOT / "buildspec" / "buildspec.yml").read_text())
+SPEC = codebuild.load_buildspec()
 
 
 def run_phase(env: dict[str, str], shell: str = "bash") -> tuple[int, str]:
-    """Run the build phase like CodeBuild: commands until one fails, then every `finally` command.
-
-    CodeBuild's default shell is `sh` (dash on the Ubuntu images); the local demo uses bash: both must work.
-    """
-    build = SPEC["phases"]["build"]
-    status, output = 0, ""
-    for command in build["commands"]:
-        done = subprocess.run([shell, "-c", command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
-        output += done.stdout + done.stderr
-        if done.returncode:
-            status = done.returncode
-            break
-    for command in build.get("finally", []):
-        done = subprocess.run([shell, "-c", command], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
-        output += done.stdout + done.stderr
-        assert done.returncode == 0, f"a finally command failed: {command}"
-    return status, output
+    """Run the build phase like CodeBuild, asserting that every `finally` command passed."""
+    result = codebuild.run_build_phase(SPEC, env, shell=shell, capture=True)
+    assert result.finally_failed is None, f"a finally command failed: {result.finally_failed}"
+    return result.status, result.output
 
 
 @pytest.fixture
@@ -57,7 +43,7 @@ def build_env(tmp_path: Path, github: GitHubStandIn) -> dict[str, Any]:
     env = {
         "PATH": f"{shim_dir}:{os.environ['PATH']}", "HOME": str(tmp_path), "TMPDIR": str(tmp_path),
         # http:// to a non-loopback host: the sync refuses at once (exit 2), a fast stand-in for a failed copy
-        "GHCR2ECR_SOURCE": "http://192.0.2.1/octo-org/app", "GHCR2ECR_DEST": "http://192.0.2.1/ghcr/octo-org/app",
+        "GHCR2ECR_SOURCE": "http://ghcr.invalid/octo-org/app", "GHCR2ECR_DEST": "http://ecr.invalid/ghcr/octo-org/app",
         "GHCR2ECR_DIGEST": "sha256:" + "a" * 64, "GHCR2ECR_TAG": "v1", "GHCR2ECR_SIGNATURES": "true",
         "GITHUB_API_URL": github.url, "GHCR2ECR_INSTALLATION_ID": "9", "GHCR2ECR_DELIVERY_ID": "d-1",
         "GHCR2ECR_SOURCE_TOKEN": token.value,

@@ -22,6 +22,7 @@ from chalicelib import aws, logs
 from chalicelib.config import settings
 from chalicelib.webhooks import sign
 from standins.aws import ACCOUNT_ID, MotoServer, aws_variables, reset
+from standins.codebuild import RecordingCodeBuild, build_state_detail
 from standins.github import GitHubStandIn
 
 DELIVERIES = Path(__file__).resolve().parent.parent / "fixtures" / "deliveries"
@@ -78,33 +79,6 @@ def load_delivery(name: str) -> Delivery:
     """Load tests/fixtures/deliveries/<name>.json; the body is the payload as GitHub serializes it."""
     data = json.loads((DELIVERIES / f"{name}.json").read_text())
     return Delivery(name, data["event"], data["delivery"], json.dumps(data["payload"]).encode())
-
-
-@dataclass
-class RecordingCodeBuild(aws.CodeBuild):
-    """The CodeBuild seam over moto, keeping StartBuild's arguments; `fail_next` raises AWS errors first;
-    `earlier` answers a repeated idempotency token with its earlier build (moto ignores the token)."""
-
-    client: Any = None
-    calls: list[dict[str, Any]] = field(default_factory=list)
-    fail_next: list[str] = field(default_factory=list)
-    earlier: dict[str, aws.StartedBuild] = field(default_factory=dict)
-
-    def start_build(self, project: str, variables: list[dict[str, str]], idempotency_token: str) -> aws.StartedBuild:
-        """Record the call, then start the build in moto (or raise the next queued error code)."""
-        if self.fail_next:
-            from botocore.exceptions import ClientError
-
-            code = self.fail_next.pop(0)
-            raise ClientError({"Error": {"Code": code, "Message": f"injected {code}"}}, "StartBuild")
-        self.calls.append({"project": project, "variables": variables, "idempotency_token": idempotency_token})
-        if idempotency_token in self.earlier:
-            return self.earlier[idempotency_token]
-        return super().start_build(project, variables, idempotency_token)
-
-    def variables(self, index: int = -1) -> dict[str, tuple[str, str]]:
-        """Return one call's overrides as {name: (type, value)}."""
-        return {v["name"]: (v["type"], v["value"]) for v in self.calls[index]["variables"]}
 
 
 @dataclass
@@ -307,21 +281,6 @@ def build_state_event(client: Any, variables: list[dict[str, str]], status: str 
                       build_id: str = f"arn:aws:codebuild:us-east-1:{ACCOUNT_ID}:build/{PROJECT}:0b1c",
                       started: datetime | None = None) -> dict[str, Any]:
     """Return an EventBridge "CodeBuild Build State Change" event as AWS documents it (started: now)."""
-    from chalicelib.build_state import start_time_text
-
-    detail = {
-        "build-status": status, "project-name": PROJECT, "build-id": build_id, "current-phase": "COMPLETED",
-        "current-phase-context": "[: ]", "version": "1",
-        "additional-information": {
-            "build-complete": status != "IN_PROGRESS", "initiator": "ghcr2ecr-dispatch",
-            "build-start-time": start_time_text(started or datetime.now(timezone.utc)), "timeout-in-minutes": 15,
-            "environment": {"image": "aws/codebuild/amazonlinux-x86_64-lambda-standard:python3.12",
-                            "privileged-mode": False, "compute-type": "BUILD_LAMBDA_1GB",
-                            "type": "LINUX_LAMBDA_CONTAINER", "environment-variables": variables},
-            "phases": [{"phase-type": "SUBMITTED", "duration-in-seconds": 0},
-                       {"phase-type": "BUILD", "duration-in-seconds": 7},
-                       {"phase-type": "COMPLETED"}],
-        },
-    }
+    detail = build_state_detail(PROJECT, build_id, status, variables, started)
     return client.events.generate_cw_event("aws.codebuild", "CodeBuild Build State Change", detail,
                                            [build_id], region="us-east-1")
