@@ -126,12 +126,16 @@ class StderrProgress:
         self.stream.flush()
         self._last = line
 
+    def tick(self) -> None:
+        """Print the current line (on a terminal always; otherwise only when more than the clock changed)."""
+        line = self._line()
+        if line.rsplit(",", 1)[0] != self._last.rsplit(",", 1)[0] or self.tty:
+            self._write(line)
+
     def _loop(self) -> None:
-        """Print the line every interval while it changes."""
+        """Tick every interval until stopped."""
         while not self._stop.wait(self.interval):
-            line = self._line()
-            if line.rsplit(",", 1)[0] != self._last.rsplit(",", 1)[0] or self.tty:
-                self._write(line)
+            self.tick()
 
 
 def main(args: argparse.Namespace) -> int:

@@ -58,16 +58,47 @@ class _Tty(io.StringIO):
         return True
 
 
+NEVER = 3600.0  # an interval the background thread never reaches in a test: the test ticks itself
+
+
 def test_on_a_terminal_progress_rewrites_one_line() -> None:
     stream = _Tty()
-    progress = StderrProgress(stream, interval=0.01)
+    progress = StderrProgress(stream, interval=NEVER)
     stats = sync.Stats()
     progress.start(stats)
     stats.add("bytes_moved", 10)
-    time.sleep(0.05)
+    progress.tick()
+    progress.tick()
     progress.stop()
     text = stream.getvalue()
     assert text.startswith("\r\x1b[2K") and text.endswith("\n") and text.count("\n") == 1
+    assert text.count("\r\x1b[2K") == 3 and "starting: 10 B moved" in text
+
+
+def test_the_progress_thread_ticks_by_itself() -> None:
+    stream = _Tty()
+    progress = StderrProgress(stream, interval=0.01)
+    progress.start(sync.Stats())
+    deadline = time.monotonic() + 60  # generous: only waits for the first line, never bounds how fast it comes
+    while not stream.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    progress.stop()
+    assert stream.getvalue().startswith("\r\x1b[2K") and stream.getvalue().endswith("\n")
+
+
+def test_off_a_terminal_a_tick_prints_only_when_more_than_the_clock_changed() -> None:
+    stream = io.StringIO()
+    progress = StderrProgress(stream, interval=NEVER)
+    stats = sync.Stats()
+    progress.start(stats)
+    progress.tick()
+    progress.tick()
+    stats.add("bytes_moved", 10)
+    progress.tick()
+    progress.stop()
+    lines = stream.getvalue().splitlines()
+    assert [line.split(",")[0] for line in lines] == ["ghcr2ecr sync: starting: 0 B moved",
+                                                     "ghcr2ecr sync: starting: 10 B moved"]
 
 
 class _BrokenEcr:
