@@ -38,6 +38,10 @@ of its own) is set only when `sha256:<hex>` is copied in this run or already in 
 otherwise it is skipped without error and listed in `tags_skipped` ("signed image not mirrored"), and a
 `--digest` given with only such tags (the signature's own manifest) is not copied: a signature of an image
 filtered out creates nothing. With --no-signatures such a tag is skipped the same way.
+That check can run before a concurrent build of the image has pushed it, so after setting its tags a run
+lists the source's tags once more for the digests it pushed or tagged, and copies and sets the cosign tags
+that appeared meanwhile: a signature's own build starts only once the signature exists, so one of the two
+builds sets it.
 """
 
 from __future__ import annotations
@@ -46,8 +50,8 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -61,15 +65,9 @@ from chalicelib.registry.signatures import COSIGN_TAG
 from chalicelib.registry.reference import Repository, check_digest, check_tag, parse_repository
 from chalicelib.registry.tagging import settled_tags, tag_outcome
 from chalicelib.registry.transport import RetryPolicy
+from chalicelib.sync_report import ProgressSink, Report
 
-
-
-class ProgressSink(Protocol):
-    """Receives the live counters and phase changes of a run (the CLI prints them)."""
-
-    def start(self, stats: Stats) -> None: ...
-    def phase(self, name: str) -> None: ...
-    def stop(self) -> None: ...
+__all__ = ["ProgressSink", "Report", "Stats", "SyncRequest", "run"]  # sync.Report, sync.Stats: the API
 
 
 @dataclass(frozen=True)
@@ -104,58 +102,6 @@ class SyncRequest:
                    digest=check_digest(digest) if digest else None, all_tags=all_tags,
                    tag_filter=parse_tag_globs(tag_globs) if tag_globs is not None else None,
                    signatures=signatures, create_repository=create_repository, concurrency=concurrency)
-
-
-@dataclass
-class Report:
-    """The outcome of one sync; `to_dict()` is the `--report` JSON."""
-
-    source: str
-    destination: str
-    stats: Stats = field(default_factory=Stats)
-    digests: dict[str, str] = field(default_factory=dict)  # tag -> digest it should point at
-    tags_set: list[str] = field(default_factory=list)
-    tags_unchanged: list[str] = field(default_factory=list)
-    tags_skipped: dict[str, str] = field(default_factory=dict)  # asked-for cosign tag -> why it was not set
-    signatures: list[str] = field(default_factory=list)
-    conflicts: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    credentials_tried: list[str] = field(default_factory=list)
-    repository_created: bool | None = None
-    duration_seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        """True when everything asked for is in the destination with identical digests."""
-        return not self.errors and not self.conflicts
-
-    @property
-    def exit_code(self) -> int:
-        """Return the CLI exit code: 0 when ok, 1 otherwise."""
-        return 0 if self.ok else 1
-
-    def cause(self) -> str:
-        """Return a one-line cause of failure ('' when ok)."""
-        causes = self.errors + [f"immutable tag conflict: {c}" for c in self.conflicts]
-        if not causes:
-            return ""
-        more = f" (and {len(causes) - 1} more problem(s); see --report)" if len(causes) > 1 else ""
-        return " ".join(causes[0].split()) + more
-
-    def to_dict(self) -> dict[str, Any]:
-        """Render the JSON report (no credential values, only their kinds)."""
-        s = self.stats
-        return {
-            "ok": self.ok, "source": self.source, "destination": self.destination,
-            "manifests": {"copied": s.manifests_copied, "skipped": s.manifests_skipped},
-            "blobs": {"copied": s.blobs_copied, "skipped": s.blobs_skipped, "mounted": s.blobs_mounted},
-            "bytes_moved": s.bytes_moved,
-            "tags": {"set": self.tags_set, "unchanged": self.tags_unchanged, "conflicts": self.conflicts,
-                     "skipped": self.tags_skipped},
-            "signatures": self.signatures, "digests": self.digests, "errors": self.errors,
-            "credentials_tried": self.credentials_tried, "repository_created": self.repository_created,
-            "duration_seconds": round(self.duration_seconds, 3),
-        }
 
 
 def run(request: SyncRequest, *, env: Mapping[str, str] | None = None, progress: ProgressSink | None = None,
@@ -239,20 +185,40 @@ def _run(request: SyncRequest, env: Mapping[str, str], report: Report, copier: C
     wanted += kept
     # 3. Cosign signature tags of every digest we know (roots and the children we read).
     if request.signatures:
-        try:
-            found = signatures.discover(copier, set(roots) | set(copier.manifests), source_tags,
-                                        [*wanted, *report.tags_skipped])
-        except RegistryError as exc:  # the images still copy; the run reports that signatures could not be checked
-            report.errors.append(f"listing tags to find signatures: {exc}")
-            found = []
-        _add_tags(found, copier, pool, report, settled)
-        report.signatures = [t for t in found if t in report.digests]
-        wanted += report.signatures
+        wanted += _add_signatures(set(roots) | set(copier.manifests), source_tags, wanted, copier, pool, report,
+                                  settled)
+    _copy_and_tag(wanted, copier, pool, report, settled, phase)
+    # 4. A signature pushed during this run may have had its own build find the image not yet here (skipped):
+    # one more listing of the source's tags for the digests this run pushed or tagged; copy and set what is new.
+    done = copier.pushed | {report.digests[t] for t in report.tags_set}
+    if request.signatures and done:
+        late = _add_signatures(done, None, [*wanted, *report.digests], copier, pool, report, settled)
+        if late:
+            _copy_and_tag(late, copier, pool, report, settled, phase)
+
+
+def _add_signatures(digests: set[str], source_tags: list[str] | None, exclude: Sequence[str], copier: Copier,
+                    pool: ThreadPoolExecutor, report: Report, settled: list[str]) -> list[str]:
+    """Find the source's cosign tags of these digests (not in `exclude`), plan them; return those resolved."""
+    try:
+        found = signatures.discover(copier, digests, source_tags, [*exclude, *report.tags_skipped])
+    except RegistryError as exc:  # the images still copy; the run reports that signatures could not be checked
+        report.errors.append(f"listing tags to find signatures: {exc}")
+        return []
+    _add_tags(found, copier, pool, report, settled)
+    resolved = [t for t in found if t in report.digests]
+    report.signatures += resolved
+    return resolved
+
+
+def _copy_and_tag(wanted: Sequence[str], copier: Copier, pool: ThreadPoolExecutor, report: Report,
+                  settled: list[str], phase: Any) -> None:
+    """Copy what is planned, then set the wanted tags whose content is complete in the destination (tags last)."""
     phase("copying")
     copier.transfer()
-    if copier.failed:
-        report.errors.append(copier.first_failure() or "copy failed")
-    # 4. Tags last, each only when its content is complete in the destination.
+    cause = copier.first_failure() or "copy failed"
+    if copier.failed and cause not in report.errors:
+        report.errors.append(cause)
     phase("tagging")
     ready = [(t, report.digests[t]) for t in wanted
              if t in report.digests and t not in settled and report.digests[t] not in copier.failed]

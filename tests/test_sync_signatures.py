@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
+import httpx
 import pytest
 
+from chalicelib import sync
 from chalicelib.registry.signatures import NOT_MIRRORED, NOT_WANTED
 from standins import images, skopeo
 from standins.ghcr_ecr import EcrStandin, GhcrStandin
@@ -63,3 +66,80 @@ def test_no_signatures_skips_a_signature_tag_asked_for_by_name(ghcr: GhcrStandin
                       signatures=False)
     assert report.ok and report.tags_skipped == {tag: NOT_WANTED} and report.tags_set == []
     assert not dest_has(ecr, repo_name, "manifests", signature.digest)
+
+
+class _BeforeFirstManifestPush(httpx.BaseTransport):
+    """Wraps the destination's transport: runs `hook` once, just before the first manifest PUT by digest."""
+
+    def __init__(self, hook: Callable[[], None]) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.hook = hook
+        self.fired = False
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Run the hook before the first `PUT .../manifests/sha256:...`; pass everything through."""
+        if request.method == "PUT" and "/manifests/sha256:" in request.url.path:
+            with self._lock:
+                fire, self.fired = not self.fired, True
+            if fire:
+                self.hook()
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        """Close the wrapped transport."""
+        self.inner.close()
+
+
+class _TagLists(httpx.BaseTransport):
+    """Wraps the source's transport and counts its `tags/list` requests."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.count = 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Count tag listings; pass everything through."""
+        self.count += request.url.path.endswith("/tags/list")
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        """Close the wrapped transport."""
+        self.inner.close()
+
+
+def test_a_signature_pushed_while_its_image_is_copied_is_set_by_the_images_build(ghcr: GhcrStandin,
+        ecr: EcrStandin, push_image: Pusher, repo_name: str) -> None:
+    env = {**ghcr_env(ghcr), **ecr_env(ecr)}
+    image = push_image(ghcr, repo_name, images.single_image(seed=repo_name), ("v1",))
+    tag = images.signature_tag(image.digest)
+    signature_builds: list[sync.Report] = []
+
+    def sign_then_run_the_signatures_build() -> None:
+        # The image's build listed the source's tags already and is about to push the image manifest.
+        signature = push_image(ghcr, repo_name, images.cosign_signature(image.manifest), (tag,))
+        signature_builds.append(run_sync(ghcr.host, repo_name, ecr.host, repo_name, env, tags=[tag],
+                                         digest=signature.digest))
+
+    hook = _BeforeFirstManifestPush(sign_then_run_the_signatures_build)
+    report = run_sync(ghcr.host, repo_name, ecr.host, repo_name, env, tags=["v1"],
+                      http_transports={"destination": hook})
+    [signature_build] = signature_builds
+    assert signature_build.ok and signature_build.tags_skipped == {tag: NOT_MIRRORED}  # the race: image not there
+    assert report.ok, report.errors
+    assert report.tags_set == ["v1", tag] and report.signatures == [tag]
+    signature_digest = images.cosign_signature(image.manifest).digest
+    assert skopeo.digest(f"{ecr.host}/{repo_name}:{tag}", ecr.credential) == signature_digest
+
+
+def test_the_second_signature_lookup_costs_one_listing_and_none_when_nothing_was_pushed_or_tagged(
+        ghcr: GhcrStandin, ecr: EcrStandin, push_image: Pusher, repo_name: str) -> None:
+    env = {**ghcr_env(ghcr), **ecr_env(ecr)}
+    _, _, tag = _signed(ghcr, push_image, repo_name)
+    first, again = _TagLists(), _TagLists()
+    report = run_sync(ghcr.host, repo_name, ecr.host, repo_name, env, tags=["v1"],
+                      http_transports={"source": first})
+    assert report.ok and report.tags_set == ["v1", tag] and first.count == 2
+    report = run_sync(ghcr.host, repo_name, ecr.host, repo_name, env, tags=["v1"],
+                      http_transports={"source": again})
+    assert report.ok and report.tags_set == [] and report.tags_unchanged == ["v1", tag] and again.count == 1

@@ -61,6 +61,7 @@ class Copier:
         self.on_bytes = on_bytes
         self.manifests: dict[str, Manifest] = {}  # source manifests read so far, by digest
         self.present: set[str] = set()  # manifest digests the destination has
+        self.pushed: set[str] = set()  # manifest digests this copier pushed
         self.failed: dict[str, str] = {}  # digest -> why it could not be copied
         self._planned: list[Manifest] = []  # to push, children before parents
         self._planned_set: set[str] = set()
@@ -137,6 +138,7 @@ class Copier:
                     self.failed[manifest.digest] = error
                 else:
                     self.present.add(manifest.digest)
+                    self.pushed.add(manifest.digest)
                     self.stats.add("manifests_copied")
         self._planned, self._planned_set = [], set()
 
