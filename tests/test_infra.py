@@ -162,12 +162,21 @@ ENGINE_ECR_ACTIONS = {
     "UploadLayerPart",              # the upload's body...
     "CompleteLayerUpload",          # ...completed by PUT ?digest=
     "PutImage",                     # PUT of manifests by digest, then tags
-}  # never read from ECR: no GetDownloadUrlForLayer; never listed or described: no List*/Describe*
+}  # never read from ECR: no GetDownloadUrlForLayer; images never listed or described: no ListImages/DescribeImages
 
 
 def test_copy_role_has_exactly_the_ecr_actions_the_engine_calls() -> None:
     actions = {action for statement in _role_statements() for action in _list(statement["Action"])}
     assert {a.split(":")[1] for a in actions if a.startswith("ecr:")} == ENGINE_ECR_ACTIONS
+
+
+def test_the_copy_role_comment_accounts_for_every_ecr_action_it_grants() -> None:
+    block = TEMPLATE_TEXT.split("Sid: EcrPushUnderPrefix", 1)[1].split("Action:", 1)[0]
+    comment = " ".join(line.strip().lstrip("# ") for line in block.splitlines() if line.strip().startswith("#"))
+    [statement] = [s for s in _role_statements() if s.get("Sid") == "EcrPushUnderPrefix"]
+    for action in _list(statement["Action"]):
+        assert action.split(":")[1] in comment, f"the comment does not say why {action} is granted"
+    assert "nor lists or describes." not in comment  # it grants DescribeRepositories and ListTagsForResource
 
 
 def test_copy_role_has_no_wildcard_actions_and_no_iam_or_other_services() -> None:
