@@ -43,6 +43,18 @@ def error_code(exc: BaseException) -> str:
     return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
 
 
+def idempotency_mismatch(exc: BaseException) -> bool:
+    """Tell whether StartBuild refused a repeated idempotency token sent with other parameters."""
+    # CodeBuild documents "a parameter mismatch error" without naming its code: accept the usual AWS code, and
+    # an InvalidInputException that says so. Anything else raises, and SQS redelivers after the 5-minute window.
+    code = error_code(exc)
+    if "IdempotentParameterMismatch" in code:
+        return True
+    response = getattr(exc, "response", None)
+    message = str(response.get("Error", {}).get("Message", "")) if isinstance(response, dict) else ""
+    return code == "InvalidInputException" and "idempoten" in message.lower()
+
+
 def _found(not_found: str, call: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
     """Return the answer of a boto3 call (a dict), or None when AWS answers with the error code `not_found`."""
     try:
@@ -68,10 +80,10 @@ class Ssm:
             self._provider = SSMProvider(boto3_client=self.client)
         return str(self._provider.get(name, max_age=max_age, decrypt=True))
 
-    def read_secret(self, name: str) -> tuple[str, datetime] | None:
-        """Read a SecureString now (decrypted, uncached) with its last-modified time; None when it does not exist."""
+    def read_secret(self, name: str) -> str | None:
+        """Read a SecureString now (decrypted, uncached); None when it does not exist."""
         answer = _found("ParameterNotFound", lambda: self.client.get_parameter(Name=name, WithDecryption=True))
-        return None if answer is None else (str(answer["Parameter"]["Value"]), answer["Parameter"]["LastModifiedDate"])
+        return None if answer is None else str(answer["Parameter"]["Value"])
 
     def secrets_under(self, path: str) -> list[tuple[str, str, datetime]]:
         """Return (name, decrypted value, last modified) of every parameter under `path`, recursively."""

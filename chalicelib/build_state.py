@@ -62,7 +62,7 @@ def handle_event(event: dict[str, Any]) -> BuildOutcome | None:
 
     parameter = _token_parameter(variables.get(SOURCE_TOKEN))
     # The build revoked it in `finally` unless it failed before (then 401 here is fine); see token_cleanup.
-    cleanup = token_cleanup.revoke_and_delete(parameter, build_started=_start_time(info)) if parameter else None
+    cleanup = token_cleanup.revoke_and_delete(parameter) if parameter else None
     deleted = cleanup.deleted if cleanup else False
     outcome = BuildOutcome(
         build_id=str(detail.get("build-id", "")), status=status, source=plain(SOURCE), digest=plain(DIGEST),

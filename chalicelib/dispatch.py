@@ -10,6 +10,7 @@ Outcome whose reason is logged.
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -60,9 +61,9 @@ def ecr_registry(config: Settings) -> str:
 
 
 def token_parameter(config: Settings, request: SyncRequest) -> str:
-    """Return the per-build SSM name: stable per request, so a redelivered message repeats StartBuild exactly
-    (CodeBuild answers a repeated idempotency token with changed parameters by a mismatch error)."""
-    return config.token_parameter_prefix.rstrip("/") + "/" + request.dedup_id
+    """Return a per-attempt SSM name, `<prefix>/<dedup id>/<random hex>`: a redelivery never rewrites (or
+    deletes) the parameter of an earlier build that may still be queued; within SSM's name rules and length."""
+    return config.token_parameter_prefix.rstrip("/") + "/" + request.dedup_id + "/" + uuid.uuid4().hex
 
 
 def is_signature_tag(tag: str) -> bool:
@@ -191,13 +192,17 @@ def _start(config: Settings, app: GitHubApp, request: SyncRequest, token: Instal
             build_variables(config, request, install, f"{ecr_registry(config)}/{repository}", parameter, fallback),
             idempotency_token=request.dedup_id,
         )
-    except BaseException:
-        _delete_quietly(parameter)
+    except BaseException as exc:
+        _delete_quietly(parameter)  # this attempt's own parameter: an earlier build's is another name
+        if aws.idempotency_mismatch(exc):
+            return Outcome("skipped", "a build for this request was already started (CodeBuild refused the "
+                           "repeated idempotency token with this attempt's token parameter)", code="already_built")
         raise
+    # The same idempotency token within 5 minutes, with this attempt's new parameter name: CodeBuild documents
+    # "a parameter mismatch error" (handled above). Should it hand back the earlier build instead, that build
+    # started before this parameter was written and reads its own parameter: this one goes now. Either way
+    # handle_message revokes the token of what was not started.
     if build.began_before(written):
-        # A redelivery answered with the earlier build, which read its own token when it started (or has
-        # finished and been cleaned up): nothing will use the token just written, so it goes now
-        # (handle_message revokes what was not started).
         _delete_quietly(parameter)
         return Outcome("skipped", f"build {build.id} for this request was already started", build_id=build.id,
                        code="already_built")

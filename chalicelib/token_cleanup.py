@@ -25,7 +25,7 @@ class Cleanup:
     """What happened to one token parameter: revocation result and whether the parameter was deleted."""
 
     parameter: str
-    revoked: str  # "revoked" | "already invalid" | "failed" | "absent" (no parameter) | "kept" (a later build's)
+    revoked: str  # "revoked" | "already invalid" | "failed" | "absent" (no parameter)
     deleted: bool
 
 
@@ -35,20 +35,14 @@ def is_token_parameter(name: str) -> bool:
     return name.startswith(prefix) and len(name) > len(prefix) and ".." not in name
 
 
-def revoke_and_delete(parameter: str, token: str | None = None, *, delete_unrevoked: bool = False,
-                      build_started: datetime | None = None) -> Cleanup:
+def revoke_and_delete(parameter: str, token: str | None = None, *, delete_unrevoked: bool = False) -> Cleanup:
     """Revoke the token a parameter holds, then delete the parameter (kept when revoking failed, unless told)."""
+    # The name is per dispatch attempt (chalicelib/dispatch.py): only the build started with it reads it.
     ssm = aws.ssm()
     if token is None:
-        found = ssm.read_secret(parameter)
-        if found is None:
+        token = ssm.read_secret(parameter)
+        if token is None:
             return Cleanup(parameter, "absent", False)
-        token, modified = found
-        # The name is per sync request, not per build: a dispatch of the same request after this build started
-        # (past CodeBuild's 5-minute idempotency window) wrote a newer token, for a build that may still run.
-        # build-start-time has whole seconds, and dispatch writes the parameter before StartBuild.
-        if build_started is not None and modified >= build_started + timedelta(seconds=1):
-            return Cleanup(parameter, "kept", False)
     try:
         result = revoke.revoke(token, settings().github_api_url, timeout=REVOKE_TIMEOUT_SECONDS)
     except RuntimeError as exc:  # the message names the API URL and an HTTP status, never the token

@@ -69,13 +69,13 @@ def run_build_phase(spec: Mapping[str, Any], env: Mapping[str, str], *, cwd: Pat
 class RecordingCodeBuild:
     """The App's CodeBuild seam over moto, keeping StartBuild's arguments (moto ignores the overrides).
 
-    `fail_next` raises those AWS error codes first; `earlier` answers a repeated idempotency token with its
+    `fail_next` raises those AWS error codes (or (code, message) pairs) first; `earlier` answers a repeated idempotency token with its
     earlier build (moto ignores the token too). `builds` holds each started build's id and start time.
     """
 
     client: Any = None
     calls: list[dict[str, Any]] = field(default_factory=list)
-    fail_next: list[str] = field(default_factory=list)
+    fail_next: list[str | tuple[str, str]] = field(default_factory=list)
     earlier: dict[str, Any] = field(default_factory=dict)
     builds: list[dict[str, Any]] = field(default_factory=list)  # id, project, variables, started
 
@@ -89,8 +89,9 @@ class RecordingCodeBuild:
         if self.fail_next:
             from botocore.exceptions import ClientError
 
-            code = self.fail_next.pop(0)
-            raise ClientError({"Error": {"Code": code, "Message": f"injected {code}"}}, "StartBuild")
+            failure = self.fail_next.pop(0)
+            code, message = failure if isinstance(failure, tuple) else (failure, f"injected {failure}")
+            raise ClientError({"Error": {"Code": code, "Message": message}}, "StartBuild")
         self.calls.append({"project": project, "variables": variables, "idempotency_token": idempotency_token})
         started = datetime.now(timezone.utc)
         build = self.earlier.get(idempotency_token) or self._seam.start_build(project, variables, idempotency_token)

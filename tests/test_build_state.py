@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from chalicelib.build_state import FINAL_STATES, event_pattern
-from tests.support.app_fixtures import PROJECT, TOKEN_PREFIX, AppEnv, build_state_event, dispatch_queued, \
+from tests.support.app_fixtures import PROJECT, QUEUE_NAME, TOKEN_PREFIX, AppEnv, build_state_event, dispatch_queued, \
     load_delivery, post
 
 
@@ -50,17 +50,15 @@ def test_a_second_event_for_the_same_build_is_harmless(client, app_env: AppEnv, 
     assert [line["token_revoked"] for line in json_logs.find("build finished")] == ["revoked", "absent"]
 
 
-def test_a_token_written_after_the_build_started_belongs_to_a_later_build(client, app_env: AppEnv,
-                                                                         json_logs) -> None:
+def test_a_later_attempt_of_the_same_request_keeps_its_own_parameter(client, app_env: AppEnv) -> None:
     variables = started_build(client, app_env)
-    # The same request dispatched again after CodeBuild's idempotency window: a newer token, a second build.
-    [parameter] = app_env.token_parameters()
-    app_env.boto("ssm").put_parameter(Name=parameter, Value="ghs_newer", Type="SecureString", Overwrite=True)
-    started = datetime.now(timezone.utc) - timedelta(minutes=8)  # when the first build started
-    client.lambda_.invoke("on_build_state", build_state_event(client, variables, "SUCCEEDED", started=started))
-    [line] = json_logs.find("build finished")
-    assert line["token_revoked"] == "kept" and line["token_parameter_deleted"] is False
-    assert app_env.token_parameters() == [parameter]  # the second build's state change cleans it up
+    [message] = app_env.sqs.sent
+    # The same request dispatched again (past CodeBuild's idempotency window): a second token, a second build.
+    client.lambda_.invoke("dispatch", client.events.generate_sqs_event([message["body"]], queue_name=QUEUE_NAME))
+    later = app_env.codebuild.variables()["GHCR2ECR_SOURCE_TOKEN"][1]
+    client.lambda_.invoke("on_build_state", build_state_event(client, variables, "SUCCEEDED"))
+    assert app_env.token_parameters() == [later]
+    assert [t.revoked for t in app_env.github.tokens] == [True, False]
 
 
 def test_a_token_the_build_already_revoked_is_fine(client, app_env: AppEnv, json_logs) -> None:

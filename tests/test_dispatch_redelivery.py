@@ -1,4 +1,4 @@
-"""A redelivered message answered with its earlier build leaves no unused token behind."""
+"""A redelivered message answered with its earlier build leaves that build's token alone and no unused token behind."""
 
 from __future__ import annotations
 
@@ -11,30 +11,57 @@ from chalicelib.webhooks import SyncRequest
 from tests.support.app_fixtures import AppEnv, load_delivery, post
 
 EARLIER = datetime.now(timezone.utc) - timedelta(minutes=2)
+# What CodeBuild may answer a StartBuild repeated within 5 minutes with the same idempotency token and another
+# token parameter name (FACTS.md §7): the earlier build, or "a parameter mismatch error" (its code undocumented).
+ANSWERS = {
+    "earlier build, finished": aws.StartedBuild("ghcr2ecr-test-copy:0b1c", complete=True, started=EARLIER),
+    "earlier build, queued or running": aws.StartedBuild("ghcr2ecr-test-copy:0b1c", complete=False, started=EARLIER),
+    "mismatch, IdempotentParameterMismatchException": ("IdempotentParameterMismatchException", "mismatch"),
+    "mismatch, InvalidInputException": ("InvalidInputException",
+                                        "Idempotency token was already used with different parameters"),
+}
 
 
-@pytest.mark.parametrize("earlier_build", [
-    # finished, and on_build_state has cleaned up after it
-    aws.StartedBuild("ghcr2ecr-test-copy:0b1c", complete=True, started=EARLIER),
-    # still running: it read its own token when it started, from the parameter just rewritten
-    aws.StartedBuild("ghcr2ecr-test-copy:0b1c", complete=False, started=EARLIER),
-])
-def test_a_redelivery_answered_with_the_earlier_build_revokes_its_new_token(
-        client, app_env: AppEnv, json_logs, earlier_build: aws.StartedBuild) -> None:
+@pytest.mark.parametrize("answer", list(ANSWERS.values()), ids=list(ANSWERS))
+def test_a_redelivery_answered_with_the_earlier_build_keeps_its_token_and_revokes_the_new_one(
+        client, app_env: AppEnv, json_logs, answer: aws.StartedBuild | tuple[str, str]) -> None:
     assert post(client, load_delivery("multiplatform-tagged-index")).status_code == 202
     [message] = app_env.receive()
     event = client.events.generate_sqs_event([message["Body"]])
     client.lambda_.invoke("dispatch", event)
-    if earlier_build.complete:
-        app_env.boto("ssm").delete_parameter(Name=app_env.codebuild.variables(0)["GHCR2ECR_SOURCE_TOKEN"][1])
-    # SQS hands the message over again within CodeBuild's idempotency window: StartBuild returns that build.
-    app_env.codebuild.earlier[SyncRequest.from_json(message["Body"]).dedup_id] = earlier_build
+    [first_parameter] = app_env.token_parameters()
+    finished = isinstance(answer, aws.StartedBuild) and answer.complete
+    if finished:  # on_build_state has cleaned up after it
+        app_env.boto("ssm").delete_parameter(Name=first_parameter)
+    # SQS hands the message over again within CodeBuild's idempotency window.
+    if isinstance(answer, aws.StartedBuild):
+        app_env.codebuild.earlier[SyncRequest.from_json(message["Body"]).dedup_id] = answer
+    else:
+        app_env.codebuild.fail_next.append(answer)
     client.lambda_.invoke("dispatch", event)
-    assert app_env.token_parameters() == []
     first_token, second_token = app_env.github.tokens
-    assert second_token.revoked and not first_token.revoked  # the first one is the build's to revoke
+    assert second_token.revoked and not first_token.revoked  # the first one is the earlier build's to revoke
+    # A build still queued has not read its PARAMETER_STORE value yet: its parameter and token stay as written.
+    assert app_env.token_parameters() == ([] if finished else [first_parameter])
+    if not finished:
+        stored = app_env.boto("ssm").get_parameter(Name=first_parameter, WithDecryption=True)["Parameter"]["Value"]
+        assert stored == first_token.value
     [line] = json_logs.find("sync skipped")
-    assert line["code"] == "already_built" and line["build_id"] == "ghcr2ecr-test-copy:0b1c"
+    assert line["code"] == "already_built"
+
+
+def test_each_dispatch_attempt_writes_its_own_token_parameter(client, app_env: AppEnv) -> None:
+    assert post(client, load_delivery("multiplatform-tagged-index")).status_code == 202
+    [message] = app_env.receive()
+    event = client.events.generate_sqs_event([message["Body"]])
+    client.lambda_.invoke("dispatch", event)
+    client.lambda_.invoke("dispatch", event)  # moto, unlike CodeBuild, starts a second build
+    first, second = (app_env.codebuild.variables(i)["GHCR2ECR_SOURCE_TOKEN"][1] for i in (0, 1))
+    assert first != second and sorted(app_env.token_parameters()) == sorted([first, second])
+    request = SyncRequest.from_json(message["Body"])
+    assert all(name.startswith(f"/ghcr2ecr/tokens/{request.dedup_id}/") for name in (first, second))
+    assert len(first) <= 1011 and all(c.isalnum() or c in "/_.-" for c in first)  # SSM's name rules
+    assert [call["idempotency_token"] for call in app_env.codebuild.calls] == [request.dedup_id] * 2
 
 
 def test_a_fresh_build_is_not_mistaken_for_an_earlier_one(client, app_env: AppEnv) -> None:
