@@ -42,5 +42,5 @@ def on_build_state(event: CloudWatchEvent) -> None:
 
 @app.schedule(Rate(1, unit=Rate.HOURS))
 def sweep_tokens(event: CloudWatchEvent) -> None:
-    """Revoke and delete token parameters older than a token's lifetime (no build event cleaned them up)."""
+    """Delete token parameters older than a token's lifetime (expired; no build event cleaned them up)."""
     token_cleanup.sweep()

@@ -85,12 +85,11 @@ class Ssm:
         answer = _found("ParameterNotFound", lambda: self.client.get_parameter(Name=name, WithDecryption=True))
         return None if answer is None else str(answer["Parameter"]["Value"])
 
-    def secrets_under(self, path: str) -> list[tuple[str, str, datetime]]:
-        """Return (name, decrypted value, last modified) of every parameter under `path`, recursively."""
+    def parameters_under(self, path: str) -> list[tuple[str, datetime]]:
+        """Return (name, last modified) of every parameter under `path`, recursively; values are not decrypted."""
         pages = self.client.get_paginator("get_parameters_by_path").paginate(
-            Path=path, Recursive=True, WithDecryption=True)
-        return [(str(p["Name"]), str(p["Value"]), p["LastModifiedDate"])
-                for page in pages for p in page.get("Parameters", [])]
+            Path=path, Recursive=True, WithDecryption=False)
+        return [(str(p["Name"]), p["LastModifiedDate"]) for page in pages for p in page.get("Parameters", [])]
 
     def put_secret(self, name: str, value: str, description: str) -> None:
         """Write (or overwrite) a SecureString parameter."""

@@ -81,6 +81,15 @@ class Settings:
         )
 
 
+def setting(name: str, env: Mapping[str, str] | None = None) -> str:
+    """Return one optional text setting alone (its Settings default when unset), requiring none of the others."""
+    env = os.environ if env is None else env
+    default = getattr(Settings, name.lower(), None)
+    if not isinstance(default, str):
+        raise ValueError(f"{name} is not an optional text setting")
+    return env.get(name, "").strip() or default
+
+
 @functools.cache
 def settings() -> Settings:
     """Return the process-wide settings, read once on first use."""

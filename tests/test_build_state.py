@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -118,32 +119,56 @@ def test_the_rule_matches_final_states_of_the_copy_project_only() -> None:
     assert "IN_PROGRESS" not in FINAL_STATES
 
 
-def test_the_sweep_revokes_and_deletes_token_parameters_older_than_a_token(client, app_env: AppEnv,
-                                                                          json_logs) -> None:
-    from chalicelib import token_cleanup
+class DecryptionRecorder:
+    """Wraps the SSM client: records WithDecryption of every read, so a test can tell what was decrypted."""
+
+    def __init__(self, client: Any) -> None:
+        self.client, self.decrypted = client, []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def get_paginator(self, name: str) -> Any:
+        paginator, seen = self.client.get_paginator(name), self.decrypted
+
+        class Recording:
+            def paginate(self, **kwargs: Any) -> Any:
+                seen.append(kwargs.get("WithDecryption", False))
+                return paginator.paginate(**kwargs)
+
+        return Recording()
+
+
+def test_the_sweep_deletes_token_parameters_older_than_a_token_without_decrypting_or_calling_github(
+        client, app_env: AppEnv, json_logs) -> None:
+    from chalicelib import aws, token_cleanup
 
     started_build(client, app_env)  # a build whose state change never came
     ssm = app_env.boto("ssm")
     ssm.put_parameter(Name="/ghcr2ecr/other", Value="not a token", Type="SecureString")
+    recorder = DecryptionRecorder(ssm)
+    aws.use(aws.Ssm, aws.Ssm(recorder))
     now = datetime.now(timezone.utc)
     assert token_cleanup.sweep(now + timedelta(minutes=50)) == []  # younger than a token: maybe a running build
-    [cleanup] = token_cleanup.sweep(now + timedelta(minutes=70))
-    assert cleanup.revoked == "revoked" and cleanup.deleted
-    assert app_env.token_parameters() == [] and [t.revoked for t in app_env.github.tokens] == [True]
+    [parameter] = app_env.token_parameters()
+    assert token_cleanup.sweep(now + timedelta(minutes=70)) == [parameter]
+    assert app_env.token_parameters() == [] and recorder.decrypted == [False, False]
+    assert not [r for r in app_env.github.requests if r.path == "/installation/token"]  # expired: nothing to revoke
     assert ssm.get_parameter(Name="/ghcr2ecr/other")["Parameter"]["Name"] == "/ghcr2ecr/other"
     [line] = json_logs.find("stale token parameter removed")
-    assert line["parameter"] == cleanup.parameter and line["age_seconds"] >= 70 * 60
-    assert app_env.github.tokens[0].value not in json_logs.text()
+    assert line["parameter"] == parameter and line["age_seconds"] >= 70 * 60
 
 
-def test_the_sweep_deletes_an_expired_token_even_when_github_is_down(client, app_env: AppEnv, monkeypatch) -> None:
-    from chalicelib import revoke, token_cleanup
+def test_the_sweep_runs_before_the_app_exists(client, app_env: AppEnv, monkeypatch) -> None:
+    from chalicelib import token_cleanup
+    from chalicelib.config import settings
 
-    monkeypatch.setattr(revoke.time, "sleep", lambda _s: None)
     started_build(client, app_env)
-    app_env.github.inject("/installation/token", status=503, count=3)
-    [cleanup] = token_cleanup.sweep(datetime.now(timezone.utc) + timedelta(hours=2))
-    assert cleanup.revoked == "failed" and cleanup.deleted and app_env.token_parameters() == []
+    for name in ("GITHUB_APP_ID", "SYNC_QUEUE_URL", "CODEBUILD_PROJECT"):  # empty until create-app and deploy
+        monkeypatch.setenv(name, "")
+    settings.cache_clear()
+    assert len(token_cleanup.sweep(datetime.now(timezone.utc) + timedelta(hours=2))) == 1
+    assert app_env.token_parameters() == []
 
 
 def test_the_hourly_sweep_is_wired_and_leaves_fresh_tokens_alone(client, app_env: AppEnv) -> None:

@@ -82,7 +82,8 @@ def lambda_policies(
             _statement("RevokeBuildTokens", ["ssm:GetParameter", "ssm:DeleteParameter"], [tokens]),
         ],
         "sweep_tokens": [
-            # GetParametersByPath is authorized on the path itself, which admits everything under it.
+            # GetParametersByPath is authorized on the path itself, which admits everything under it. The sweep lists
+            # without decryption and never revokes (old tokens have expired): no kms:Decrypt even with a CMK.
             _statement("ListBuildTokens", ["ssm:GetParametersByPath"], [token_path]),
             _statement("DeleteBuildTokens", ["ssm:DeleteParameter"], [tokens]),
         ],
