@@ -11,6 +11,7 @@ import io
 import json
 import shutil
 import zipfile
+from datetime import datetime, timedelta, timezone
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import pytest
 from botocore.stub import Stubber
 
 from chalicelib.ops import bundle as bundles
-from chalicelib.ops.deploy import Aws, deploy, destroy
+from chalicelib.ops.deploy import Aws, delete_parameters_under, deploy, destroy
 from chalicelib.ops.stack import StackError, SupportStack
 from standins.aws import ACCOUNT_ID, REGION, MotoServer, aws_environment, reset
 
@@ -252,16 +253,26 @@ def test_destroy_removes_the_app_the_bucket_contents_and_the_stack(
 ) -> None:
     chalice = FakeChalice()
     assert run_deploy(project, aws, installer, chalice, []) == 0
-    aws.ssm.put_parameter(Name="/ghcr2ecr/tokens/left-over", Value="x", Type="SecureString")
+    in_flight = "/ghcr2ecr/tokens/0f1e/9a8b"  # the prefix is shared: another stage's build may be reading it
+    aws.ssm.put_parameter(Name=in_flight, Value="x", Type="SecureString")
     aws.ssm.put_parameter(Name="/ghcr2ecr/github/private-key", Value="kept", Type="SecureString")
     lines: list[str] = []
     assert destroy(args(command="destroy"), project_dir=project, aws=aws, runner=chalice, say=lines.append) == 0
     assert chalice.calls[-1][0][1:] == ["delete", "--stage", "dev"]
     assert not [s for s in aws.cloudformation.describe_stacks()["Stacks"] if s["StackStatus"] != "DELETE_COMPLETE"]
     assert boto3.client("sqs").list_queues().get("QueueUrls", []) == []
-    names = [p["Name"] for p in aws.ssm.describe_parameters()["Parameters"]]
-    assert names == ["/ghcr2ecr/github/private-key"]  # the App's credentials are kept, tokens are gone
+    names = sorted(p["Name"] for p in aws.ssm.describe_parameters()["Parameters"])
+    assert names == ["/ghcr2ecr/github/private-key", in_flight]  # the App's credentials and fresh tokens are kept
     assert [line.split(" ")[0] for line in lines if line[:1].isdigit()] == ["1/4", "2/4", "3/4", "4/4"]
+
+
+def test_leftover_token_parameters_older_than_a_token_are_deleted(aws: Aws) -> None:
+    for name in ("/ghcr2ecr/tokens/a/1", "/ghcr2ecr/tokens/b/2", "/ghcr2ecr/other"):
+        aws.ssm.put_parameter(Name=name, Value="x", Type="SecureString")
+    later = datetime.now(timezone.utc) + timedelta(minutes=61)
+    assert delete_parameters_under(aws.ssm, "/ghcr2ecr/tokens") == (0, 2)
+    assert delete_parameters_under(aws.ssm, "/ghcr2ecr/tokens", now=later) == (2, 0)
+    assert [p["Name"] for p in aws.ssm.describe_parameters()["Parameters"]] == ["/ghcr2ecr/other"]
 
 
 def test_destroy_without_a_deployment_is_harmless(project: Path, aws: Aws) -> None:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from chalicelib.ops.chalice_config import ChaliceConfig
 from chalicelib.ops.policy import lambda_policies, policy_files, write_policies
 from chalicelib.ops.project import Say, find_project_dir, say_stdout
 from chalicelib.ops.stack import TEMPLATE_PATH, StackError, SupportStack, empty_bucket, stack_name
+from chalicelib.token_cleanup import TOKEN_LIFETIME
 
 Runner = Callable[[Sequence[str], Path, Mapping[str, str]], int]
 
@@ -203,8 +205,10 @@ def destroy(
     say("  deleted" if stack.delete() else "  no such stack")
 
     prefix = (env.get("TOKEN_PARAMETER_PREFIX") or "/ghcr2ecr/tokens/").rstrip("/")
-    say(f"4/4 deleting leftover build token parameters under {prefix}/")
-    say(f"  deleted {delete_parameters_under(aws.ssm, prefix)}")
+    say(f"4/4 deleting leftover build token parameters under {prefix}/ older than a token's hour")
+    deleted, kept = delete_parameters_under(aws.ssm, prefix)
+    say(f"  deleted {deleted}; kept {kept} younger ones (the prefix may be shared by other stages' running "
+        "builds; they expire within the hour, and any stage's hourly sweep deletes them)")
 
     config.set_env(stage, {"SYNC_QUEUE_URL": ""})
     config.save()
@@ -214,14 +218,16 @@ def destroy(
     return 0
 
 
-def delete_parameters_under(ssm: Any, path: str) -> int:
-    """Delete every SSM parameter under `path`; return how many."""
-    names = [parameter["Name"]
+def delete_parameters_under(ssm: Any, path: str, now: datetime | None = None) -> tuple[int, int]:
+    """Delete the SSM parameters under `path` written over a token's lifetime ago; return (deleted, kept)."""
+    now = now or datetime.now(timezone.utc)
+    found = [(parameter["Name"], parameter["LastModifiedDate"])
              for page in ssm.get_paginator("get_parameters_by_path").paginate(Path=path, Recursive=True)
              for parameter in page.get("Parameters", [])]
+    names = [name for name, modified in found if now - modified > TOKEN_LIFETIME]
     for start in range(0, len(names), 10):  # DeleteParameters takes at most 10 names
         ssm.delete_parameters(Names=names[start:start + 10])
-    return len(names)
+    return len(names), len(found) - len(names)
 
 
 def main(args: argparse.Namespace) -> int:
