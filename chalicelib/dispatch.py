@@ -28,6 +28,7 @@ SOURCE, DEST, DIGEST, TAG = "GHCR2ECR_SOURCE", "GHCR2ECR_DEST", "GHCR2ECR_DIGEST
 SIGNATURES, INSTALLATION_ID, DELIVERY_ID = "GHCR2ECR_SIGNATURES", "GHCR2ECR_INSTALLATION_ID", "GHCR2ECR_DELIVERY_ID"
 API_URL, SOURCE_TOKEN, FALLBACK_TOKEN = "GITHUB_API_URL", "GHCR2ECR_SOURCE_TOKEN", "GHCR2ECR_SOURCE_FALLBACK_TOKEN"
 CREATE_REPOSITORY, OWNER_ID = "GHCR2ECR_CREATE_REPOSITORY", "GHCR2ECR_OWNER_ID"
+KEY_MAX_AGE = 900  # seconds the App's private key is cached per container (docs/operators.md says so)
 CLOCK_SLACK = timedelta(seconds=2)  # between this Lambda's clock and CodeBuild's startTime
 
 
@@ -81,7 +82,7 @@ def github_app() -> GitHubApp:
     """Return this container's App client; the private key is read from SSM at most every 15 minutes, so a
     rotated key is picked up without a redeploy."""
     config = settings()
-    key = aws.ssm().get_secret(config.github_private_key_parameter, max_age=900)
+    key = aws.ssm().get_secret(config.github_private_key_parameter, max_age=KEY_MAX_AGE)
     app = _apps.get(key)
     if app is None:
         _apps.clear()

@@ -19,10 +19,13 @@ from chalicelib.webhooks import (
 Answer = tuple[int, dict[str, Any]]
 
 
+SECRET_MAX_AGE = 300  # seconds the webhook secret is cached per container (docs/operators.md says so)
+
+
 def webhook_secret() -> bytes:
     """Return the webhook secret (SSM SecureString, cached 5 minutes per container by powertools Parameters,
     so a rotated secret is picked up within minutes and SSM sees one read per container per 5 minutes)."""
-    return aws.ssm().get_secret(settings().github_webhook_secret_parameter, max_age=300).encode()
+    return aws.ssm().get_secret(settings().github_webhook_secret_parameter, max_age=SECRET_MAX_AGE).encode()
 
 
 def receive(headers: Mapping[str, str], body: bytes) -> Answer:

@@ -1,4 +1,4 @@
-"""Deployment settings that reach the build: ECR_CREATE_REPOSITORIES."""
+"""Deployment settings: ECR_CREATE_REPOSITORIES reaches the build; the operator guide states the caching."""
 
 from __future__ import annotations
 
@@ -35,3 +35,17 @@ def test_the_setting_reaches_the_build_as_plaintext(client, app_env: AppEnv, mon
     assert post(client, load_delivery("multiplatform-tagged-index")).status_code == 202
     dispatch_queued(client, app_env)
     assert app_env.codebuild.variables()["GHCR2ECR_CREATE_REPOSITORY"] == ("PLAINTEXT", passed)
+
+
+def test_the_operator_guide_states_how_long_the_key_and_the_secret_are_cached() -> None:
+    from pathlib import Path
+
+    from chalicelib.dispatch import KEY_MAX_AGE
+    from chalicelib.intake import SECRET_MAX_AGE
+
+    guide = " ".join((Path(__file__).resolve().parent.parent / "docs" / "operators.md").read_text().split())
+    assert f"private key for up to {KEY_MAX_AGE // 60} minutes (`dispatch`)" in guide
+    assert f"webhook secret for up to {SECRET_MAX_AGE // 60} minutes (the webhook)" in guide
+    assert f"cached ≤ {KEY_MAX_AGE // 60} min" in guide and f"cached ≤ {SECRET_MAX_AGE // 60} min" in guide
+    assert "up to an hour" not in guide and "within an hour;" not in guide and "≤ 1 h" not in guide
+    assert "never with a bare `chalice deploy --stage STAGE`" in guide  # app.py falls back to dev's names
