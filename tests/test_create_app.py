@@ -19,19 +19,13 @@ import pytest
 from botocore.exceptions import ClientError
 
 from chalicelib.ops import create_app
-from standins.aws import MotoServer, aws_environment, reset
+from standins.aws import aws_environment, reset
 from standins.github import GitHubStandIn
 
 ROOT = Path(__file__).resolve().parent.parent
 CODE = "manifest-code-7f3a"
 CLIENT_SECRET = "client-secret-do-not-print-8c1d"
 WEBHOOK_SECRET = "webhook-secret-do-not-print-52aa"
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    with MotoServer() as url:
-        yield url
 
 
 @pytest.fixture()

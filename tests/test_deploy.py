@@ -23,7 +23,7 @@ from botocore.stub import Stubber
 from chalicelib.ops import bundle as bundles
 from chalicelib.ops.deploy import Aws, delete_parameters_under, deploy, destroy
 from chalicelib.ops.stack import StackError, SupportStack
-from standins.aws import ACCOUNT_ID, REGION, MotoServer, aws_environment, reset
+from standins.aws import ACCOUNT_ID, REGION, aws_environment, reset
 
 ROOT = Path(__file__).resolve().parent.parent
 PINS = ("httpx==0.28.1", "h11==0.16.0")
@@ -67,12 +67,6 @@ class FakeInstaller:
             (target / name / "__init__.py").write_text(f"__version__ = {pin.split('==')[1]!r}\n")
             (target / name / "__pycache__").mkdir()
             (target / name / "__pycache__" / "x.pyc").write_bytes(b"\0")
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    with MotoServer() as url:
-        yield url
 
 
 @pytest.fixture()

@@ -312,3 +312,11 @@ def test_policies_for_a_deployed_account_name_exact_arns() -> None:
     assert dispatch["sqs:ReceiveMessage"] == {"arn:aws:sqs:eu-west-1:111122223333:ghcr2ecr-prod-sync.fifo"}
     assert dispatch["ssm:PutParameter"] == {"arn:aws:ssm:eu-west-1:111122223333:parameter/acme/tokens/*"}
     assert dispatch["codebuild:StartBuild"] == {"arn:aws:codebuild:eu-west-1:111122223333:project/ghcr2ecr-prod-copy"}
+
+
+def test_the_deployment_tools_take_their_defaults_from_settings() -> None:
+    defaults = [Settings.token_parameter_prefix, Settings.github_private_key_parameter,
+                Settings.github_webhook_secret_parameter, Settings.ghcr_pull_secret_prefix]
+    for name in ("policy.py", "deploy.py", "create_app.py"):
+        source = (ROOT / "chalicelib" / "ops" / name).read_text()
+        assert not [d for d in defaults if f'"{d}"' in source], name  # one place: chalicelib.config.Settings

@@ -17,6 +17,7 @@ import httpx
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.config import setting
 from chalicelib.ops.chalice_config import ChaliceConfig
 from chalicelib.ops.manifest_flow import ManifestFlow, ManifestFlowError
 from chalicelib.ops.project import Say, find_project_dir, say_stdout
@@ -88,9 +89,8 @@ def convert(api_url: str, code: str, client: httpx.Client) -> dict[str, Any]:
 def store_secrets(ssm: Any, app: dict[str, Any], env: dict[str, str], say: Say) -> None:
     """Write the PEM and webhook secret as SSM SecureStrings (names from the stage's configuration)."""
     for name, value, what in (
-        (env.get("GITHUB_PRIVATE_KEY_PARAMETER") or "/ghcr2ecr/github/private-key", app["pem"], "private key"),
-        (env.get("GITHUB_WEBHOOK_SECRET_PARAMETER") or "/ghcr2ecr/github/webhook-secret",
-         app["webhook_secret"], "webhook secret"),
+        (setting("GITHUB_PRIVATE_KEY_PARAMETER", env), app["pem"], "private key"),
+        (setting("GITHUB_WEBHOOK_SECRET_PARAMETER", env), app["webhook_secret"], "webhook secret"),
     ):
         ssm.put_parameter(
             Name=name, Value=value, Type="SecureString", Overwrite=True,

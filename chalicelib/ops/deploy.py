@@ -21,6 +21,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib.config import setting
 from chalicelib.ops import bundle as bundles
 from chalicelib.ops.chalice_config import ChaliceConfig
 from chalicelib.ops.policy import lambda_policies, policy_files, write_policies
@@ -83,9 +84,9 @@ def stack_parameters(config: ChaliceConfig, stage: str, compute: str, bundle_key
     return {
         "AppName": config.app_name,
         "Stage": stage,
-        "EcrRepositoryPrefix": env.get("ECR_REPOSITORY_PREFIX") or "ghcr",
-        "TokenParameterPrefix": env.get("TOKEN_PARAMETER_PREFIX") or "/ghcr2ecr/tokens/",
-        "PullSecretPrefix": env.get("GHCR_PULL_SECRET_PREFIX") or "ghcr2ecr/ghcr-pull/",
+        "EcrRepositoryPrefix": setting("ECR_REPOSITORY_PREFIX", env),
+        "TokenParameterPrefix": setting("TOKEN_PARAMETER_PREFIX", env),
+        "PullSecretPrefix": setting("GHCR_PULL_SECRET_PREFIX", env),
         "Compute": compute,
         "CodeBundleKey": bundle_key,
         "QueueVisibilityTimeout": str(visibility),
@@ -204,7 +205,7 @@ def destroy(
     say(f"3/4 deleting stack {stack.name}")
     say("  deleted" if stack.delete() else "  no such stack")
 
-    prefix = (env.get("TOKEN_PARAMETER_PREFIX") or "/ghcr2ecr/tokens/").rstrip("/")
+    prefix = setting("TOKEN_PARAMETER_PREFIX", env).rstrip("/")
     say(f"4/4 deleting leftover build token parameters under {prefix}/ older than a token's hour")
     deleted, kept = delete_parameters_under(aws.ssm, prefix)
     say(f"  deleted {deleted}; kept {kept} younger ones (the prefix may be shared by other stages' running "
@@ -213,7 +214,7 @@ def destroy(
     config.set_env(stage, {"SYNC_QUEUE_URL": ""})
     config.save()
     say("Kept: the GitHub App and its credentials in SSM "
-        f"({env.get('GITHUB_PRIVATE_KEY_PARAMETER')}, {env.get('GITHUB_WEBHOOK_SECRET_PARAMETER')}), "
+        f"({setting('GITHUB_PRIVATE_KEY_PARAMETER', env)}, {setting('GITHUB_WEBHOOK_SECRET_PARAMETER', env)}), "
         "pull secrets in Secrets Manager, and the ECR repositories with their images. Delete them yourself if wanted.")
     return 0
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from chalicelib.config import setting
 from chalicelib.ops.chalice_config import FUNCTIONS
 
 
@@ -44,12 +45,12 @@ def lambda_policies(
     project = arn.format(
         service="codebuild", resource="project/" + (env.get("CODEBUILD_PROJECT") or f"{app_name}-{stage}-copy")
     )
-    token_path = ssm_parameter((env.get("TOKEN_PARAMETER_PREFIX") or "/ghcr2ecr/tokens/").rstrip("/"))
+    token_path = ssm_parameter(setting("TOKEN_PARAMETER_PREFIX", env).rstrip("/"))
     tokens = token_path + "/*"
-    private_key = ssm_parameter(env.get("GITHUB_PRIVATE_KEY_PARAMETER") or "/ghcr2ecr/github/private-key")
-    webhook_secret = ssm_parameter(env.get("GITHUB_WEBHOOK_SECRET_PARAMETER") or "/ghcr2ecr/github/webhook-secret")
+    private_key = ssm_parameter(setting("GITHUB_PRIVATE_KEY_PARAMETER", env))
+    webhook_secret = ssm_parameter(setting("GITHUB_WEBHOOK_SECRET_PARAMETER", env))
     # Secret ARNs end in "-" plus 6 random characters, hence the trailing wildcard.
-    pull_prefix = env.get("GHCR_PULL_SECRET_PREFIX") or "ghcr2ecr/ghcr-pull/"
+    pull_prefix = setting("GHCR_PULL_SECRET_PREFIX", env)
     pull_secrets = arn.format(service="secretsmanager", resource=f"secret:{pull_prefix}*")
 
     def logs(function: str) -> dict[str, Any]:
