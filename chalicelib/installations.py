@@ -22,6 +22,7 @@ KNOWN_VARIABLES = ("GHCR2ECR_ENABLED", "GHCR2ECR_TAGS", "GHCR2ECR_REPOSITORY", "
 PER_PAGE = 30  # GitHub's maximum for the variables endpoints (FACTS.md §4)
 MAX_PAGES = 10  # 300 variables per scope: bounded, far above any real configuration
 TIMEOUT_SECONDS = 10.0
+REVOKE_TIMEOUT_SECONDS = 5.0  # per attempt (three); an unused token expires within the hour anyway
 RETRIES, RETRY_BACKOFF_SECONDS = 2, 0.5  # quick retries in-call; SQS redelivery is the slower outer loop
 CONFIRMED_LIMIT = 1024  # installations whose account this container has confirmed (bounded memory)
 
@@ -202,16 +203,11 @@ class GitHubApp:
             return self._pages(github, f"/orgs/{owner}/actions/variables")
         return {}  # a user account has no organization variables
 
-    def revoke(self, token: InstallationToken) -> None:
-        """DELETE /installation/token with the token itself (FACTS.md §2: a client built from that token)."""
-        from githubkit.exception import RequestFailed
+    def revoke(self, token: InstallationToken) -> str:
+        """DELETE /installation/token with the token itself; "revoked" or "already invalid" (FACTS.md §2)."""
+        from chalicelib import revoke
 
-        github = _client(token.value, self.api_url)  # keep a reference: the rest namespace holds a weak one
-        try:
-            github.rest.apps.revoke_installation_access_token()
-        except RequestFailed as exc:
-            if exc.response.status_code != 401:  # 401: already revoked or expired
-                raise
+        return revoke.revoke(token.value, self.api_url, timeout=REVOKE_TIMEOUT_SECONDS)
 
     @staticmethod
     def _pages(github: GitHub, path: str, missing_ok: bool = False) -> dict[str, str]:

@@ -2,18 +2,20 @@
 
 GitHub authenticates this call with the token being revoked (FACTS.md §2, docs.github.com
 rest/apps/installations#revoke-an-installation-access-token): 204 revoked; 401 already revoked or expired.
-The token is never printed, and never part of an error message.
+The token is never printed, and never part of an error message. The one implementation of revocation: the
+build's `finally`, `on_build_state` and dispatch (an unused token, through `GitHubApp.revoke`) all use it.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import argparse
 
 DEFAULT_API_URL = "https://api.github.com"
 ATTEMPTS = 3
@@ -23,6 +25,10 @@ TIMEOUT_SECONDS = 10
 def revoke(token: str, api_url: str, sleep: Callable[[float], None] | None = None,
            timeout: float = TIMEOUT_SECONDS) -> str:
     """Revoke `token`; return "revoked" or "already invalid"; raise RuntimeError after bounded retries."""
+    # Imported here: app.py imports this module (through token_cleanup), and its cold start matters.
+    import urllib.error
+    import urllib.request
+
     sleep = sleep or time.sleep
     request = urllib.request.Request(
         api_url.rstrip("/") + "/installation/token",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.installations import (
-    GitHubApp, InstallationConfig, InstallationUnavailable, InvalidConfig, config_from_variables,
+    GitHubApp, InstallationConfig, InstallationToken, InstallationUnavailable, InvalidConfig, config_from_variables,
 )
 from standins.github import GitHubStandIn
 from tests.support.app_fixtures import APP_ID
@@ -95,10 +95,26 @@ def test_variables_without_the_permission_are_a_permanent_error(app: GitHubApp, 
 
 def test_revoking_uses_the_token_itself_and_tolerates_a_second_time(app: GitHubApp, github: GitHubStandIn) -> None:
     token = app.mint_token(77, None, {"packages": "read"})
-    app.revoke(token)
-    app.revoke(token)  # 401 the second time: already revoked is fine
+    assert app.revoke(token) == "revoked"
+    assert app.revoke(token) == "already invalid"  # 401 the second time: already revoked is fine
     assert github.token(token.value).revoked
     assert [r.auth for r in github.requests if r.method == "DELETE"] == ["token", "token"]
+
+
+def test_revocation_is_implemented_once_and_light_to_import(app: GitHubApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    import subprocess
+    import sys
+
+    from chalicelib import revoke
+
+    calls: list[tuple[str, str]] = []
+    monkeypatch.setattr(revoke, "revoke", lambda token, api_url, **_: calls.append((token, api_url)) or "revoked")
+    app.revoke(InstallationToken("ghs_x", ""))
+    assert calls == [("ghs_x", app.api_url)]  # the App revokes through revoke.revoke, as the build does
+    # app.py imports revoke (through token_cleanup): urllib.request waits until a token is revoked.
+    code = "import sys, chalicelib.revoke; print('urllib.request' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "False"
 
 
 RATE_LIMITS = [  # what GitHub answers when a limit is hit (rest/using-the-rest-api/rate-limits-for-the-rest-api)
