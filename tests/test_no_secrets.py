@@ -72,7 +72,8 @@ def test_nothing_emitted_during_a_full_flow_holds_a_secret(client, app_env: AppE
         env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "TMPDIR": str(tmp_path),
                "GHCR2ECR_SOURCE_TOKEN": token["Parameter"]["Value"], "GITHUB_API_URL": app_env.github.url}
         for command in spec["phases"]["build"]["finally"]:
-            done = subprocess.run(["bash", "-c", command], env=env, cwd=ROOT, capture_output=True, text=True)
+            done = subprocess.run(["bash", "-c", command], env=env, cwd=ROOT, capture_output=True, text=True,
+                                  timeout=60)
             emitted.append(done.stdout + done.stderr)
         client.lambda_.invoke("on_build_state", build_state_event(client, call["variables"], "SUCCEEDED"))
     assert app_env.token_parameters() == []

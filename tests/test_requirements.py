@@ -39,3 +39,18 @@ def test_chalice_itself_is_not_packaged_into_the_lambdas() -> None:
 def test_no_development_tool_is_packaged_into_the_lambdas() -> None:
     names = {re.match(r"[a-z0-9-]+", item).group(0) for item in _requirements_txt()}  # type: ignore[union-attr]
     assert not names & {"pytest", "moto", "cfn-lint", "hypothesis", "pyyaml", "bcrypt", "psutil"}
+
+
+def test_the_pin_comments_point_at_the_facts_in_this_repository() -> None:
+    for name in ("pyproject.toml", "requirements.txt"):
+        text = (ROOT / name).read_text()
+        assert "docs/FACTS.md §2" in text and "shared FACTS.md" not in text, name
+    assert (ROOT / "docs" / "FACTS.md").is_file()
+
+
+def test_the_secrets_test_bounds_every_command_it_runs() -> None:
+    import ast
+
+    tree = ast.parse((ROOT / "tests" / "test_no_secrets.py").read_text())
+    runs = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and ast.unparse(node.func) == "subprocess.run"]
+    assert runs and all(any(k.arg == "timeout" for k in run.keywords) for run in runs)
