@@ -118,7 +118,8 @@ class Sqs:
 class StartedBuild:
     """StartBuild's answer: the build, when it started, and whether it had already finished."""
 
-    # A StartBuild repeated with the same idempotency token within 5 minutes returns the earlier build (FACTS.md §7).
+    # A StartBuild repeated with the same idempotency token and parameters within 5 minutes returns the earlier
+    # build (FACTS.md §7); with other parameters CodeBuild documents a mismatch error (idempotency_mismatch).
 
     id: str
     complete: bool = False
