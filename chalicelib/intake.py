@@ -42,9 +42,8 @@ def receive(headers: Mapping[str, str], body: bytes) -> Answer:
     try:
         secret = webhook_secret()
     except Exception as exc:  # SSM unreachable, throttled or misconfigured: the delivery cannot be checked now
-        logs.logger.error("could not read the webhook secret", extra={"error": type(exc).__name__})
-        logs.count("SecretUnavailable")
-        return 503, {"status": "error", "reason": "could not verify the delivery; redeliver it later"}
+        return _unavailable("could not read the webhook secret", "SecretUnavailable", exc,
+                            "could not verify the delivery; redeliver it later")
     if not signature_valid(secret, body, signature):
         return _answer(401, "rejected", "signature does not match")
     if not event or not delivery:
@@ -73,9 +72,8 @@ def _enqueue(request: SyncRequest) -> Answer:
         message_id = aws.sqs().send_fifo(settings().sync_queue_url, request.to_json(), request.group_id,
                                          request.dedup_id)
     except Exception as exc:  # any failure to queue: GitHub must show the delivery as failed
-        logs.logger.error("could not queue the sync", extra={"error": type(exc).__name__})
-        logs.count("QueueFailures")
-        return 503, {"status": "error", "reason": "could not queue the delivery; redeliver it later"}
+        return _unavailable("could not queue the sync", "QueueFailures", exc,
+                            "could not queue the delivery; redeliver it later")
     logs.logger.info("sync queued", extra={"message_id": message_id})
     logs.count("SyncsQueued")
     return 202, {"status": "queued", "source": request.source(settings().ghcr_registry), "digest": request.digest,
@@ -96,3 +94,10 @@ def _answer(status: int, kind: str, reason: str) -> Answer:
     log = logs.logger.info if status < 400 else logs.logger.warning
     log("delivery answered", extra={"http_status": status, "reason": reason})
     return status, {"status": kind, "reason": reason}
+
+
+def _unavailable(message: str, metric: str, exc: Exception, reason: str) -> Answer:
+    """Log and count a failure of ours, and answer 503 so GitHub shows the delivery as failed (redeliverable)."""
+    logs.logger.error(message, extra={"error": type(exc).__name__})  # the type only: messages may name URLs
+    logs.count(metric)
+    return 503, {"status": "error", "reason": reason}
