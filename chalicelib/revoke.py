@@ -14,10 +14,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from chalicelib.config import setting
+
 if TYPE_CHECKING:
     import argparse
 
-DEFAULT_API_URL = "https://api.github.com"
 ATTEMPTS = 3
 TIMEOUT_SECONDS = 10
 
@@ -60,7 +61,7 @@ def main(args: argparse.Namespace) -> int:
     if not token:
         print("revoke-token: GHCR2ECR_SOURCE_TOKEN is not set; nothing to revoke", file=sys.stderr)
         return 0
-    api_url = getattr(args, "github_api_url", None) or os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL
+    api_url = getattr(args, "github_api_url", None) or setting("GITHUB_API_URL")
     try:
         result = revoke(token, api_url)
     except RuntimeError as exc:

@@ -17,13 +17,13 @@ import httpx
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.config import setting
+from chalicelib.config import Settings, setting
 from chalicelib.ops.chalice_config import ChaliceConfig
 from chalicelib.ops.manifest_flow import ManifestFlow, ManifestFlowError
 from chalicelib.ops.project import Say, find_project_dir, say_stdout
 
 GITHUB_URL = "https://github.com"
-GITHUB_API_URL = "https://api.github.com"
+GITHUB_API_URL = Settings.github_api_url  # github.com's REST base, the deployment default
 APP_NAME_MAX = 34  # GitHub's limit on App names
 WAIT_SECONDS = 15 * 60
 
@@ -171,7 +171,7 @@ def run(
         # A private App can only be installed on its owner's account, so that is who may use it.
         values["ALLOWED_ACCOUNTS"] = owner
         say(f"  ALLOWED_ACCOUNTS was empty: set to {owner}, the App's owner (a private App installs only there)")
-    if api_url != (env.get("GITHUB_API_URL") or GITHUB_API_URL).rstrip("/"):
+    if api_url != setting("GITHUB_API_URL", env).rstrip("/"):
         values["GITHUB_API_URL"] = api_url
     config.set_env(stage, values)
     config.save()
