@@ -21,6 +21,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from chalicelib import aws as app_aws
 from chalicelib.config import setting
 from chalicelib.ops import bundle as bundles
 from chalicelib.ops.chalice_config import ChaliceConfig
@@ -222,9 +223,7 @@ def destroy(
 def delete_parameters_under(ssm: Any, path: str, now: datetime | None = None) -> tuple[int, int]:
     """Delete the SSM parameters under `path` written over a token's lifetime ago; return (deleted, kept)."""
     now = now or datetime.now(timezone.utc)
-    found = [(parameter["Name"], parameter["LastModifiedDate"])
-             for page in ssm.get_paginator("get_parameters_by_path").paginate(Path=path, Recursive=True)
-             for parameter in page.get("Parameters", [])]
+    found = app_aws.Ssm(ssm).parameters_under(path)
     names = [name for name, modified in found if now - modified > TOKEN_LIFETIME]
     for start in range(0, len(names), 10):  # DeleteParameters takes at most 10 names
         ssm.delete_parameters(Names=names[start:start + 10])
