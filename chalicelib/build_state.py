@@ -181,10 +181,12 @@ def final_state(outcome: BuildOutcome) -> check_output.FinalState:
             outcome.cache["report"] = None
         outcome.done["report_found"] = outcome.cache["report"] is not None
     secret = settings().ghcr_pull_secret_prefix + outcome.owner_id if outcome.owner_id else ""
+    report, package_status, reason = check_output.unwrap(outcome.cache["report"])
     return check_output.FinalState(
         status=outcome.status, source=outcome.source, destination=outcome.destination, digest=outcome.digest,
         tag=outcome.tag, build_id=outcome.build_id, duration_seconds=outcome.duration_seconds,
-        report=outcome.cache["report"], fallback_secret=secret)
+        report=report, fallback_secret=secret, skipped=reason if package_status == "skipped" else "",
+        cause=reason if package_status == "failed" else "")
 
 
 def _claim(outcome: BuildOutcome, effect: str) -> bool:

@@ -33,20 +33,39 @@ class FinalState:
     duration_seconds: float | None = None
     report: Mapping[str, Any] | None = None
     fallback_secret: str = ""  # where the operator puts a read credential for this owner
+    skipped: str = ""  # why the build set nothing on purpose (its filter admits no tag), when it says so
+    cause: str = ""  # the build's one-line cause when it failed without a sync report
+
+
+def unwrap(report: Mapping[str, Any] | None) -> tuple[Mapping[str, Any] | None, str, str]:
+    """Return (sync report, package status, reason) of a job report's first package, or a sync report as is."""
+    if report is None or not isinstance(report.get("packages"), list):
+        return report, "", ""
+    first = report["packages"][0] if report["packages"] and isinstance(report["packages"][0], dict) else {}
+    inner = first.get("report")
+    return (inner if isinstance(inner, dict) else None, str(first.get("status", "")),
+            _text(str(first.get("reason", ""))))
 
 
 def conclusion(state: FinalState) -> str:
     """Return the check run's conclusion for a final build status."""
+    if state.status == "SUCCEEDED" and state.skipped:
+        return "neutral"
     return CONCLUSION.get(state.status, "failure")
 
 
 def outcome_output(state: FinalState) -> Output:
     """Describe a finished build: success with where the image is, or the cause and what to do."""
+    if state.status == "SUCCEEDED" and state.skipped:
+        return Output("Nothing mirrored", f"{_text(state.skipped)}\n\nNothing was set or created in ECR.")
     if state.status == "SUCCEEDED":
         return _success(state)
     report = state.report
     if report is None or not _strings(report.get("errors")) and not _strings(_tags(report).get("conflicts")):
-        return _died(state)
+        if state.cause:
+            report = {"errors": [state.cause]}
+        else:
+            return _died(state)
     return _failure(state, report)
 
 
