@@ -15,6 +15,7 @@ _HANDLERS = {
     "deploy": "chalicelib.ops.deploy",
     "destroy": "chalicelib.ops.deploy",
     "revoke-token": "chalicelib.revoke",
+    "store-report": "chalicelib.report_store",
 }
 
 
@@ -69,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
         "revoke-token", help="revoke the installation token in GHCR2ECR_SOURCE_TOKEN (the build's last step)"
     )
     revoke.add_argument("--github-api-url", default=None, help="default: $GITHUB_API_URL or api.github.com")
+    store = commands.add_parser(
+        "store-report", help="store the build's report under its build id (GHCR2ECR_REPORT_BUCKET, CODEBUILD_BUILD_ID)"
+    )
+    store.add_argument("file", metavar="FILE", help="the report `ghcr2ecr sync --report` wrote")
     return parser
 
 

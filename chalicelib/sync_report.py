@@ -35,6 +35,7 @@ class Report:
     warnings: list[str] = field(default_factory=list)  # incomplete but not failed (unchecked aliases)
     conflicts: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # worked around, not failures (invalid listed tags, ...)
     credentials_tried: list[str] = field(default_factory=list)
     repository_created: bool | None = None
     duration_seconds: float = 0.0
@@ -69,6 +70,7 @@ class Report:
                      "skipped": self.tags_skipped, "aliases": self.aliases, "unchecked": self.tags_unchecked},
             "left_undone": self.left_undone, "notes": self.notes, "warnings": self.warnings,
             "signatures": self.signatures, "digests": self.digests, "errors": self.errors,
+            "warnings": self.warnings,
             "credentials_tried": self.credentials_tried, "repository_created": self.repository_created,
             "duration_seconds": round(self.duration_seconds, 3),
         }
