@@ -18,7 +18,7 @@ from typing import Any
 from chalicelib.registry.bounds import bounded_map
 from chalicelib.registry.copy import Copier
 from chalicelib.registry.errors import RegistryError
-from chalicelib.registry.manifests import _tag_pages, head_manifest
+from chalicelib.registry.manifests import tag_pages, head_manifest
 from chalicelib.registry.reference import DIGEST_PATTERN, TAG_PATTERN
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class DestinationState:
         dest = self.copier.dest
         names: set[str] = set()
         try:
-            for page in _tag_pages(dest, f"/v2/{dest.repository.name}/tags/list?n=1000"):
+            for page in tag_pages(dest, f"/v2/{dest.repository.name}/tags/list?n=1000"):
                 if page is None:  # the repository does not exist yet
                     break
                 names.update(page)

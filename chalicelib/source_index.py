@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from chalicelib.registry.bounds import bounded_map
 from chalicelib.registry.copy import Copier
 from chalicelib.registry.errors import RegistryError
-from chalicelib.registry.manifests import _tag_pages, head_manifest
+from chalicelib.registry.manifests import tag_pages, head_manifest
 from chalicelib.registry.reference import DIGEST_PATTERN, TAG_PATTERN
 
 MAX_LISTED_TAGS = 100_000  # beyond this a listing is truncated, and the report says so
@@ -47,7 +47,7 @@ class SourceIndex:
         source = self.copier.source
         self.listings += 1
         tags: dict[str, None] = {}
-        for page in _tag_pages(source, f"/v2/{source.repository.name}/tags/list?n=1000"):
+        for page in tag_pages(source, f"/v2/{source.repository.name}/tags/list?n=1000"):
             if page is None:
                 raise RegistryError("GET", f"{source.repository}/tags/list", 404,
                                     detail="repository not found in the source")

@@ -32,10 +32,9 @@ class Report:
     left_undone: list[str] = field(default_factory=list)  # tags not set because the deadline passed
     signatures: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # facts worth saying about a successful run
-    warnings: list[str] = field(default_factory=list)  # incomplete but not failed (unchecked aliases)
     conflicts: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)  # worked around, not failures (invalid listed tags, ...)
+    warnings: list[str] = field(default_factory=list)  # not failures: invalid listed tags, unchecked aliases, ...
     credentials_tried: list[str] = field(default_factory=list)
     repository_created: bool | None = None
     duration_seconds: float = 0.0
@@ -68,7 +67,7 @@ class Report:
             "bytes_moved": s.bytes_moved,
             "tags": {"set": self.tags_set, "unchanged": self.tags_unchanged, "conflicts": self.conflicts,
                      "skipped": self.tags_skipped, "aliases": self.aliases, "unchecked": self.tags_unchecked},
-            "left_undone": self.left_undone, "notes": self.notes, "warnings": self.warnings,
+            "left_undone": self.left_undone, "notes": self.notes,
             "signatures": self.signatures, "digests": self.digests, "errors": self.errors,
             "warnings": self.warnings,
             "credentials_tried": self.credentials_tried, "repository_created": self.repository_created,
