@@ -92,7 +92,7 @@ def _success(state: FinalState) -> Output:
     report = state.report or {}
     tags = _tags(report)
     set_now, unchanged = _strings(tags.get("set")), _strings(tags.get("unchanged"))
-    aliases = _strings(report.get("aliases"))
+    aliases = _strings(tags.get("aliases")) or _strings(report.get("aliases"))
     on_digest = [t for t in [*set_now, *unchanged] if _digests(report).get(t, state.digest) == state.digest]
     shown = list(dict.fromkeys([*on_digest, *aliases])) or [state.tag]
     uri = pull_reference(state)
