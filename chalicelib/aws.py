@@ -55,6 +55,16 @@ def idempotency_mismatch(exc: BaseException) -> bool:
     return code == "InvalidInputException" and "idempoten" in message.lower()
 
 
+def answered(exc: BaseException) -> bool:
+    """Tell whether AWS answered the call (a ClientError), or the request never left (no connection made).
+
+    Anything else (a read timeout, a connection dropped mid-call) leaves open whether the call took effect.
+    """
+    from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
+
+    return isinstance(exc, (ClientError, EndpointConnectionError, ConnectTimeoutError))
+
+
 def _found(not_found: str, call: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
     """Return the answer of a boto3 call (a dict), or None when AWS answers with the error code `not_found`."""
     try:

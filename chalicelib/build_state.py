@@ -13,7 +13,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from chalicelib import logs, token_cleanup
-from chalicelib.dispatch import DELIVERY_ID, DIGEST, INSTALLATION_ID, SOURCE, SOURCE_TOKEN, TAG
+from chalicelib.build_job import BuildJob
+from chalicelib.dispatch import SOURCE_TOKEN
 
 FINAL_STATES = ("SUCCEEDED", "FAILED", "FAULT", "STOPPED", "TIMED_OUT")
 START_TIME_FORMAT = "%b %d, %Y %I:%M:%S %p"
@@ -56,17 +57,19 @@ def handle_event(event: dict[str, Any]) -> BuildOutcome | None:
     env = info.get("environment", {}) if isinstance(info.get("environment"), dict) else {}
     variables = {v.get("name"): v for v in env.get("environment-variables", []) if isinstance(v, dict)}
 
+    job = BuildJob.from_variables(variables)
+    summary = job.summary if job else {}
+
     def plain(name: str) -> str:
-        entry = variables.get(name) or {}
-        return str(entry.get("value", "")) if entry.get("type", "PLAINTEXT") == "PLAINTEXT" else ""
+        return str(summary.get(name) or "")
 
     parameter = _token_parameter(variables.get(SOURCE_TOKEN))
     # The build revoked it in `finally` unless it failed before (then 401 here is fine); see token_cleanup.
     cleanup = token_cleanup.revoke_and_delete(parameter) if parameter else None
     deleted = cleanup.deleted if cleanup else False
     outcome = BuildOutcome(
-        build_id=str(detail.get("build-id", "")), status=status, source=plain(SOURCE), digest=plain(DIGEST),
-        tag=plain(TAG), installation_id=plain(INSTALLATION_ID), delivery_id=plain(DELIVERY_ID),
+        build_id=str(detail.get("build-id", "")), status=status, source=plain("package"), digest=plain("digest"),
+        tag=plain("tag"), installation_id=plain("installation"), delivery_id=plain("correlation_id"),
         duration_seconds=_duration(info, event.get("time")), token_parameter=parameter, parameter_deleted=deleted,
         token_revoked=cleanup.revoked if cleanup else None,
     )

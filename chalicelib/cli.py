@@ -15,6 +15,7 @@ _HANDLERS = {
     "deploy": "chalicelib.ops.deploy",
     "destroy": "chalicelib.ops.deploy",
     "revoke-token": "chalicelib.revoke",
+    "run-job": "chalicelib.run_job",
 }
 
 
@@ -58,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--stage", default="dev", help="Chalice stage (default dev)")
         cmd.add_argument("--compute", choices=("lambda", "ec2"), default="lambda",
                          help="CodeBuild compute for copies (ec2 for images over 15 minutes)")
+    run_job = commands.add_parser(
+        "run-job", help="run the build's job (GHCR2ECR_JOB): one sync per package, in turn (the build's command)")
+    run_job.add_argument("--report", metavar="FILE", help="write one JSON report for the whole job to FILE")
+    run_job.add_argument("--quiet", action="store_true", help="no progress output")
+
     revoke = commands.add_parser(
         "revoke-token", help="revoke the installation token in GHCR2ECR_SOURCE_TOKEN (the build's last step)"
     )

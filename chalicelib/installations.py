@@ -25,6 +25,7 @@ TIMEOUT_SECONDS = 10.0
 REVOKE_TIMEOUT_SECONDS = 5.0  # per attempt (three); an unused token expires within the hour anyway
 RETRIES, RETRY_BACKOFF_SECONDS = 2, 0.5  # quick retries in-call; SQS redelivery is the slower outer loop
 CONFIRMED_LIMIT = 1024  # installations whose account this container has confirmed (bounded memory)
+TRANSPORT: Any = None  # an httpx transport replacing the network (tests: faults at the HTTP boundary)
 
 
 class InvalidConfig(ValueError):
@@ -122,7 +123,7 @@ def _client(auth: Any, api_url: str, **options: Any) -> GitHub:
 
     # http_cache off: a cached variables page would hide a tenant's change.
     return GitHub(auth, base_url=api_url.rstrip("/") + "/", timeout=TIMEOUT_SECONDS, http_cache=False,
-                  auto_retry=_retry_policy(), **options)
+                  auto_retry=_retry_policy(), transport=TRANSPORT, **options)
 
 
 class GitHubApp:
