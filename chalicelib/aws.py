@@ -95,6 +95,15 @@ class Ssm:
         answer = _found("ParameterNotFound", lambda: self.client.get_parameter(Name=name, WithDecryption=True))
         return None if answer is None else str(answer["Parameter"]["Value"])
 
+    def read_text(self, name: str) -> str | None:
+        """Read a String parameter now (uncached); None when it does not exist."""
+        answer = _found("ParameterNotFound", lambda: self.client.get_parameter(Name=name))
+        return None if answer is None else str(answer["Parameter"]["Value"])
+
+    def put_text(self, name: str, value: str, description: str) -> None:
+        """Write (or overwrite) a String parameter (not a secret: no KMS)."""
+        self.client.put_parameter(Name=name, Value=value, Type="String", Overwrite=True, Description=description)
+
     def parameters_under(self, path: str) -> list[tuple[str, datetime]]:
         """Return (name, last modified) of every parameter under `path`, recursively; values are not decrypted."""
         pages = self.client.get_paginator("get_parameters_by_path").paginate(
@@ -165,6 +174,35 @@ class SecretsManager:
     def exists(self, name: str) -> bool:
         """Tell whether a secret exists (DescribeSecret: metadata only, the value is never read here)."""
         return _found("ResourceNotFoundException", lambda: self.client.describe_secret(SecretId=name)) is not None
+
+
+class Ecr:
+    """The destination registry's API: which repositories this deployment made, and what each records."""
+
+    def __init__(self, client: Any = None) -> None:
+        self.client = client or _client("ecr")
+
+    def repositories_under(self, prefix: str, limit: int = 100_000) -> list[tuple[str, str]]:
+        """Return (name, ARN) of every repository named `<prefix>/...` (DescribeRepositories pages of 1,000)."""
+        found: list[tuple[str, str]] = []
+        pages = self.client.get_paginator("describe_repositories").paginate(PaginationConfig={"PageSize": 1000})
+        for page in pages:
+            for repo in page.get("repositories", []):
+                if str(repo["repositoryName"]).startswith(prefix.rstrip("/") + "/"):
+                    found.append((str(repo["repositoryName"]), str(repo["repositoryArn"])))
+            if len(found) >= limit:
+                break
+        return found[:limit]
+
+    def tags(self, arn: str) -> dict[str, str]:
+        """Return a repository's tags (ListTagsForResource)."""
+        answer = self.client.list_tags_for_resource(resourceArn=arn)
+        return {str(t["Key"]): str(t["Value"]) for t in answer.get("tags", [])}
+
+
+def ecr() -> Ecr:
+    """Return this container's ECR seam."""
+    return _get(Ecr)
 
 
 def _get(seam: type[_T]) -> _T:

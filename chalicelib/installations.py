@@ -204,6 +204,11 @@ class GitHubApp:
             return self._pages(github, f"/orgs/{owner}/actions/variables")
         return {}  # a user account has no organization variables
 
+    def as_app(self, method: str, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        """Call GitHub with the App JWT (redeliver_failed, reconcile); 4xx/5xx raise githubkit's RequestFailed."""
+        # No params at all for a Link URL: httpx would replace its query string (the cursor) with an empty one.
+        return self._app.request(method, path, params=dict(params) if params else None)
+
     def revoke(self, token: InstallationToken) -> str:
         """DELETE /installation/token with the token itself; "revoked" or "already invalid" (FACTS.md §2)."""
         from chalicelib import revoke

@@ -7,8 +7,8 @@ The job (chalicelib/build_job.py) says what to sync; credentials come from the e
 those packages are reported as not started, and the next reconcile picks them up.
 
 Before a sync that might otherwise create an ECR repository for nothing, the source's tags are listed once:
-- a backfill (a repository's package looked up under the repository's name) whose source has no such package,
-  or none readable, is skipped without error;
+- a backfill (a repository's package looked up under the repository's name) or an operator's reconcile of a
+  named package whose source has no such package, or none readable, is skipped without error;
 - an event whose filter admits none of the source's tags sets nothing and creates nothing.
 Both exit 0 and say so in the report.
 """
@@ -89,7 +89,7 @@ def _sync_target(job: BuildJob, target: Target, env: Mapping[str, str], **sync_o
     selection = job.selection
     options: dict[str, Any] = {"signatures": target.signatures, "create_repository": job.create_repository}
     if selection.all_tags:
-        if job.origin == "backfill" and not _source_has_tags(target, env, lambda tag: True):
+        if job.origin in ("backfill", "operator") and not _source_has_tags(target, env, lambda tag: True):
             return _result(target, "skipped", f"no package {target.source} readable (a repository's package is "
                            "looked up under the repository's name)")
         options.update(all_tags=True, tag_globs=target.tags)

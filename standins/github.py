@@ -32,6 +32,9 @@ Endpoints (paths match GitHub's; errors are JSON `{"message": ...}` like GitHub'
   A token scoped to other repositories, or of another account, gets 404.
 - `DELETE /installation/token`: revokes the token that authenticates it (204); unknown/revoked 401.
 - `POST /app-manifests/{code}/conversions`: no auth; the configured result once (201), then 404.
+- `GET /app/installations` (App JWT; `per_page`/`page`, Link rel="next").
+- `GET /app/hook/deliveries`, `POST /app/hook/deliveries/{id}/attempts` (App JWT): `gh.hooks`, see
+  standins.github_hooks.
 
 The HTTP handler and the JSON shapes live in standins.github_wire.
 """
@@ -48,6 +51,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from standins.github_hooks import HookDeliveries, HookReply
 from standins.loopback import LoopbackServer
 from standins.github_wire import (
     DEFAULT_PERMISSIONS, Handler, Installation, MintedToken, RecordedRequest, Reply, installation_json, iso, page,
@@ -93,6 +97,7 @@ class GitHubStandIn(LoopbackServer):
         self._manifests: dict[str, dict[str, Any]] = {}
         self._faults: list[_Fault] = []
         self._lock = threading.RLock()
+        self.hooks = HookDeliveries()  # the App's webhook deliveries (standins.github_hooks)
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def handler_class(self) -> type[Handler]:
@@ -223,11 +228,39 @@ class GitHubStandIn(LoopbackServer):
                 case "DELETE", ["installation", "token"]:
                     self._token_auth(authorization).revoked = True
                     return Reply(204)
+                case ("GET", ["app", "hook", "deliveries"]) | ("POST", ["app", "hook", "deliveries", _, "attempts"]):
+                    self._app_auth(authorization)
+                    return self._hooks(method, parts, query, path)
+                case "GET", ["app", "installations"]:
+                    self._app_auth(authorization)
+                    return self._installations_page(query, path)
                 case "POST", ["app-manifests", code, "conversions"]:
                     if code not in self._manifests:
                         raise Reply(404, {"message": "Not Found"})
                     return Reply(201, self._manifests.pop(code))
         raise Reply(404, {"message": "Not Found"})
+
+    def _hooks(self, method: str, parts: list[str], query: dict[str, list[str]], path: str) -> Reply:
+        """The App's webhook deliveries: list them, or ask for one's redelivery (standins.github_hooks)."""
+        try:
+            status, body, headers = (self.hooks.list(query, self.url + path) if method == "GET"
+                                     else self.hooks.redeliver(parts[3]))
+        except HookReply as answer:
+            return Reply(answer.status, answer.body, answer.headers)
+        return Reply(status, body, headers)
+
+    def _installations_page(self, query: dict[str, list[str]], path: str) -> Reply:
+        """GET /app/installations: `per_page` (max 100, default 30) / `page`, Link rel="next"."""
+        try:
+            per_page = min(max(int(query.get("per_page", ["30"])[0]), 1), 100)
+            number = max(int(query.get("page", ["1"])[0]), 1)
+        except ValueError:
+            raise Reply(422, {"message": "Invalid pagination"}) from None
+        everything = [installation_json(i, self.app_id) for _, i in sorted(self.installations.items())]
+        headers = {}
+        if number * per_page < len(everything):
+            headers["Link"] = f'<{self.url}{path}?per_page={per_page}&page={number + 1}>; rel="next"'
+        return Reply(200, everything[(number - 1) * per_page: number * per_page], headers)
 
     def _mint(self, inst: Installation, body: dict[str, Any]) -> Reply:
         if inst.suspended:

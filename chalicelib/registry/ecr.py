@@ -80,10 +80,11 @@ def prepare_repository(client: Callable[[], Any], name: str, source: Any, env: M
     """
     owner, _, package = source.name.partition("/")
     tags = {SOURCE_TAG: str(source)[:256], OWNER_TAG: owner[:256], PACKAGE_TAG: (package or owner)[:256]}
-    for variable, key in (("GHCR2ECR_OWNER_ID", OWNER_ID_TAG), ("GHCR2ECR_INSTALLATION_ID", INSTALLATION_TAG)):
+    for variable, key, what in (("GHCR2ECR_OWNER_ID", OWNER_ID_TAG, "account"),
+                                ("GHCR2ECR_INSTALLATION_ID", INSTALLATION_TAG, "installation")):
         value = env.get(variable, "").strip()
         if value and not value.isdigit():
-            raise ValueError(f"{variable} must be a numeric GitHub id, not {value[:40]!r}")
+            raise ValueError(f"{variable} must be a numeric GitHub {what} id, not {value[:40]!r}")
         if value:
             tags[key] = value
     linked = env.get("GHCR2ECR_LINKED_REPOSITORY", "").strip()
