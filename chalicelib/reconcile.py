@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from chalicelib import aws, jobs, logs
-from chalicelib.config import settings
+from chalicelib.config import ConfigError, settings
 from chalicelib.jobs import InvalidJob, Job, Package
 from chalicelib.registry import ecr as recorded
 
@@ -61,8 +61,12 @@ def run(owner: str | None = None, package: str | None = None, origin: str = "rec
     logs.unbind_all()
     summary = Summary(run_id(origin, clock))
     logs.bind(handler="reconcile", origin=origin, delivery=summary.run_id)
+    try:
+        config = settings()
+    except ConfigError as exc:  # deployed before create-app: nothing mirrored yet, and no error every run
+        logs.logger.warning("not configured yet; nothing reconciled", extra={"reason": str(exc)})
+        return summary
     app = app or github_app()
-    config = settings()
     by_account = {i.account_id: i for i in installations(app)}
     found = mirrored(config.ecr_repository_prefix)
     if owner and package and not any(p.owner.lower() == owner.lower() and p.name.lower() == package.lower()

@@ -9,15 +9,13 @@ import sys
 
 def main(args: argparse.Namespace) -> int:
     """Queue the jobs; 0 when queued (or nothing to do), 1 when the stage is not deployed or a call failed."""
-    from chalicelib import aws
     from chalicelib.config import ConfigError, settings
 
     _stage_environment(args.stage)
     if args.package and not args.owner:
         print("ghcr2ecr reconcile: --package needs --owner", file=sys.stderr)
         return 2
-    settings.cache_clear()
-    aws.reset()
+    settings.cache_clear()  # the stage's environment was just merged in
     try:
         settings()
     except ConfigError as exc:

@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from chalicelib import aws, logs
-from chalicelib.config import settings
+from chalicelib.config import ConfigError, settings
 
 PER_PAGE = 100  # GitHub's maximum
 MAX_PAGES = 30  # 3,000 deliveries per run
@@ -107,8 +107,12 @@ def run(app: Any = None, clock: Callable[[], float] = time.time) -> RunSummary:
 
     logs.unbind_all()
     logs.bind(handler="redeliver_failed")
+    try:
+        parameter = settings().redelivery_state_parameter
+    except ConfigError as exc:  # deployed before create-app: nothing to redeliver yet, and no error every run
+        logs.logger.warning("not configured yet; nothing redelivered", extra={"reason": str(exc)})
+        return RunSummary()
     app = app or github_app()
-    parameter = settings().redelivery_state_parameter
     state = State.from_json(aws.ssm().read_text(parameter))
     started = clock()
     oldest = started - RETENTION

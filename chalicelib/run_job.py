@@ -6,11 +6,10 @@ The job (chalicelib/build_job.py) says what to sync; credentials come from the e
 `--all-tags --tags GHCR2ECR_TAGS`. No sync starts after the job's deadline (the installation token's hour):
 those packages are reported as not started, and the next reconcile picks them up.
 
-Before a sync that might otherwise create an ECR repository for nothing, the source's tags are listed once:
-- a backfill (a repository's package looked up under the repository's name) or an operator's reconcile of a
-  named package whose source has no such package, or none readable, is skipped without error;
-- an event whose filter admits none of the source's tags sets nothing and creates nothing.
-Both exit 0 and say so in the report.
+A backfill (a repository's package looked up under the repository's name), or an operator's reconcile of a
+named package, first lists the source's tags once: a source without such a package, or none readable, is
+skipped without error and creates no ECR repository. An event whose filter admits none of its digest's tags
+sets nothing and creates nothing (the engine's `--aliases --tags`). Both exit 0 and say so in the report.
 """
 
 from __future__ import annotations
@@ -69,7 +68,7 @@ def run(job: BuildJob, env: Mapping[str, str], clock: Callable[[], float] = time
             results.append(_result(target, "not_started", "the installation token's hour is nearly over; the "
                                    "next reconcile syncs this package"))
             continue
-        results.append(_sync_target(job, target, {**env, **_target_env(job, target)}, **sync_options))
+        results.append(_sync_target(job, target, {**env, **_target_env(job, target)}, clock, **sync_options))
     return results
 
 
@@ -81,7 +80,8 @@ def _target_env(job: BuildJob, target: Target) -> dict[str, str]:
     return extra
 
 
-def _sync_target(job: BuildJob, target: Target, env: Mapping[str, str], **sync_options: Any) -> dict[str, Any]:
+def _sync_target(job: BuildJob, target: Target, env: Mapping[str, str], clock: Callable[[], float] = time.time,
+                 **sync_options: Any) -> dict[str, Any]:
     from chalicelib import sync
     from chalicelib.globs import parse_tag_globs
     from chalicelib.registry.signatures import COSIGN_TAG
@@ -89,7 +89,7 @@ def _sync_target(job: BuildJob, target: Target, env: Mapping[str, str], **sync_o
     selection = job.selection
     options: dict[str, Any] = {"signatures": target.signatures, "create_repository": job.create_repository}
     if selection.all_tags:
-        if job.origin in ("backfill", "operator") and not _source_has_tags(target, env, lambda tag: True):
+        if job.origin in ("backfill", "operator") and not _source_has_tags(target, env):
             return _result(target, "skipped", f"no package {target.source} readable (a repository's package is "
                            "looked up under the repository's name)")
         options.update(all_tags=True, tag_globs=target.tags)
@@ -100,23 +100,29 @@ def _sync_target(job: BuildJob, target: Target, env: Mapping[str, str], **sync_o
         named = [tag] if signature or admits(tag) else []
         options.update(tags=named, digest=selection.digest)
         if not signature and ALIASES:
+            # The engine sets the digest's other tags the filter admits; when it admits none it copies nothing,
+            # creates no repository and succeeds (chalicelib/sync.py).
             options.update(aliases=True, tag_globs=target.tags)
-        if not named and not (ALIASES and _source_has_tags(target, env, admits)):
-            return _result(target, "skipped", f"GHCR2ECR_TAGS={target.tags} admits neither the event's tag {tag} "
-                           "nor any other tag of the source: nothing set, nothing created")
+        elif not named:
+            return _result(target, "skipped", f"GHCR2ECR_TAGS={target.tags} does not admit the event's tag {tag}: "
+                           "nothing set, nothing created")
+    if DEADLINE and job.deadline:
+        options["deadline"] = max(job.deadline - clock(), 1.0)  # seconds left of the token's hour
     try:
         request = sync.SyncRequest.build(target.source, target.dest, **options)
     except ValueError as exc:
         return _result(target, "failed", str(exc))
     report = sync.run(request, env=env, **sync_options)
+    filtered = "" if selection.all_tags or options.get("tags") else \
+        f"GHCR2ECR_TAGS={target.tags} does not admit the event's tag {selection.tag}; its other tags: "
     if report.ok:
-        return _result(target, "synced", f"{len(report.tags_set)} tag(s) set, {len(report.tags_unchanged)} "
-                       "unchanged", report.to_dict())
+        return _result(target, "synced", f"{filtered}{len(report.tags_set)} tag(s) set, "
+                       f"{len(report.tags_unchanged)} unchanged", report.to_dict())
     return _result(target, "failed", report.cause(), report.to_dict())
 
 
-def _source_has_tags(target: Target, env: Mapping[str, str], admits: Callable[[str], bool]) -> bool:
-    """List the source's tags once: True when one passes `admits` (or the listing fails: let the sync say why)."""
+def _source_has_tags(target: Target, env: Mapping[str, str]) -> bool:
+    """List the source's tags once: True when it has one (or the listing fails: let the sync say why)."""
     from chalicelib.registry import endpoints
     from chalicelib.registry.errors import AccessDenied, RegistryError
     from chalicelib.registry.manifests import list_tags
@@ -139,7 +145,7 @@ def _source_has_tags(target: Target, env: Mapping[str, str], admits: Callable[[s
         return True
     finally:
         source.close()
-    return tags is not None and any(admits(t) for t in tags if not COSIGN_TAG.fullmatch(t))
+    return bool(tags) and any(not COSIGN_TAG.fullmatch(t) for t in tags or ())
 
 
 def _result(target: Target, status: str, reason: str, report: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -147,11 +153,11 @@ def _result(target: Target, status: str, reason: str, report: dict[str, Any] | N
             "reason": reason, "report": report}
 
 
-def _engine_has_aliases() -> bool:
-    """Tell whether the engine takes `aliases=` (issue 7's `--aliases`); without it an event sets only its tag."""
+def _engine_takes(option: str) -> bool:
+    """Tell whether the engine's SyncRequest.build takes `option` (`aliases`, `deadline`: issue 7's engine)."""
     from chalicelib import sync
 
-    return "aliases" in inspect.signature(sync.SyncRequest.build).parameters
+    return option in inspect.signature(sync.SyncRequest.build).parameters
 
 
-ALIASES = _engine_has_aliases()
+ALIASES, DEADLINE = _engine_takes("aliases"), _engine_takes("deadline")

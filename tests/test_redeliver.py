@@ -145,3 +145,14 @@ def test_unusable_list_items_are_skipped(client, app_env: AppEnv) -> None:
     bad = hooks.record("not a guid!", status_code=503)
     run(client)
     assert posted(app_env) == [good.id] and bad.id not in posted(app_env)
+
+
+@pytest.mark.parametrize("handler", ["redeliver_failed", "reconcile"])
+def test_a_schedule_before_create_app_does_nothing_and_does_not_fail(client, app_env: AppEnv, monkeypatch,
+                                                                     json_logs, handler: str) -> None:
+    monkeypatch.setenv("GITHUB_APP_ID", "")
+    settings.cache_clear()
+    client.lambda_.invoke(handler, client.events.generate_cw_event("aws.events", "Scheduled Event", {}, []))
+    assert app_env.github.requests == [] and app_env.sqs.sent == []
+    [line] = [x for x in json_logs.lines() if x["message"].startswith("not configured yet")]
+    assert "GITHUB_APP_ID" in line["reason"]
