@@ -24,7 +24,7 @@ from chalicelib.jobs import InvalidJob, Job, Package
 from chalicelib.registry import ecr as recorded
 
 MAX_INSTALLATION_PAGES = 100  # 10,000 installations
-MAX_REPOSITORIES = 20_000
+MAX_REPOSITORIES = 10_000  # one ListTagsForResource each (tens of ms): within the Lambda's 5 minutes
 
 
 @dataclass(frozen=True)
