@@ -34,6 +34,8 @@ class Settings:
     create_repositories: bool = True
     # redeliver_failed's own state (an SSM String: since when it has looked, what it redelivered).
     redelivery_state_parameter: str = "/ghcr2ecr/redelivery/state"
+    # The support stack's report bucket: builds store their report there, on_build_state its effect markers.
+    report_bucket: str = ""
 
     def account_allowed(self, login: str, account_id: int | str) -> bool:
         """Tell whether ALLOWED_ACCOUNTS admits this GitHub account (login compared case-insensitively)."""
@@ -81,6 +83,7 @@ class Settings:
             ecr_registry=optional("ECR_REGISTRY", cls.ecr_registry).rstrip("/"),
             create_repositories=boolean("ECR_CREATE_REPOSITORIES", cls.create_repositories),
             redelivery_state_parameter=optional("REDELIVERY_STATE_PARAMETER", cls.redelivery_state_parameter),
+            report_bucket=optional("REPORT_BUCKET", cls.report_bucket),
         )
 
 

@@ -35,6 +35,8 @@ Endpoints (paths match GitHub's; errors are JSON `{"message": ...}` like GitHub'
 - `GET /app/installations` (App JWT; `per_page`/`page`, Link rel="next").
 - `GET /app/hook/deliveries`, `POST /app/hook/deliveries/{id}/attempts` (App JWT): `gh.hooks`, see
   standins.github_hooks.
+- Check runs and artifact storage records (`gh.check_runs`, `gh.storage_records`, each write with the token
+  that made it): standins.github_checks.
 
 The HTTP handler and the JSON shapes live in standins.github_wire.
 """
@@ -52,6 +54,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from standins.github_hooks import HookDeliveries, HookReply
+from standins import github_checks
+from standins.github_checks import CheckRun, StorageRecordWrite
 from standins.loopback import LoopbackServer
 from standins.github_wire import (
     DEFAULT_PERMISSIONS, Handler, Installation, MintedToken, RecordedRequest, Reply, installation_json, iso, page,
@@ -98,6 +102,8 @@ class GitHubStandIn(LoopbackServer):
         self._faults: list[_Fault] = []
         self._lock = threading.RLock()
         self.hooks = HookDeliveries()  # the App's webhook deliveries (standins.github_hooks)
+        self.check_runs: dict[int, CheckRun] = {}  # reporting endpoints: standins.github_checks
+        self.storage_records: list[StorageRecordWrite] = []
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def handler_class(self) -> type[Handler]:
@@ -238,6 +244,9 @@ class GitHubStandIn(LoopbackServer):
                     if code not in self._manifests:
                         raise Reply(404, {"message": "Not Found"})
                     return Reply(201, self._manifests.pop(code))
+            answer = github_checks.route(self, method, parts, body, authorization)
+            if answer is not None:
+                return answer
         raise Reply(404, {"message": "Not Found"})
 
     def _hooks(self, method: str, parts: list[str], query: dict[str, list[str]], path: str) -> Reply:
