@@ -8,6 +8,7 @@ once and its caller (the blob copy) retries the whole operation.
 from __future__ import annotations
 
 import email.utils
+import functools
 import logging
 import re
 import time
@@ -121,19 +122,23 @@ class Transport:
     def send(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
              params: Any = None, content: bytes | Iterable[bytes] | None = None, stream: bool = False,
              follow_redirects: bool = False, auth: httpx.Auth | None = None, once: bool = False,
-             max_bytes: int | None = None, blob: bool = False) -> httpx.Response:
+             max_bytes: int | None = None, blob: bool = False, started: float | None = None) -> httpx.Response:
         """Send without the auth handshake, retrying connection errors, timeouts, 429 and 5xx when replayable.
 
         Every attempt has a deadline (Limits.request_deadline, headers and body; `blob`: none, the blob
-        copy enforces a minimum throughput instead) and all attempts share Limits.give_up_after. Unless
+        copy enforces a minimum throughput instead) and all attempts share Limits.give_up_after, counted
+        from `started` (the auth handshake's requests share one budget). Unless
         `stream`, the body is read here through a byte counter: a 2xx body over `max_bytes` (default
         Limits.max_body) is refused, any other body is cut at Limits.max_error_body.
         """
         replayable = (content is None or isinstance(content, bytes)) and not once
-        started, attempt = time.monotonic(), 0
+        started, attempt = started or time.monotonic(), 0
         while True:
             attempt += 1
             left = self.limits.give_up_after - (time.monotonic() - started)
+            if left <= 0:  # the handshake before this request spent the budget
+                raise DeadlineExceeded(method, url, None, detail=f"{self.role} registry: gave up after "
+                                       f"{self.limits.give_up_after:.0f}s (GHCR2ECR_REQUEST_GIVE_UP)")
             timeout, deadline = attempt_timeout(self.limits, left, blob)
             request = self.client.build_request(method, url, headers=headers, params=params, content=content,
                                                 timeout=timeout)
@@ -184,6 +189,7 @@ class Transport:
         raises RedirectTargetRefused (retryable) without touching the credential chain.
         """
         url = self.url(path, method)
+        started = time.monotonic()
         if not self._same_origin(url):
             return self.send(method, url, headers=headers, params=params, content=content, stream=stream,
                              follow_redirects=follow_redirects, once=once, max_bytes=max_bytes, blob=blob)
@@ -197,7 +203,7 @@ class Transport:
                 sent_headers["Authorization"] = authorization
             response = self.send(method, url, headers=sent_headers, params=params, content=content,
                                  stream=stream, follow_redirects=follow_redirects, once=once, max_bytes=max_bytes,
-                                 blob=blob)
+                                 blob=blob, started=started)
             if response.status_code not in (401, 403):
                 return response
             response = _drain(response)
@@ -212,7 +218,8 @@ class Transport:
                     raise RegistryError.from_response(response, detail="authorization expired mid-upload")
                 # Steps 2-3: answer the challenge, then send again (step 4).
                 try:
-                    self.auth.authenticate(challenge, scopes, self.send, index, self.repository.base_url)
+                    self.auth.authenticate(challenge, scopes, functools.partial(self.send, started=started), index,
+                                           self.repository.base_url)
                     fresh_for = index
                     continue
                 except TokenDenied:

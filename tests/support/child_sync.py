@@ -1,7 +1,7 @@
 """Run `ghcr2ecr sync` in a child process, so its peak memory, stderr and exit code are its own.
 
-The child prints its peak RSS (getrusage, KiB on Linux) as the last stderr line `PEAK_RSS_KIB=<n>`; the
-parent's `ChildRun` separates it from the CLI's own lines.
+The child prints its peak RSS as the last stderr line `PEAK_RSS_KIB=<n>`: VmHWM of /proc/self/status,
+which starts afresh at exec (getrusage's ru_maxrss would carry the forking pytest's own size over).
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 _CHILD = (
-    "import resource, sys\n"
+    "import sys\n"
     "from chalicelib import cli\n"
     "try:\n"
     "    code = cli.main(sys.argv[1:])\n"
     "finally:\n"
-    "    sys.stderr.write(f'PEAK_RSS_KIB={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}\\n')\n"
+    "    hwm = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')]\n"
+    "    sys.stderr.write(f'PEAK_RSS_KIB={hwm[0] if hwm else 0}\\n')\n"
     "sys.exit(code)\n"
 )
 
