@@ -15,6 +15,7 @@ _HANDLERS = {
     "deploy": "chalicelib.ops.deploy",
     "destroy": "chalicelib.ops.deploy",
     "revoke-token": "chalicelib.revoke",
+    "store-report": "chalicelib.report_store",
 }
 
 
@@ -35,6 +36,13 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--digest", metavar="DIGEST", help="manifest digest to copy (an index brings every child)")
     sync.add_argument("--all-tags", action="store_true", help="mirror every tag of SOURCE")
     sync.add_argument("--tags", metavar="GLOBS", help="comma list of tag globs; a leading ! excludes")
+    sync.add_argument("--aliases", action="store_true",
+                      help="also set the source's other tags of the --digest / --tag digests (filtered by --tags)")
+    sync.add_argument("--deadline", type=float, metavar="SECONDS",
+                      help="start no new work after this long, report what was left undone (default: "
+                      "$GHCR2ECR_DEADLINE_SECONDS; in CodeBuild a minute and a half under the build timeout)")
+    sync.add_argument("--budget", type=int, metavar="N",
+                      help="source HEADs for listed tags (aliases, --all-tags); default $GHCR2ECR_SYNC_BUDGET or 10000")
     sync.add_argument("--report", metavar="FILE", help="write a JSON report to FILE")
     sync.add_argument("--no-signatures", dest="signatures", action="store_false",
                       help="do not copy cosign sha256-<hex>.sig/.att/.sbom tags of copied digests")
@@ -62,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
         "revoke-token", help="revoke the installation token in GHCR2ECR_SOURCE_TOKEN (the build's last step)"
     )
     revoke.add_argument("--github-api-url", default=None, help="default: $GITHUB_API_URL or api.github.com")
+    store = commands.add_parser(
+        "store-report", help="store the build's report under its build id (GHCR2ECR_REPORT_BUCKET, CODEBUILD_BUILD_ID)"
+    )
+    store.add_argument("file", metavar="FILE", help="the report `ghcr2ecr sync --report` wrote")
     return parser
 
 
