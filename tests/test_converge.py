@@ -50,7 +50,7 @@ def test_deliveries_answered_503_while_the_queue_was_down_are_redelivered_and_mi
     assert sorted(d.status_code for d in redelivered) == [202, 202]
     dispatch_queued(client, world)
     results = run_builds(world, ghcr)
-    assert [r["status"] for r in results] == ["synced", "synced"]
+    assert [r["status"] for r in results] == ["synced", "synced"], [r["reason"] for r in results]
     assert all(in_ecr(moto_ecr, p, "v1") for p in packages)
     scheduled(client, "redeliver_failed")  # the next run finds every guid delivered: nothing more
     assert world.github.hooks.attempts == []
