@@ -7,7 +7,6 @@ import html
 import json
 import re
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,7 +91,7 @@ def args(github: GitHubStandIn, **overrides: Any) -> argparse.Namespace:
 
 def run(project: Path, github: GitHubStandIn, browser: Any, lines: list[str], **overrides: Any) -> int:
     return create_app.run(args(github, **overrides), project_dir=project, open_browser=browser,
-                          say=lines.append, wait_seconds=overrides.pop("wait", 10))
+                          say=lines.append, wait_seconds=overrides.pop("wait", 0))
 
 
 def stage_env(project: Path, stage: str = "dev") -> dict[str, str]:
@@ -211,14 +210,14 @@ def test_with_no_browser_the_url_is_printed_and_the_flow_still_completes(
     def say(line: str) -> None:
         lines.append(line)
         found = re.search(r"open (http://127\.0\.0\.1:\d+)", line)
-        if found:  # the operator pastes the printed URL into a browser
-            threading.Thread(target=browser, args=(found.group(1),), daemon=True).start()
+        if found:  # the operator pastes the printed URL into a browser, which comes back before the wait
+            browser(found.group(1))
 
     def never(url: str) -> None:
         raise AssertionError("--no-browser must not open a browser")
 
     status = create_app.run(args(github, no_browser=True), project_dir=project, open_browser=never, say=say,
-                            wait_seconds=10)
+                            wait_seconds=0)
     assert status == 0
     assert stage_env(project)["GITHUB_APP_ID"] == "31337"
 
@@ -226,7 +225,7 @@ def test_with_no_browser_the_url_is_printed_and_the_flow_still_completes(
 def test_giving_up_after_the_wait_leaves_everything_untouched(project: Path, github: GitHubStandIn, ssm: Any) -> None:
     lines: list[str] = []
     status = create_app.run(args(github), project_dir=project, open_browser=lambda url: None, say=lines.append,
-                            wait_seconds=0.2)
+                            wait_seconds=0)
     assert status == 1
     assert any("no answer from GitHub" in line for line in lines)
     assert ssm.describe_parameters()["Parameters"] == []
@@ -255,7 +254,7 @@ def test_the_ghcr2ecr_command_runs_the_flow_from_the_checkout(
 
     monkeypatch.chdir(project / ".chalice")  # any directory inside the checkout
     monkeypatch.setattr(create_app.webbrowser, "open", Browser(github))
-    monkeypatch.setattr(create_app, "WAIT_SECONDS", 10)
+    monkeypatch.setattr(create_app, "WAIT_SECONDS", 0)  # the browser came back already
     assert cli.main(["create-app", "--org", "octo-org", "--github-url", github.url]) == 0
     assert stage_env(project)["GITHUB_APP_ID"] == "31337"
     out = capsys.readouterr().out
@@ -284,7 +283,7 @@ def test_without_aws_access_nothing_is_created_on_github(project: Path, github: 
         raise AssertionError("the browser must not open when AWS cannot store the App's key")
 
     status = create_app.run(args(github), project_dir=project, open_browser=browser, ssm=BrokenSsm(ssm, False),
-                            say=lines.append, wait_seconds=5)
+                            say=lines.append, wait_seconds=0)
     assert status == 1
     assert any("nothing was created" in line for line in lines)
 
@@ -294,7 +293,7 @@ def test_a_failed_store_after_creation_explains_recovery_without_showing_secrets
 ) -> None:
     lines: list[str] = []
     status = create_app.run(args(github), project_dir=project, open_browser=Browser(github),
-                            ssm=BrokenSsm(ssm, True), say=lines.append, wait_seconds=10)
+                            ssm=BrokenSsm(ssm, True), say=lines.append, wait_seconds=0)
     assert status == 1
     text = "\n".join(lines)
     assert "GitHub created App ghcr2ecr-octo-org (id 31337)" in text and "generate a private key" in text
