@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib.config import Settings, setting
 from chalicelib.ops.chalice_config import ChaliceConfig
 from chalicelib.ops.manifest_flow import ManifestFlow, ManifestFlowError
-from chalicelib.ops.project import Say, find_project_dir, say_stdout
+from chalicelib.ops.project import Say, aws_session, find_project_dir, say_stdout
 
 GITHUB_URL = "https://github.com"
 GITHUB_API_URL = Settings.github_api_url  # github.com's REST base, the deployment default
@@ -117,10 +117,8 @@ def run(
     api_url = api_url_for(github_url, env.get("GITHUB_API_URL", ""))
     webhook_url = config.webhook_url(stage)
     manifest = prepare_manifest(load_manifest(project_dir), github_url=github_url, org=org, webhook_url=webhook_url)
-    if ssm is None:
-        import boto3  # operator machine: honours AWS_PROFILE, AWS_REGION and AWS_ENDPOINT_URL
-
-        ssm = boto3.client("ssm")
+    if ssm is None:  # operator machine: honours AWS_PROFILE, AWS_REGION and AWS_ENDPOINT_URL
+        ssm = aws_session().client("ssm")
     # GitHub hands out the private key once: make sure AWS answers before creating anything.
     try:
         ssm.describe_parameters(MaxResults=1)

@@ -26,7 +26,7 @@ from chalicelib.config import setting
 from chalicelib.ops import bundle as bundles
 from chalicelib.ops.chalice_config import ChaliceConfig
 from chalicelib.ops.policy import lambda_policies, policy_files, write_policies
-from chalicelib.ops.project import Say, find_project_dir, say_stdout
+from chalicelib.ops.project import Say, aws_session, find_project_dir, region_environment, say_stdout
 from chalicelib.ops.stack import TEMPLATE_PATH, StackError, SupportStack, empty_bucket, stack_name
 from chalicelib.token_cleanup import TOKEN_LIFETIME
 
@@ -57,11 +57,7 @@ class Aws:
     @classmethod
     def from_environment(cls) -> Aws:
         """Build clients from the standard AWS environment (profile, region, AWS_ENDPOINT_URL)."""
-        import boto3
-
-        session = boto3.session.Session()
-        if not session.region_name:
-            raise SystemExit("ghcr2ecr: no AWS region: set AWS_REGION (or a profile's region) and re-run")
+        session = aws_session()
         partition = session.get_partition_for_region(session.region_name)
         return cls(*(session.client(name) for name in ("cloudformation", "s3", "sts", "ssm")),
                    region=session.region_name, partition=partition)
@@ -155,7 +151,7 @@ def deploy(
         say(f"  .chalice/{name}" + ("" if name in written else " (unchanged)"))
 
     say(f"5/6 chalice deploy --stage {stage}")
-    env = dict(os.environ)
+    env = region_environment(os.environ, aws.region)
     env.update({name: values[name] for name in IMPORT_TIME_VARIABLES})
     status = runner([chalice_executable(), "deploy", "--stage", stage], project_dir, env)
     if status != 0:
@@ -190,7 +186,7 @@ def destroy(
     env = config.env(stage)
 
     say(f"1/4 chalice delete --stage {stage}")
-    run_env = dict(os.environ)
+    run_env = region_environment(os.environ, aws.region)
     run_env.update({name: env.get(name) or "" for name in IMPORT_TIME_VARIABLES})
     status = runner([chalice_executable(), "delete", "--stage", stage], project_dir, run_env)
     if status != 0:
