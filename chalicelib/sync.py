@@ -140,6 +140,7 @@ def run(request: SyncRequest, *, env: Mapping[str, str] | None = None, progress:
             report.errors.append(describe_unexpected(exc, secret_values(env)))
     finally:
         report.credentials_tried = source.auth.tried()
+        report.warnings += source.warnings + dest.warnings
         report.duration_seconds = time.monotonic() - started
         if progress:
             progress.stop()

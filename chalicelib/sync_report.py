@@ -30,6 +30,7 @@ class Report:
     signatures: list[str] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # worked around, not failures (invalid listed tags, ...)
     credentials_tried: list[str] = field(default_factory=list)
     repository_created: bool | None = None
     duration_seconds: float = 0.0
@@ -63,6 +64,7 @@ class Report:
             "tags": {"set": self.tags_set, "unchanged": self.tags_unchanged, "conflicts": self.conflicts,
                      "skipped": self.tags_skipped},
             "signatures": self.signatures, "digests": self.digests, "errors": self.errors,
+            "warnings": self.warnings,
             "credentials_tried": self.credentials_tried, "repository_created": self.repository_created,
             "duration_seconds": round(self.duration_seconds, 3),
         }

@@ -151,8 +151,8 @@ def test_basic_challenges_are_answered_with_the_credential_on_every_later_reques
         return httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="ecr"'})
 
     transport = transport_for(handle, [StaticCredential("destination password", "AWS", "ecr-pass")])
-    transport.request("HEAD", "/v2/x/blobs/sha256:00", scopes=[("x", "pull,push")])
-    transport.request("HEAD", "/v2/x/blobs/sha256:01", scopes=[("x", "pull,push")])
+    transport.request("HEAD", "/v2/octo/app/blobs/sha256:00", scopes=[("octo/app", "pull,push")])
+    transport.request("HEAD", "/v2/octo/app/blobs/sha256:01", scopes=[("octo/app", "pull,push")])
     assert seen[0] is None and seen[1] == seen[2] and seen[2].startswith("Basic ")
 
 

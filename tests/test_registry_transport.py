@@ -83,7 +83,7 @@ def test_a_registry_error_carries_the_status_and_error_list_without_the_query_st
 def test_a_streamed_body_is_not_replayed() -> None:
     sleeps: list[float] = []
     transport = make([httpx.Response(500)], sleeps)
-    response = transport.request("PUT", "/v2/x", scopes=[], content=iter([b"abc"]))
+    response = transport.request("PUT", "/v2/octo/app/blobs/uploads/u", scopes=[], content=iter([b"abc"]))
     assert response.status_code == 500
     assert sleeps == []
 

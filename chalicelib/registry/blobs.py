@@ -16,12 +16,14 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urljoin
 
 import httpx
 
-from chalicelib.registry.errors import AccessDenied, DigestMismatch, RedirectTargetRefused, RegistryError
+from chalicelib.registry.errors import (AccessDenied, DigestMismatch, RedirectTargetRefused, RefusedValue,
+                                       RegistryError)
 from chalicelib.registry.manifests import Descriptor
+from chalicelib.registry.reference import InvalidReference, check_digest
 from chalicelib.registry.transport import Transport, raise_for
 
 log = logging.getLogger(__name__)
@@ -29,10 +31,19 @@ CHUNK = 1024 * 1024
 Outcome = Literal["copied", "mounted", "skipped"]
 
 
+def blob_path(transport: Transport, digest: str, method: str) -> str:
+    """Build `/v2/<name>/blobs/<digest>`, refusing anything but a sha256 digest."""
+    try:
+        check_digest(digest)
+    except InvalidReference as exc:
+        raise RefusedValue(method, f"{transport.repository}", f"refusing blob reference: {exc}") from None
+    return f"/v2/{transport.repository.name}/blobs/{digest}"
+
+
 def blob_exists(transport: Transport, digest: str, *, actions: str = "pull") -> bool:
     """HEAD a blob: True when the registry has it, False on 404."""
     name = transport.repository.name
-    response = transport.request("HEAD", f"/v2/{name}/blobs/{digest}", scopes=[(name, actions)])
+    response = transport.request("HEAD", blob_path(transport, digest, "HEAD"), scopes=[(name, actions)])
     if response.status_code == 200:
         return True
     if response.status_code == 404:
@@ -54,7 +65,8 @@ def start_upload(transport: Transport, digest: str, mount_from: str | None) -> s
         return None
     if response.status_code != 202 or "location" not in response.headers:
         raise raise_for(response, detail=f"starting blob upload to {transport.repository}")
-    return response.headers["location"]
+    # A relative Location resolves against the request's URL (RFC 3986 §5; distribution spec allows both).
+    return urljoin(str(response.request.url), response.headers["location"])
 
 
 def _with_digest(location: str, digest: str) -> str:
@@ -140,7 +152,7 @@ class _source_stream:
 
     def __enter__(self) -> httpx.Response:
         """Open the stream or raise with the registry's answer (404 included: a manifest names it)."""
-        response = self.transport.request("GET", f"/v2/{self.name}/blobs/{self.digest}",
+        response = self.transport.request("GET", blob_path(self.transport, self.digest, "GET"),
                                           scopes=[(self.name, "pull")], stream=True, follow_redirects=True)
         if response.status_code != 200:
             raise raise_for(response, detail=f"reading blob {self.transport.repository}@{self.digest}")
@@ -167,8 +179,8 @@ def copy_blob_with_retries(source: Transport, dest: Transport, blob: Descriptor,
         try:
             return copy_blob(source, dest, blob, mount_from=candidate, on_bytes=on_bytes)
         except (RegistryError, DigestMismatch, SourceStreamLost, httpx.TransportError) as exc:
-            permanent = isinstance(exc, RegistryError) and exc.status is not None and exc.status < 500 \
-                and exc.status not in (401, 408, 429) and not isinstance(exc, RedirectTargetRefused)
+            permanent = isinstance(exc, RefusedValue) or isinstance(exc, RegistryError) and exc.status is not None \
+                and exc.status < 500 and exc.status not in (401, 408, 429) and not isinstance(exc, RedirectTargetRefused)
             if permanent or attempt >= attempts or isinstance(exc, AccessDenied):
                 if isinstance(exc, (httpx.TransportError, SourceStreamLost)):
                     raise RegistryError("GET", f"{source.repository}@{blob.digest}", None,

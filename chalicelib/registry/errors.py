@@ -78,6 +78,17 @@ class RegistryUnavailable(RegistryError):
     """The registry could not be reached (connection refused, reset, timeouts) after every retry."""
 
 
+class RefusedValue(RegistryError):
+    """A value from a registry (tag, digest, path, size) refused before any request used it; never retried."""
+
+    def __init__(self, method: str, url: str | httpx.URL, detail: str) -> None:
+        super().__init__(method, url, None, detail=detail)
+
+    def _message(self) -> str:
+        """Lead with what was refused, then the request it was for."""
+        return f"{self.detail} [{self.method} {self.url}]"
+
+
 class RedirectTargetRefused(RegistryError):
     """A redirect target (a CDN's signed URL) answered 401/403; a fresh redirect from the registry may work."""
 

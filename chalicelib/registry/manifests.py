@@ -12,11 +12,14 @@ import hashlib
 import json
 import re
 from collections.abc import Iterator
+from urllib.parse import urljoin
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalicelib.registry.errors import DigestMismatch, RegistryError, UnsupportedManifest
-from chalicelib.registry.reference import DIGEST_PATTERN, is_digest
+import httpx
+
+from chalicelib.registry.errors import DigestMismatch, RefusedValue, RegistryError, UnsupportedManifest
+from chalicelib.registry.reference import DIGEST_PATTERN, TAG_PATTERN, InvalidReference, check_reference, is_digest, shown
 from chalicelib.registry.transport import Transport, raise_for
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -29,6 +32,7 @@ INDEX_TYPES = frozenset({DOCKER_LIST, OCI_INDEX})
 IMAGE_TYPES = frozenset({DOCKER_MANIFEST, OCI_MANIFEST})
 ACCEPT = ", ".join([OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST])
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # distribution and ECR refuse manifests over 4 MiB
+MAX_TAG_PAGES = 10_000
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 
 
@@ -140,11 +144,31 @@ def _media_type(content_type: str, raw: bytes, where: str) -> str:
     return media_type
 
 
+def manifest_path(transport: Transport, reference: str, method: str) -> str:
+    """Build `/v2/<name>/manifests/<reference>`, refusing a reference that is not a tag or sha256 digest."""
+    try:
+        check_reference(reference)
+    except InvalidReference as exc:
+        raise RefusedValue(method, f"{transport.repository}", f"refusing manifest reference: {exc}") from None
+    return f"/v2/{transport.repository.name}/manifests/{reference}"
+
+
+def header_digest(response: httpx.Response, where: str) -> str | None:
+    """Return the `Docker-Content-Digest` header when sent; one that is not sha256:<64 hex> is an error."""
+    value = response.headers.get("docker-content-digest")
+    if value is None:
+        return None
+    if not DIGEST_PATTERN.fullmatch(value):
+        raise RefusedValue(response.request.method, response.request.url,
+                           f"{where}: the registry's Docker-Content-Digest {shown(value)} is not sha256:<64 hex>")
+    return value
+
+
 def get_manifest(transport: Transport, reference: str, *, actions: str = "pull") -> Manifest | None:
     """GET a manifest by tag or digest; None when the registry does not have it (404)."""
     name = transport.repository.name
     where = f"{transport.repository}:{reference}" if not is_digest(reference) else f"{transport.repository}@{reference}"
-    response = transport.request("GET", f"/v2/{name}/manifests/{reference}", scopes=[(name, actions)],
+    response = transport.request("GET", manifest_path(transport, reference, "GET"), scopes=[(name, actions)],
                                  headers={"Accept": ACCEPT}, stream=True)
     if response.status_code == 404:
         response.close()
@@ -161,8 +185,8 @@ def get_manifest(transport: Transport, reference: str, *, actions: str = "pull")
         response.close()
     digest = sha256_digest(raw)
     # Verify: by digest, the bytes must hash to it; by tag, the registry's header must agree (when sent).
-    expected = reference if is_digest(reference) else response.headers.get("docker-content-digest", digest)
-    if expected.startswith("sha256:") and expected != digest:
+    expected = reference if is_digest(reference) else header_digest(response, f"manifest {where}") or digest
+    if expected != digest:
         raise DigestMismatch(f"manifest {where}", expected, digest)
     manifest = Manifest(digest=digest, media_type=_media_type(response.headers.get("content-type", ""), raw, where),
                         raw=raw)
@@ -176,13 +200,13 @@ def get_manifest(transport: Transport, reference: str, *, actions: str = "pull")
 def head_manifest(transport: Transport, reference: str, *, actions: str = "pull") -> Descriptor | None:
     """HEAD a manifest by tag or digest; its descriptor, or None when absent (404)."""
     name = transport.repository.name
-    response = transport.request("HEAD", f"/v2/{name}/manifests/{reference}", scopes=[(name, actions)],
+    response = transport.request("HEAD", manifest_path(transport, reference, "HEAD"), scopes=[(name, actions)],
                                  headers={"Accept": ACCEPT})
     if response.status_code == 404:
         return None
     if response.status_code != 200:
         raise raise_for(response, detail=f"checking manifest {transport.repository}:{reference}")
-    digest = response.headers.get("docker-content-digest", "")
+    digest = header_digest(response, f"manifest {transport.repository}:{reference}") or ""
     if not digest and is_digest(reference):
         digest = reference
     size = int(response.headers.get("content-length") or 0)
@@ -192,46 +216,69 @@ def head_manifest(transport: Transport, reference: str, *, actions: str = "pull"
 def put_manifest(transport: Transport, reference: str, manifest: Manifest) -> str:
     """PUT the exact original bytes under a tag or digest; return the digest the registry computed."""
     name = transport.repository.name
-    response = transport.request("PUT", f"/v2/{name}/manifests/{reference}", scopes=[(name, "pull,push")],
+    response = transport.request("PUT", manifest_path(transport, reference, "PUT"), scopes=[(name, "pull,push")],
                                  headers={"Content-Type": manifest.media_type}, content=manifest.raw)
     if response.status_code not in (200, 201, 202):
         raise raise_for(response, detail=f"pushing manifest {transport.repository}:{reference}")
-    stored = response.headers.get("docker-content-digest", manifest.digest)
+    stored = header_digest(response, f"manifest pushed to {transport.repository}") or manifest.digest
     if stored != manifest.digest:
         raise DigestMismatch(f"manifest pushed to {transport.repository}", manifest.digest, stored)
     return stored
 
 
 def list_tags(transport: Transport, page_size: int = 1000) -> list[str] | None:
-    """List every tag, following `Link: <...>; rel="next"` pages; None when the repository is unknown."""
+    """List every valid tag, following `Link: <...>; rel="next"` pages; None when the repository is unknown.
+
+    A listed tag outside the tag grammar is skipped, with one warning on the transport for the listing.
+    """
     name = transport.repository.name
     tags: list[str] = []
-    for page in _tag_pages(transport, f"/v2/{name}/tags/list?n={page_size}"):
+    for page in tag_pages(transport, f"/v2/{name}/tags/list?n={page_size}"):
         if page is None:
             return None
         tags.extend(page)
     return tags
 
 
-def _tag_pages(transport: Transport, path: str) -> Iterator[list[str] | None]:
-    """Yield each page of tags/list (distribution spec "Listing Tags", Link header pagination)."""
+def tag_pages(transport: Transport, path: str) -> Iterator[list[str] | None]:
+    """Yield each page's valid tags from tags/list (distribution spec "Listing Tags", Link pagination).
+
+    None for an unknown repository. A page that is not `{"tags": [strings]}`, a `Link` loop and more
+    than MAX_TAG_PAGES pages are errors (never a silently truncated listing). Tags that do not match
+    the tag grammar are dropped: they could change the structure of a request path.
+    """
     name = transport.repository.name
     seen: set[str] = set()
+    invalid: list[str] = []
+    skipped = 0
     next_path: str | None = path
-    while next_path and next_path not in seen and len(seen) < 10_000:
-        seen.add(next_path)
-        response = transport.request("GET", next_path, scopes=[(name, "pull")])
-        if response.status_code == 404:
-            yield None
-            return
-        if response.status_code != 200:
-            raise raise_for(response, detail=f"listing tags of {transport.repository}")
-        try:
-            tags = response.json().get("tags") or []
-        except (ValueError, AttributeError):
-            tags = None
-        if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
-            raise RegistryError.from_response(response, detail='tags/list did not answer {"tags": [strings]}')
-        yield tags
-        match = _LINK_NEXT.search(response.headers.get("link", ""))
-        next_path = match.group(1) if match else None
+    try:
+        while next_path:
+            if next_path in seen or len(seen) >= MAX_TAG_PAGES:
+                why = "loops" if next_path in seen else f"goes on past {MAX_TAG_PAGES} pages"
+                raise RefusedValue("GET", f"{transport.repository}/tags/list",
+                                   f"listing tags of {transport.repository}: the pagination {why}; listing incomplete")
+            seen.add(next_path)
+            response = transport.request("GET", next_path, scopes=[(name, "pull")])
+            if response.status_code == 404:
+                yield None
+                return
+            if response.status_code != 200:
+                raise raise_for(response, detail=f"listing tags of {transport.repository}")
+            try:
+                tags = response.json().get("tags") or []
+            except (ValueError, AttributeError):
+                tags = None
+            if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+                raise RegistryError.from_response(response, detail='tags/list did not answer {"tags": [strings]}')
+            valid = [tag for tag in tags if TAG_PATTERN.fullmatch(tag)]
+            if len(valid) != len(tags):
+                skipped += len(tags) - len(valid)
+                invalid += [shown(tag, 60) for tag in tags if not TAG_PATTERN.fullmatch(tag)][: 3 - len(invalid)]
+            yield valid
+            match = _LINK_NEXT.search(response.headers.get("link", ""))
+            next_path = urljoin(str(response.url), match.group(1)) if match else None
+    finally:
+        if skipped:
+            transport.warn(f"{transport.repository} listed {skipped} tag(s) outside the tag grammar, skipped: "
+                           f"{', '.join(invalid)}{' ...' if skipped > len(invalid) else ''}")

@@ -71,9 +71,14 @@ def _hostname(host: str) -> str | None:
             ipaddress.IPv6Address(address)
         except ValueError:
             return None
-        return address if bracket and (port == "" or (port[:1] == ":" and port[1:].isdigit())) else None
+        return address if bracket and (port == "" or (port[:1] == ":" and _port_ok(port[1:]))) else None
     hostname, colon, port = host.partition(":")
-    return hostname if _HOST.fullmatch(hostname) and (not colon or port.isdigit()) else None
+    return hostname if _HOST.fullmatch(hostname) and (not colon or _port_ok(port)) else None
+
+
+def _port_ok(port: str) -> bool:
+    """Tell whether a port is 1-65535 (refused at parse time, not after the retries)."""
+    return port.isdigit() and len(port) <= 5 and 1 <= int(port) <= 65535
 
 
 def parse_repository(text: str) -> Repository:
@@ -100,18 +105,29 @@ def parse_repository(text: str) -> Repository:
     return repository
 
 
+def shown(value: object, limit: int = 80) -> str:
+    """Render an untrusted value for a message: repr (no control characters), cut to `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def check_tag(tag: str) -> str:
     """Return the tag when it is a valid OCI tag, else raise InvalidReference."""
-    if not TAG_PATTERN.fullmatch(tag):
-        raise InvalidReference(f"{tag!r} is not a valid tag ([A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})")
+    if not isinstance(tag, str) or not TAG_PATTERN.fullmatch(tag):
+        raise InvalidReference(f"{shown(tag)} is not a valid tag ([A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})")
     return tag
 
 
 def check_digest(digest: str) -> str:
     """Return the digest when it is `sha256:<64 hex>`, else raise InvalidReference."""
-    if not DIGEST_PATTERN.fullmatch(digest):
-        raise InvalidReference(f"{digest!r} is not a sha256 digest (sha256:<64 lower-case hex>)")
+    if not isinstance(digest, str) or not DIGEST_PATTERN.fullmatch(digest):
+        raise InvalidReference(f"{shown(digest)} is not a sha256 digest (sha256:<64 lower-case hex>)")
     return digest
+
+
+def check_reference(reference: str) -> str:
+    """Return a manifest reference (a tag or a sha256 digest) when valid, else raise InvalidReference."""
+    return check_digest(reference) if is_digest(reference) else check_tag(reference)
 
 
 def is_digest(reference: str) -> bool:

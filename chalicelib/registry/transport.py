@@ -11,6 +11,7 @@ import email.utils
 import logging
 import re
 import time
+from urllib.parse import unquote, urlsplit
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,12 +19,14 @@ from typing import Any
 import httpx
 
 from chalicelib.registry.auth import Authenticator, TokenDenied
-from chalicelib.registry.errors import AccessDenied, RedirectTargetRefused, RegistryError, RegistryUnavailable
-from chalicelib.registry.reference import Repository
+from chalicelib.registry.errors import (AccessDenied, RedirectTargetRefused, RefusedValue, RegistryError,
+                                       RegistryUnavailable)
+from chalicelib.registry.reference import Repository, shown
 
 log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=60.0)
 Scopes = Sequence[tuple[str, str]]
+MAX_WARNINGS = 20
 
 
 @dataclass(frozen=True)
@@ -75,12 +78,43 @@ class Transport:
         self.retry = retry
         self.sleep = sleep
         self.client = client or httpx.Client(timeout=DEFAULT_TIMEOUT)
+        self.warnings: list[str] = []  # what this end noticed and worked around (the report lists them)
 
-    def url(self, path: str) -> str:
-        """Turn `/v2/...` (or an absolute Location) into a URL on this registry."""
-        if path.startswith(("http://", "https://")):
-            return path
-        return self.repository.base_url + path
+    def warn(self, message: str) -> None:
+        """Log a warning and keep it for the report, once (at most MAX_WARNINGS kept)."""
+        if message in self.warnings:
+            return
+        log.warning("%s", message)
+        if len(self.warnings) < MAX_WARNINGS:
+            self.warnings.append(message)
+
+    def url(self, path: str, method: str = "GET") -> str:
+        """Turn `/v2/...` (or an absolute Location) into a URL on this registry.
+
+        A URL on this registry must stay inside this repository: `/v2/<name>/...`, no `.`/`..` segment
+        (httpx would collapse it, escaping the repository), no encoded `/` or dot segment. Else RefusedValue.
+        """
+        url = path if path.startswith(("http://", "https://")) else self.repository.base_url + path
+        try:
+            same = self._same_origin(url)
+        except httpx.InvalidURL:
+            raise RefusedValue(method, shown(url.split("?", 1)[0], 160), f"{self.role} registry: not a valid URL") \
+                from None
+        if same:
+            self._check_path(method, urlsplit(url).path, url)
+        return url
+
+    def _check_path(self, method: str, raw_path: str, url: str) -> None:
+        """Refuse a path outside `/v2/<name>/` or with segments that could change its structure."""
+        prefix = f"/v2/{self.repository.name}/"
+        segments = raw_path.split("/")
+        bad = [s for s in segments if unquote(s) in (".", "..") or any(c in unquote(s) for c in "/\\?#")]
+        if raw_path == "/v2/":  # the API version check names no repository
+            return
+        if bad or not raw_path.startswith(prefix) or "" in segments[1:-1]:
+            raise RefusedValue(method, shown(url.split("?", 1)[0], 160),
+                               f"refusing a {self.role} request path outside {self.repository}: a value from the "
+                               "registry would change the path's structure")
 
     def send(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
              params: Any = None, content: bytes | Iterable[bytes] | None = None, stream: bool = False,
@@ -125,7 +159,7 @@ class Transport:
         or a `Link` pointing elsewhere gets no Authorization header, and a 401/403 from a redirect target
         raises RedirectTargetRefused (retryable) without touching the credential chain.
         """
-        url = self.url(path)
+        url = self.url(path, method)
         if not self._same_origin(url):
             return self.send(method, url, headers=headers, params=params, content=content, stream=stream,
                              follow_redirects=follow_redirects, once=once)
