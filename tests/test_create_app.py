@@ -101,10 +101,27 @@ def stage_env(project: Path, stage: str = "dev") -> dict[str, str]:
 def test_app_credentials_land_in_ssm_as_secure_strings(project: Path, github: GitHubStandIn, ssm: Any) -> None:
     lines: list[str] = []
     assert run(project, github, Browser(github), lines) == 0
-    key = ssm.get_parameter(Name="/ghcr2ecr/github/private-key", WithDecryption=True)["Parameter"]
-    secret = ssm.get_parameter(Name="/ghcr2ecr/github/webhook-secret", WithDecryption=True)["Parameter"]
+    key = ssm.get_parameter(Name="/ghcr2ecr/dev/github/private-key", WithDecryption=True)["Parameter"]
+    secret = ssm.get_parameter(Name="/ghcr2ecr/dev/github/webhook-secret", WithDecryption=True)["Parameter"]
     assert (key["Type"], key["Value"]) == ("SecureString", github.private_key_pem)
     assert (secret["Type"], secret["Value"]) == ("SecureString", WEBHOOK_SECRET)
+    assert stage_env(project)["GITHUB_PRIVATE_KEY_PARAMETER"] == "/ghcr2ecr/dev/github/private-key"
+    assert stage_env(project)["GITHUB_WEBHOOK_SECRET_PARAMETER"] == "/ghcr2ecr/dev/github/webhook-secret"
+
+
+def test_a_second_stages_app_does_not_overwrite_the_firsts(project: Path, github: GitHubStandIn, ssm: Any) -> None:
+    assert run(project, github, Browser(github), []) == 0
+    second = Browser(github)
+    second.code = "manifest-code-prod"
+    assert run(project, github, second, [], stage="prod") == 0
+    values = {p["Name"]: ssm.get_parameter(Name=p["Name"], WithDecryption=True)["Parameter"]["Value"]
+              for p in ssm.describe_parameters()["Parameters"] if p["Type"] == "SecureString"}
+    assert set(values) == {f"/ghcr2ecr/{stage}/github/{leaf}" for stage in ("dev", "prod")
+                           for leaf in ("private-key", "webhook-secret")}
+    assert stage_env(project, "prod")["GITHUB_WEBHOOK_SECRET_PARAMETER"] == "/ghcr2ecr/prod/github/webhook-secret"
+    assert stage_env(project)["GITHUB_WEBHOOK_SECRET_PARAMETER"] == "/ghcr2ecr/dev/github/webhook-secret"
+    recorded = json.loads(ssm.get_parameter(Name="/ghcr2ecr/prod/deployment")["Parameter"]["Value"])
+    assert recorded["environment_variables"]["GITHUB_APP_ID"] == "31337"  # a deploy from elsewhere finds the App
 
 
 def test_app_id_and_slug_are_written_into_the_stage_and_the_rest_of_the_file_is_kept(
@@ -115,7 +132,8 @@ def test_app_id_and_slug_are_written_into_the_stage_and_the_rest_of_the_file_is_
     after = json.loads((project / ".chalice" / "config.json").read_text())
     assert after["stages"]["dev"]["environment_variables"]["GITHUB_APP_ID"] == "31337"
     assert after["stages"]["dev"]["environment_variables"]["GITHUB_APP_SLUG"] == "ghcr2ecr-octo-org"
-    for name in ("GITHUB_APP_ID", "GITHUB_APP_SLUG", "ALLOWED_ACCOUNTS"):
+    for name in ("GITHUB_APP_ID", "GITHUB_APP_SLUG", "ALLOWED_ACCOUNTS", "GITHUB_PRIVATE_KEY_PARAMETER",
+                 "GITHUB_WEBHOOK_SECRET_PARAMETER"):
         after["stages"]["dev"]["environment_variables"].pop(name)
         before["stages"]["dev"]["environment_variables"].pop(name, None)
     assert after == before
@@ -266,6 +284,9 @@ class BrokenSsm:
 
     def __init__(self, ssm: Any, puts_only: bool) -> None:
         self.ssm, self.puts_only = ssm, puts_only
+
+    def get_parameter(self, **kwargs: Any) -> Any:
+        return self.ssm.get_parameter(**kwargs)
 
     def describe_parameters(self, **kwargs: Any) -> Any:
         if not self.puts_only:

@@ -100,7 +100,7 @@ def test_running_deploy_again_is_safe_and_changes_nothing(project: Path, aws: Aw
     assert any("already holds this bundle" in line for line in lines)
     assert len(installer.runs) == 1  # the vendored dependencies were reused
     assert len(chalice.calls) == 2
-    objects = aws.s3.list_objects_v2(Bucket=outputs(aws)["CodeBundleBucketName"])["Contents"]
+    objects = aws.s3.list_objects_v2(Bucket=outputs(aws)["CodeBundleBucketName"], Prefix="bundles/")["Contents"]
     assert len(objects) == 1
 
 
@@ -157,14 +157,15 @@ def test_destroy_removes_the_app_the_bucket_contents_and_the_stack(
     assert run_deploy(project, aws, installer, chalice, []) == 0
     in_flight = "/ghcr2ecr/tokens/0f1e/9a8b"  # the prefix is shared: another stage's build may be reading it
     aws.ssm.put_parameter(Name=in_flight, Value="x", Type="SecureString")
-    aws.ssm.put_parameter(Name="/ghcr2ecr/github/private-key", Value="kept", Type="SecureString")
+    aws.ssm.put_parameter(Name="/ghcr2ecr/dev/github/private-key", Value="kept", Type="SecureString")
     lines: list[str] = []
     assert destroy(args(command="destroy"), project_dir=project, aws=aws, runner=chalice, say=lines.append) == 0
     assert chalice.calls[-1][0][1:] == ["delete", "--stage", "dev"]
     assert not [s for s in aws.cloudformation.describe_stacks()["Stacks"] if s["StackStatus"] != "DELETE_COMPLETE"]
     assert boto3.client("sqs").list_queues().get("QueueUrls", []) == []
     names = sorted(p["Name"] for p in aws.ssm.describe_parameters()["Parameters"])
-    assert names == ["/ghcr2ecr/github/private-key", in_flight]  # the App's credentials and fresh tokens are kept
+    # the App's credentials, the stage's recorded settings and fresh tokens are kept
+    assert names == ["/ghcr2ecr/dev/deployment", "/ghcr2ecr/dev/github/private-key", in_flight]
     assert [line.split(" ")[0] for line in lines if line[:1].isdigit()] == ["1/4", "2/4", "3/4", "4/4"]
 
 
