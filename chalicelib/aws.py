@@ -157,6 +157,36 @@ class SecretsManager:
         return _found("ResourceNotFoundException", lambda: self.client.describe_secret(SecretId=name)) is not None
 
 
+class S3:
+    """Build reports and the markers that make on_build_state's effects happen at most once."""
+
+    def __init__(self, client: Any = None) -> None:
+        self.client = client or _client("s3")
+
+    def put(self, bucket: str, key: str, body: bytes, if_absent: bool = False) -> bool:
+        """Write an object; with `if_absent`, only if none exists (S3 conditional write): False when one did."""
+        extra = {"IfNoneMatch": "*"} if if_absent else {}
+        try:
+            self.client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json", **extra)
+        except Exception as exc:
+            # 412 PreconditionFailed: the key exists; 409 ConditionalRequestConflict: a concurrent write won.
+            if if_absent and error_code(exc) in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
+                return False
+            raise
+        return True
+
+    def get(self, bucket: str, key: str, limit: int) -> bytes | None:
+        """Read at most `limit` bytes of an object (None when absent); a larger object raises ValueError."""
+        answer = _found("NoSuchKey", lambda: self.client.get_object(Bucket=bucket, Key=key))
+        if answer is None:
+            return None
+        with answer["Body"] as body:
+            data = body.read(limit + 1)
+        if len(data) > limit:
+            raise ValueError(f"s3://{bucket}/{key} is over {limit} bytes")
+        return bytes(data)
+
+
 def _get(seam: type[_T]) -> _T:
     instance = _seams.get(seam)
     if instance is None:
@@ -185,6 +215,11 @@ def codebuild() -> CodeBuild:
 def secrets_manager() -> SecretsManager:
     """Return this container's Secrets Manager seam."""
     return _get(SecretsManager)
+
+
+def s3() -> S3:
+    """Return this container's S3 seam."""
+    return _get(S3)
 
 
 def use(seam: type[_T], instance: _T) -> None:

@@ -1,19 +1,26 @@
-"""CodeBuild "Build State Change" events → revoke the build's token, delete its parameter, log one outcome line.
+"""CodeBuild "Build State Change" events → a pure parse, then a list of idempotent effects.
 
 Event shape (docs.aws.amazon.com/codebuild/latest/userguide/sample-build-notifications.html):
 `detail.build-status`, `detail.build-id`, `detail.project-name`,
 `detail.additional-information.environment.environment-variables` = [{name, value, type}], where a
 PARAMETER_STORE variable's value is the parameter *name*; `phases[].duration-in-seconds`.
+
+EventBridge may deliver an event more than once, and Lambda retries a failed asynchronous invocation, so
+the handler reruns everything. Each effect happens at most once: revoking and deleting the token are
+idempotent by nature (the parameter is gone the second time); the check run is completed only while GitHub
+says it is not (its `status`, and its `external_id` names this build); storage records and the outcome log
+line first claim a marker under the build id in the report bucket (chalicelib/report_store.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from chalicelib import logs, token_cleanup
-from chalicelib.dispatch import DELIVERY_ID, DIGEST, INSTALLATION_ID, SOURCE, SOURCE_TOKEN, TAG
+from chalicelib import check_output, logs, report_store, reporting, token_cleanup
+from chalicelib.dispatch import DELIVERY_ID, DEST, DIGEST, INSTALLATION_ID, OWNER_ID, SOURCE, SOURCE_TOKEN, TAG
 
 FINAL_STATES = ("SUCCEEDED", "FAILED", "FAULT", "STOPPED", "TIMED_OUT")
 START_TIME_FORMAT = "%b %d, %Y %I:%M:%S %p"
@@ -21,7 +28,7 @@ START_TIME_FORMAT = "%b %d, %Y %I:%M:%S %p"
 
 @dataclass(frozen=True)
 class BuildOutcome:
-    """One finished build, as logged."""
+    """One finished build, parsed from its event (ids and names only), and what the effects did."""
 
     build_id: str
     status: str
@@ -32,8 +39,28 @@ class BuildOutcome:
     delivery_id: str
     duration_seconds: float | None
     token_parameter: str | None
-    parameter_deleted: bool
-    token_revoked: str | None = None  # token_cleanup.Cleanup.revoked; None without a token parameter
+    destination: str = ""
+    owner_id: str = ""
+    repository: str = ""  # the linked repository, "Owner/name"; "" when none
+    check_run_id: int | None = None
+    check_run_external_id: str = ""
+    storage_records: bool = False
+    report_bucket: str = ""
+    done: dict[str, Any] = field(default_factory=dict, compare=False)  # effect -> result (logged)
+    cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # the report, read once
+
+    @property
+    def parameter_deleted(self) -> bool:
+        """Tell whether this event deleted the token parameter."""
+        return bool(self.done.get("token_parameter_deleted"))
+
+    @property
+    def token_revoked(self) -> str | None:
+        """Return token_cleanup.Cleanup.revoked; None without a token parameter."""
+        return self.done.get("token_revoked")
+
+
+Effect = tuple[str, Callable[[BuildOutcome], None]]
 
 
 def event_pattern(project: str) -> dict[str, Any]:
@@ -46,8 +73,20 @@ def event_pattern(project: str) -> dict[str, Any]:
 
 
 def handle_event(event: dict[str, Any]) -> BuildOutcome | None:
-    """Revoke and delete the token of a finished build and log its outcome; None for non-final states."""
+    """Parse the event, then run each effect in order; None for non-final states."""
     logs.unbind_all()
+    outcome = parse(event)
+    if outcome is None:
+        return None
+    logs.bind(delivery=outcome.delivery_id, installation=outcome.installation_id, package=outcome.source,
+              digest=outcome.digest, tag=outcome.tag)
+    for _name, effect in effects(outcome):
+        effect(outcome)
+    return outcome
+
+
+def parse(event: dict[str, Any]) -> BuildOutcome | None:
+    """Read a final build's ids, names and reporting targets from the event (no I/O)."""
     detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
     status = str(detail.get("build-status", ""))
     if status not in FINAL_STATES:
@@ -60,27 +99,113 @@ def handle_event(event: dict[str, Any]) -> BuildOutcome | None:
         entry = variables.get(name) or {}
         return str(entry.get("value", "")) if entry.get("type", "PLAINTEXT") == "PLAINTEXT" else ""
 
-    parameter = _token_parameter(variables.get(SOURCE_TOKEN))
-    # The build revoked it in `finally` unless it failed before (then 401 here is fine); see token_cleanup.
-    cleanup = token_cleanup.revoke_and_delete(parameter) if parameter else None
-    deleted = cleanup.deleted if cleanup else False
-    outcome = BuildOutcome(
+    check_run = plain(reporting.CHECK_RUN_ID)
+    return BuildOutcome(
         build_id=str(detail.get("build-id", "")), status=status, source=plain(SOURCE), digest=plain(DIGEST),
         tag=plain(TAG), installation_id=plain(INSTALLATION_ID), delivery_id=plain(DELIVERY_ID),
-        duration_seconds=_duration(info, event.get("time")), token_parameter=parameter, parameter_deleted=deleted,
-        token_revoked=cleanup.revoked if cleanup else None,
+        duration_seconds=_duration(info, event.get("time")), token_parameter=_token_parameter(variables.get(SOURCE_TOKEN)),
+        destination=plain(DEST), owner_id=plain(OWNER_ID), repository=plain(reporting.GITHUB_REPOSITORY),
+        check_run_id=int(check_run) if check_run.isdigit() and len(check_run) < 20 else None,
+        check_run_external_id=plain(reporting.CHECK_RUN_EXTERNAL_ID),
+        storage_records=plain(reporting.STORAGE_RECORDS) == "true",
+        report_bucket=plain(report_store.BUCKET_VARIABLE),
     )
-    logs.bind(delivery=outcome.delivery_id, installation=outcome.installation_id, package=outcome.source,
-              digest=outcome.digest, tag=outcome.tag)
-    fields = {"build_id": outcome.build_id, "status": status, "duration_seconds": outcome.duration_seconds,
-              "token_parameter_deleted": deleted, "token_revoked": outcome.token_revoked}
-    if status == "SUCCEEDED":
+
+
+def effects(outcome: BuildOutcome) -> list[Effect]:
+    """Return what a final event does, in order: clean up the credential first, tell the tenant, log."""
+    planned: list[Effect] = []
+    if outcome.token_parameter:
+        planned.append(("revoke_and_delete", _revoke_and_delete))
+    reporting_target = outcome.repository and outcome.installation_id.isdigit()
+    if reporting_target and outcome.check_run_id is not None:
+        planned.append(("complete_check_run", _complete_check_run))
+    if reporting_target and outcome.storage_records and outcome.status == "SUCCEEDED":
+        planned.append(("storage_records", _storage_records))
+    planned.append(("log", _log))
+    return planned
+
+
+def _revoke_and_delete(outcome: BuildOutcome) -> None:
+    # The build revoked it in `finally` unless it failed before (then 401 here is fine); see token_cleanup.
+    cleanup = token_cleanup.revoke_and_delete(outcome.token_parameter or "")
+    outcome.done.update(token_parameter_deleted=cleanup.deleted, token_revoked=cleanup.revoked)
+
+
+def _complete_check_run(outcome: BuildOutcome) -> None:
+    state = final_state(outcome)
+    outcome.done["check_run"] = reporting.complete_check_run(
+        _app(), _target(outcome), outcome.check_run_id or 0, outcome.check_run_external_id,
+        check_output.conclusion(state), check_output.outcome_output(state))
+
+
+def _storage_records(outcome: BuildOutcome) -> None:
+    from chalicelib.storage_records import records_for
+
+    state = final_state(outcome)
+    if state.report is None or state.report.get("ok") is not True:
+        outcome.done["storage_records"] = 0
+        return
+    if not _claim(outcome, "storage-records"):
+        outcome.done["storage_records"] = "already written"
+        return
+    target = _target(outcome)
+    outcome.done["storage_records"] = reporting.write_storage_records(
+        _app(), target, records_for(state, target.name))
+
+
+def _log(outcome: BuildOutcome) -> None:
+    fields = {"build_id": outcome.build_id, "status": outcome.status, "duration_seconds": outcome.duration_seconds,
+              "token_parameter_deleted": outcome.parameter_deleted, "token_revoked": outcome.token_revoked,
+              **{k: v for k, v in outcome.done.items() if k not in ("token_parameter_deleted", "token_revoked")}}
+    if not _claim(outcome, "log"):
+        logs.logger.info("build event repeated; its effects were done once", extra=fields)
+        return
+    if outcome.status == "SUCCEEDED":
         logs.logger.info("build finished", extra=fields)
         logs.count("BuildsSucceeded")
     else:
         logs.logger.error("build finished", extra=fields)
-        logs.count("BuildsFailed", status=status)
-    return outcome
+        logs.count("BuildsFailed", status=outcome.status)
+
+
+def final_state(outcome: BuildOutcome) -> check_output.FinalState:
+    """Return what the check run describes: the event's state and the build's stored report (read once)."""
+    from chalicelib.config import settings
+
+    if "report" not in outcome.cache:
+        try:
+            outcome.cache["report"] = report_store.load(outcome.report_bucket, outcome.build_id)
+        except Exception as exc:  # S3 unavailable or refused: report from the build's state alone
+            logs.logger.warning("build report unreadable", extra={"error": type(exc).__name__})
+            outcome.cache["report"] = None
+        outcome.done["report_found"] = outcome.cache["report"] is not None
+    secret = settings().ghcr_pull_secret_prefix + outcome.owner_id if outcome.owner_id else ""
+    report, package_status, reason = check_output.unwrap(outcome.cache["report"])
+    return check_output.FinalState(
+        status=outcome.status, source=outcome.source, destination=outcome.destination, digest=outcome.digest,
+        tag=outcome.tag, build_id=outcome.build_id, duration_seconds=outcome.duration_seconds,
+        report=report, fallback_secret=secret, skipped=reason if package_status == "skipped" else "",
+        cause=reason if package_status == "failed" else "")
+
+
+def _claim(outcome: BuildOutcome, effect: str) -> bool:
+    """Claim an effect's marker; an unwritable ledger counts as claimed elsewhere only for storage records."""
+    try:
+        return report_store.claim(outcome.report_bucket, outcome.build_id, effect)
+    except Exception as exc:  # S3 unavailable or refused: never write twice, always log once
+        logs.logger.warning("effect marker unwritable", extra={"effect": effect, "error": type(exc).__name__})
+        return effect == "log"
+
+
+def _app() -> Any:
+    from chalicelib.dispatch import github_app
+
+    return github_app()
+
+
+def _target(outcome: BuildOutcome) -> reporting.Target:
+    return reporting.Target(int(outcome.installation_id), outcome.repository)
 
 
 def _token_parameter(entry: dict[str, Any] | None) -> str | None:

@@ -18,6 +18,7 @@ _HANDLERS = {
     "revoke-token": "chalicelib.revoke",
     "status": "chalicelib.ops.status",
     "retry-dead-letters": "chalicelib.ops.status",
+    "store-report": "chalicelib.report_store",
 }
 # What `ghcr2ecr demo` imports beyond the runtime dependencies: module -> distribution (the `demo` extra).
 DEMO_MODULES = {"bcrypt": "bcrypt", "moto": "moto[server]", "flask": "moto[server]", "flask_cors": "moto[server]"}
@@ -69,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
         "revoke-token", help="revoke the installation token in GHCR2ECR_SOURCE_TOKEN (the build's last step)"
     )
     revoke.add_argument("--github-api-url", default=None, help="default: $GITHUB_API_URL or api.github.com")
+    store = commands.add_parser(
+        "store-report", help="store the build's report under its build id (GHCR2ECR_REPORT_BUCKET, CODEBUILD_BUILD_ID)"
+    )
+    store.add_argument("file", metavar="FILE", help="the report `ghcr2ecr sync --report` wrote")
     return parser
 
 

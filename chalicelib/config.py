@@ -32,6 +32,8 @@ class Settings:
     ecr_registry: str = ""
     # `ghcr2ecr sync` creates a missing ECR repository; false when ECR repository creation templates do it.
     create_repositories: bool = True
+    # The support stack's report bucket: builds store their report there, on_build_state its effect markers.
+    report_bucket: str = ""
 
     def account_allowed(self, login: str, account_id: int | str) -> bool:
         """Tell whether ALLOWED_ACCOUNTS admits this GitHub account (login compared case-insensitively)."""
@@ -78,6 +80,7 @@ class Settings:
             ghcr_pull_secret_prefix=optional("GHCR_PULL_SECRET_PREFIX", cls.ghcr_pull_secret_prefix),
             ecr_registry=optional("ECR_REGISTRY", cls.ecr_registry).rstrip("/"),
             create_repositories=boolean("ECR_CREATE_REPOSITORIES", cls.create_repositories),
+            report_bucket=optional("REPORT_BUCKET", cls.report_bucket),
         )
 
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from githubkit import GitHub
 
 VARIABLE_PREFIX = "GHCR2ECR_"
-KNOWN_VARIABLES = ("GHCR2ECR_ENABLED", "GHCR2ECR_TAGS", "GHCR2ECR_REPOSITORY", "GHCR2ECR_SIGNATURES")
+KNOWN_VARIABLES = ("GHCR2ECR_ENABLED", "GHCR2ECR_TAGS", "GHCR2ECR_REPOSITORY", "GHCR2ECR_SIGNATURES", "GHCR2ECR_CHECKS")
 PER_PAGE = 30  # GitHub's maximum for the variables endpoints (FACTS.md §4)
 MAX_PAGES = 10  # 300 variables per scope: bounded, far above any real configuration
 TIMEOUT_SECONDS = 10.0
@@ -51,6 +51,7 @@ class InstallationConfig:
     tags: TagFilter | None = None  # None: every tag
     repository: str | None = None  # None: the package name
     signatures: bool = True
+    checks: bool = True  # report the outcome as a check run on the image's commit
     unknown: tuple[str, ...] = ()  # GHCR2ECR_* names we do not know (probably typos): logged
 
     def wants(self, tag: str) -> bool:
@@ -96,6 +97,7 @@ def config_from_variables(variables: Mapping[str, str]) -> InstallationConfig:
         tags=tags,
         repository=repository,
         signatures=_boolean(upper, "GHCR2ECR_SIGNATURES", True),
+        checks=_boolean(upper, "GHCR2ECR_CHECKS", True),
         unknown=tuple(sorted(n for n in upper if n.startswith(VARIABLE_PREFIX) and n not in KNOWN_VARIABLES)),
     )
 

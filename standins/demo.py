@@ -11,15 +11,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import shutil
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import httpx
 
@@ -45,13 +47,14 @@ class DemoFailure(RuntimeError):
 class Demo:
     """One run of the flow; every stand-in it starts is stopped by `stack`."""
 
-    def __init__(self, workdir: Path, stack: contextlib.ExitStack) -> None:
+    def __init__(self, workdir: Path, stack: contextlib.ExitStack, out: TextIO | None = None) -> None:
         self.workdir, self.stack = workdir, stack
+        self.out = out or sys.stdout  # the readable steps; logs go to stderr (main)
         self.started = time.monotonic()
 
     def step(self, text: str) -> None:
         """Print one step with the time since the demo started."""
-        print(f"[{time.monotonic() - self.started:6.2f}s] {text}", flush=True)
+        print(f"[{time.monotonic() - self.started:6.2f}s] {text}", file=self.out, flush=True)
 
     def run(self) -> None:
         """Run every step in order; raise DemoFailure on the first unexpected effect."""
@@ -220,7 +223,8 @@ class Demo:
         })
         self.allow_installation_tokens()
         self.step("CodeBuild: running buildspec/buildspec.yml (build phase, then finally)")
-        result = codebuild.run_build_phase(spec, env)
+        result = codebuild.run_build_phase(spec, env, capture=True)
+        sys.stderr.write(result.output)  # the build's own log, apart from the steps
         build["status"] = "FAILED" if result.failed or result.finally_failed else "SUCCEEDED"
         if result.failed or result.finally_failed:
             raise DemoFailure(f"the build's command failed: {result.failed or result.finally_failed}")
@@ -276,6 +280,22 @@ class Demo:
                   "digests and the same cosign signature as the source")
 
 
+@contextlib.contextmanager
+def _app_logs_to(stream: TextIO) -> Iterator[None]:
+    """Send the App's log lines (powertools' handler holds the stdout of its creation) to `stream` for a while."""
+    from chalicelib import logs
+
+    handlers = [h for h in logs.logger._logger.handlers if isinstance(h, logging.StreamHandler)]
+    saved = [h.stream for h in handlers]
+    for handler in handlers:
+        handler.setStream(stream)
+    try:
+        yield
+    finally:
+        for handler, previous in zip(handlers, saved):
+            handler.setStream(previous)
+
+
 def _quiet_handler() -> type:
     """Return Chalice's local request handler without its per-request access-log line."""
     from chalice.local import ChaliceRequestHandler
@@ -312,9 +332,12 @@ def main(args: argparse.Namespace) -> int:
             return 1
     workdir = Path(tempfile.mkdtemp(prefix="ghcr2ecr-demo-"))
     saved = dict(os.environ)
+    steps = sys.stdout
     try:
-        with contextlib.ExitStack() as stack:
-            Demo(workdir, stack).run()
+        # Readable steps on stdout; the App's JSON log lines, its EMF metric lines (printed) and the build's
+        # output on stderr: `ghcr2ecr demo 2>/dev/null` shows the steps alone.
+        with contextlib.ExitStack() as stack, contextlib.redirect_stdout(sys.stderr), _app_logs_to(sys.stderr):
+            Demo(workdir, stack, out=steps).run()
         return 0
     except DemoFailure as exc:
         print(f"demo FAILED: {exc}", file=sys.stderr)

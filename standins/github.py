@@ -32,6 +32,8 @@ Endpoints (paths match GitHub's; errors are JSON `{"message": ...}` like GitHub'
   A token scoped to other repositories, or of another account, gets 404.
 - `DELETE /installation/token`: revokes the token that authenticates it (204); unknown/revoked 401.
 - `POST /app-manifests/{code}/conversions`: no auth; the configured result once (201), then 404.
+- Check runs and artifact storage records (`gh.check_runs`, `gh.storage_records`, each write with the token
+  that made it): standins.github_checks.
 
 The HTTP handler and the JSON shapes live in standins.github_wire.
 """
@@ -48,6 +50,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from standins import github_checks
+from standins.github_checks import CheckRun, StorageRecordWrite
 from standins.loopback import LoopbackServer
 from standins.github_wire import (
     DEFAULT_PERMISSIONS, Handler, Installation, MintedToken, RecordedRequest, Reply, installation_json, iso, page,
@@ -93,6 +97,8 @@ class GitHubStandIn(LoopbackServer):
         self._manifests: dict[str, dict[str, Any]] = {}
         self._faults: list[_Fault] = []
         self._lock = threading.RLock()
+        self.check_runs: dict[int, CheckRun] = {}  # reporting endpoints: standins.github_checks
+        self.storage_records: list[StorageRecordWrite] = []
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def handler_class(self) -> type[Handler]:
@@ -227,6 +233,9 @@ class GitHubStandIn(LoopbackServer):
                     if code not in self._manifests:
                         raise Reply(404, {"message": "Not Found"})
                     return Reply(201, self._manifests.pop(code))
+            answer = github_checks.route(self, method, parts, body, authorization)
+            if answer is not None:
+                return answer
         raise Reply(404, {"message": "Not Found"})
 
     def _mint(self, inst: Installation, body: dict[str, Any]) -> Reply:

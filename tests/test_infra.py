@@ -295,14 +295,43 @@ def test_dispatch_reads_the_key_consumes_the_queue_writes_tokens_and_starts_buil
     assert "secretsmanager:GetSecretValue" not in allowed  # dispatch only learns whether a secret exists
 
 
-@pytest.mark.parametrize("function,reads,path", [("on_build_state", "ssm:GetParameter", "tokens/*"),
-                                                 ("sweep_tokens", "ssm:GetParametersByPath", "tokens")])
-def test_token_cleanup_handlers_can_only_read_and_delete_token_parameters(function: str, reads: str, path: str) -> None:
-    allowed = _allowed(_policy(f"policy-dev-{function}.json"))
-    assert set(allowed) == {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", reads,
-                            "ssm:DeleteParameter"}
-    assert allowed[reads] == {f"arn:aws:ssm:*:*:parameter/ghcr2ecr/{path}"}  # a path admits what is under it
+def test_the_sweep_can_only_list_and_delete_token_parameters() -> None:
+    allowed = _allowed(_policy("policy-dev-sweep_tokens.json"))
+    assert set(allowed) == {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
+                            "ssm:GetParametersByPath", "ssm:DeleteParameter"}
+    assert allowed["ssm:GetParametersByPath"] == {"arn:aws:ssm:*:*:parameter/ghcr2ecr/tokens"}  # admits what is under it
     assert allowed["ssm:DeleteParameter"] == {"arn:aws:ssm:*:*:parameter/ghcr2ecr/tokens/*"}
+
+
+def test_on_build_state_revokes_tokens_reads_the_app_key_and_only_reads_reports_and_writes_markers() -> None:
+    allowed = _allowed(_policy("policy-dev-on_build_state.json"))
+    assert set(allowed) == {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "ssm:GetParameter",
+                            "ssm:DeleteParameter"}  # committed before deploy: no REPORT_BUCKET yet
+    # the App key: it mints its own tokens (checks / artifact_metadata: write) for the reports
+    assert allowed["ssm:GetParameter"] == {"arn:aws:ssm:*:*:parameter/ghcr2ecr/tokens/*",
+                                           "arn:aws:ssm:*:*:parameter/ghcr2ecr/github/private-key"}
+    assert allowed["ssm:DeleteParameter"] == {"arn:aws:ssm:*:*:parameter/ghcr2ecr/tokens/*"}
+    deployed = lambda_policies("ghcr2ecr", "dev", {"REPORT_BUCKET": "ghcr2ecr-dev-reportbucket-1a2b"})
+    s3 = {action: resources for action, resources in _allowed(deployed["policy-dev-on_build_state.json"],
+                                                              generic=False).items() if action.startswith("s3:")}
+    assert s3 == {"s3:GetObject": {"arn:aws:s3:::ghcr2ecr-dev-reportbucket-1a2b/reports/*"},
+                  "s3:PutObject": {"arn:aws:s3:::ghcr2ecr-dev-reportbucket-1a2b/effects/*"}}
+    for name, document in deployed.items():
+        if name != "policy-dev-on_build_state.json":
+            assert not [a for a in _allowed(document) if a.startswith("s3:")], name
+
+
+def test_the_build_may_only_put_its_report_and_deploy_hands_the_bucket_to_the_lambdas() -> None:
+    policy = RESOURCES["CopyRoleReportPolicy"]["Properties"]
+    assert policy["RoleName"] == {"Ref": "CopyRole"}
+    [statement] = policy["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "s3:PutObject"
+    assert _sub(statement["Resource"]) == "${ReportBucket.Arn}/reports/*"
+    bucket = RESOURCES["ReportBucket"]["Properties"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    assert [rule["ExpirationInDays"] for rule in bucket["LifecycleConfiguration"]["Rules"]] == [7]
+    assert OUTPUT_VARIABLES["ReportBucketName"] == "REPORT_BUCKET"
+    assert TEMPLATE["Outputs"]["ReportBucketName"]["Value"] == {"Ref": "ReportBucket"}
 
 
 def test_policies_for_a_deployed_account_name_exact_arns() -> None:

@@ -24,12 +24,14 @@ def test_installation_events_are_not_listed_because_every_app_gets_them() -> Non
     assert not [event for event in MANIFEST["default_events"] if event.startswith("installation")]
 
 
-def test_manifest_asks_for_exactly_four_read_permissions() -> None:
+def test_manifest_asks_for_four_reads_and_the_two_writes_that_tell_the_tenant() -> None:
     assert MANIFEST["default_permissions"] == {
         "packages": "read",
         "metadata": "read",
         "actions_variables": "read",
         "organization_actions_variables": "read",
+        "checks": "write",  # the ghcr2ecr check run
+        "artifact_metadata": "write",  # storage records
     }
 
 

@@ -40,6 +40,7 @@ OUTPUT_VARIABLES = {
     "SyncQueueUrl": "SYNC_QUEUE_URL",
     "SyncQueueName": "SYNC_QUEUE_NAME",
     "CodeBuildProjectName": "CODEBUILD_PROJECT",
+    "ReportBucketName": "REPORT_BUCKET",
 }
 # app.py's decorators read these at import time, so `chalice deploy` must see them in its environment.
 IMPORT_TIME_VARIABLES = ("SYNC_QUEUE_NAME", "CODEBUILD_PROJECT")
@@ -223,6 +224,9 @@ def destroy(
     say(f"2/4 emptying the code bundle bucket {bucket or '(none)'}")
     if bucket:
         say(f"  deleted {empty_bucket(aws.s3, bucket)} objects")
+    reports = stack.outputs().get("ReportBucketName")
+    if reports:  # build reports and effect markers (they expire on their own, but the stack needs it empty)
+        say(f"  emptied the report bucket {reports}: deleted {empty_bucket(aws.s3, reports)} objects")
 
     say(f"3/4 deleting stack {stack.name}")
     say("  deleted" if stack.delete() else "  no such stack")

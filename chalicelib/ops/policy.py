@@ -78,9 +78,12 @@ def lambda_policies(
             _statement("FindPullSecrets", ["secretsmanager:DescribeSecret"], [pull_secrets]),
         ],
         "on_build_state": [
-            # The build's outcome comes in the event itself; counters are EMF log lines (no PutMetricData).
+            # Counters are EMF log lines (no PutMetricData).
             # It reads the token only to revoke it with itself (DELETE /installation/token), then deletes it.
             _statement("RevokeBuildTokens", ["ssm:GetParameter", "ssm:DeleteParameter"], [tokens]),
+            # It mints its own installation tokens to complete the check run and write storage records.
+            _statement("ReadAppKey", ["ssm:GetParameter"], [private_key]),
+            *_report_statements(partition, env.get("REPORT_BUCKET", "")),
         ],
         "sweep_tokens": [
             # GetParametersByPath is authorized on the path itself, which admits everything under it. The sweep lists
@@ -94,6 +97,15 @@ def lambda_policies(
     for function, extra in statements.items():
         documents[files[function]] = _document([logs(function), *extra])
     return documents
+
+
+def _report_statements(partition: str, bucket: str) -> list[dict[str, Any]]:
+    """Read the build's report; write the effect markers (conditional puts: PutObject). None before deploy."""
+    if not bucket:
+        return []  # `ghcr2ecr deploy` writes REPORT_BUCKET from the support stack before the policies
+    arn = f"arn:{partition}:s3:::{bucket}"
+    return [_statement("ReadBuildReports", ["s3:GetObject"], [f"{arn}/reports/*"]),
+            _statement("MarkEffectsDone", ["s3:PutObject"], [f"{arn}/effects/*"])]
 
 
 def write_policies(chalice_dir: Path, documents: Mapping[str, dict[str, Any]]) -> list[str]:
