@@ -25,7 +25,7 @@ PINS = ("httpx==0.28.1", "h11==0.16.0")
 API_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/api/"
 # moto's CloudFormation skips these types with a warning (see the module docstring): `pytestmark = MOTO_CFN`.
 MOTO_CFN = pytest.mark.filterwarnings(
-    r"ignore:Tried to parse AWS.{2}(CodeBuild.{2}Project|S3.{2}BucketPolicy|CloudWatch.{2}\w+) but:UserWarning",
+    r"ignore:Tried to parse AWS.{2}\w+.{2}\w+ but:UserWarning",
 )
 
 
