@@ -47,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--digest", metavar="DIGEST", help="manifest digest to copy (an index brings every child)")
     sync.add_argument("--all-tags", action="store_true", help="mirror every tag of SOURCE")
     sync.add_argument("--tags", metavar="GLOBS", help="comma list of tag globs; a leading ! excludes")
+    sync.add_argument("--aliases", action="store_true",
+                      help="also set the source's other tags of the --digest / --tag digests (filtered by --tags)")
+    sync.add_argument("--deadline", type=float, metavar="SECONDS",
+                      help="start no new work after this long, report what was left undone (default: "
+                      "$GHCR2ECR_DEADLINE_SECONDS; in CodeBuild a minute and a half under the build timeout)")
+    sync.add_argument("--budget", type=int, metavar="N",
+                      help="source HEADs for listed tags (aliases, --all-tags); default $GHCR2ECR_SYNC_BUDGET or 10000")
     sync.add_argument("--report", metavar="FILE", help="write a JSON report to FILE")
     sync.add_argument("--no-signatures", dest="signatures", action="store_false",
                       help="do not copy cosign sha256-<hex>.sig/.att/.sbom tags of copied digests")

@@ -145,7 +145,9 @@ def main(args: argparse.Namespace) -> int:
         request = sync.SyncRequest.build(
             args.source, args.dest, tags=args.tag, digest=args.digest, all_tags=args.all_tags,
             tag_globs=args.tags, signatures=args.signatures, create_repository=args.create_repository,
-            concurrency=args.concurrency,
+            concurrency=args.concurrency, aliases=getattr(args, "aliases", False),
+            deadline=default_deadline(os.environ, getattr(args, "deadline", None)),
+            budget=default_budget(os.environ, getattr(args, "budget", None)),
         )
     except ValueError as exc:
         print(lines.render(str(exc), "error"), file=sys.stderr)
@@ -167,6 +169,37 @@ def main(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+BUILD_MARGIN_SECONDS = 90  # after the sync: the token's revocation and the report's printing
+
+
+def default_deadline(env: Mapping[str, str], given: float | None) -> float | None:
+    """Return the sync's deadline: --deadline, else GHCR2ECR_DEADLINE_SECONDS, else in CodeBuild the build
+    timeout (GHCR2ECR_BUILD_TIMEOUT_MINUTES, 15 on Lambda compute) less a margin; None outside a build."""
+    if given is not None:
+        return given
+    for name in ("GHCR2ECR_DEADLINE_SECONDS", "GHCR2ECR_BUILD_TIMEOUT_MINUTES"):
+        text = env.get(name, "").strip()
+        if text:
+            try:
+                value = float(text)
+            except ValueError:
+                raise ValueError(f"{name} must be a number, not {text[:40]!r}") from None
+            return value if name == "GHCR2ECR_DEADLINE_SECONDS" else max(60.0, value * 60 - BUILD_MARGIN_SECONDS)
+    return 15 * 60 - BUILD_MARGIN_SECONDS if env.get("CODEBUILD_BUILD_ID") else None
+
+
+def default_budget(env: Mapping[str, str], given: int | None) -> int:
+    """Return the budget: --budget, else GHCR2ECR_SYNC_BUDGET, else the default."""
+    if given is not None:
+        return given
+    text = env.get("GHCR2ECR_SYNC_BUDGET", "").strip()
+    if not text:
+        return sync.sync_plan.DEFAULT_BUDGET
+    if not text.isdigit():
+        raise ValueError(f"GHCR2ECR_SYNC_BUDGET must be a whole number, not {text[:40]!r}")
+    return int(text)
+
+
 def summary(report: sync.Report) -> str:
     """Describe a successful run in one line."""
     s = report.stats
@@ -174,7 +207,8 @@ def summary(report: sync.Report) -> str:
     return (f"done in {report.duration_seconds:.1f}s: {s.manifests_copied} manifest(s) and {s.blobs_copied} blob(s) "
             f"copied ({_size(s.bytes_moved)}), {s.blobs_mounted} mounted, {s.blobs_skipped + s.manifests_skipped} "
             f"already there; tags set: {tags}; {len(report.tags_unchanged)} unchanged"
-            + "".join(f"; {tag} skipped: {why}" for tag, why in report.tags_skipped.items()))
+            + "".join(f"; {tag} skipped: {why}" for tag, why in report.tags_skipped.items())
+            + "".join(f"; {text}" for text in report.notes + report.warnings))
 
 
 @contextlib.contextmanager

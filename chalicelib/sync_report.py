@@ -27,10 +27,14 @@ class Report:
     tags_set: list[str] = field(default_factory=list)
     tags_unchanged: list[str] = field(default_factory=list)
     tags_skipped: dict[str, str] = field(default_factory=dict)  # asked-for cosign tag -> why it was not set
+    aliases: list[str] = field(default_factory=list)  # tags (set or unchanged) found on the root digests
+    tags_unchecked: list[str] = field(default_factory=list)  # candidates past the budget: not resolved
+    left_undone: list[str] = field(default_factory=list)  # tags not set because the deadline passed
     signatures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # facts worth saying about a successful run
     conflicts: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)  # worked around, not failures (invalid listed tags, ...)
+    warnings: list[str] = field(default_factory=list)  # not failures: invalid listed tags, unchecked aliases, ...
     credentials_tried: list[str] = field(default_factory=list)
     repository_created: bool | None = None
     duration_seconds: float = 0.0
@@ -62,7 +66,8 @@ class Report:
             "blobs": {"copied": s.blobs_copied, "skipped": s.blobs_skipped, "mounted": s.blobs_mounted},
             "bytes_moved": s.bytes_moved,
             "tags": {"set": self.tags_set, "unchanged": self.tags_unchanged, "conflicts": self.conflicts,
-                     "skipped": self.tags_skipped},
+                     "skipped": self.tags_skipped, "aliases": self.aliases, "unchecked": self.tags_unchecked},
+            "left_undone": self.left_undone, "notes": self.notes,
             "signatures": self.signatures, "digests": self.digests, "errors": self.errors,
             "warnings": self.warnings,
             "credentials_tried": self.credentials_tried, "repository_created": self.repository_created,

@@ -61,7 +61,9 @@ def test_a_successful_sync_exits_0_and_writes_the_report(ghcr: GhcrStandin, ecr:
     assert report["manifests"] == {"copied": 4, "skipped": 0}
     assert report["blobs"] == {"copied": len(pushed_index.blobs), "skipped": 0, "mounted": 0}
     assert report["bytes_moved"] == pushed_index.blob_bytes
-    assert report["tags"] == {"set": ["v1"], "unchanged": [], "conflicts": [], "skipped": {}}
+    assert report["tags"] == {"set": ["v1"], "unchanged": [], "conflicts": [], "skipped": {}, "aliases": [],
+                              "unchecked": []}
+    assert report["left_undone"] == [] and report["notes"] == [] and report["warnings"] == []
     assert report["digests"] == {"v1": pushed_index.digest}
     assert report["errors"] == [] and report["duration_seconds"] >= 0
     assert report["credentials_tried"] == ["installation token", "anonymous", "fallback token"]

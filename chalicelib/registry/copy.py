@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from chalicelib.registry.blobs import blob_exists, copy_blob_with_retries
+from chalicelib.registry.bounds import DEADLINE_REACHED, Deadline, bounded_map
 from chalicelib.registry.errors import AccessDenied, DigestMismatch, RegistryError, UnsupportedManifest
 from chalicelib.registry.manifests import Descriptor, Manifest, get_manifest, head_manifest, put_manifest
 from chalicelib.registry.transport import Transport
@@ -48,12 +49,19 @@ class Stats:
 
 
 class Copier:
-    """Copies manifest trees from `source` to `dest`, sharing one thread pool and one set of stats."""
+    """Copies manifest trees from `source` to `dest`, sharing thread pools and one set of stats.
+
+    `pool` runs blob copies; `meta_pool` (default: `pool`) the small manifest requests, which may run
+    wider. Once `deadline` has passed, no blob copy or manifest push starts (DEADLINE_REACHED).
+    """
 
     def __init__(self, source: Transport, dest: Transport, pool: ThreadPoolExecutor, *,
+                 meta_pool: ThreadPoolExecutor | None = None, deadline: Deadline | None = None,
                  mount_from: Sequence[str] = (), stats: Stats | None = None,
                  on_bytes: Callable[[int], None] = lambda n: None) -> None:
         self.source, self.dest, self.pool = source, dest, pool
+        self.meta_pool = meta_pool or pool
+        self.deadline = deadline or Deadline()
         self.stats = stats or Stats()
         self.mount_from = list(mount_from)
         if source.repository.host == dest.repository.host and source.repository.name != dest.repository.name:
@@ -88,14 +96,14 @@ class Copier:
         while level:
             level = [d for d in level if d not in self.present and d not in self._planned_set and d not in self.failed]
             missing: list[str] = []
-            for digest, there in zip(level, self.pool.map(self._dest_has, level)):
+            for digest, there in zip(level, bounded_map(self.meta_pool, self._dest_has, level)):
                 if there:
                     self.present.add(digest)
                     self.stats.add("manifests_skipped")
                 else:
                     missing.append(digest)
             children: list[str] = []
-            for digest, read in zip(missing, self.pool.map(self._read, missing)):
+            for digest, read in zip(missing, bounded_map(self.meta_pool, self._read, missing)):
                 if isinstance(read, str):
                     self.failed[digest] = read
                 elif digest not in self._planned_set:
@@ -126,14 +134,14 @@ class Copier:
             for blob in manifest.blobs():
                 blobs.setdefault(blob.digest, blob)
         self.stats.add("bytes_planned", sum(b.size for b in blobs.values()))
-        for digest, error in zip(blobs, self.pool.map(self._copy_blob, blobs.values())):
+        for digest, error in zip(blobs, bounded_map(self.pool, self._copy_blob, blobs.values())):
             if error:
                 self.failed[digest] = error
         # Push level by level (images, then indexes of them, ...); one level's manifests go in parallel.
         level = push_levels(self._planned)
         for depth in sorted(set(level.values())):
             batch = [m for m in self._planned if level[m.digest] == depth]
-            for manifest, error in zip(batch, self.pool.map(self._push, batch)):
+            for manifest, error in zip(batch, bounded_map(self.meta_pool, self._push, batch)):
                 if error:
                     self.failed[manifest.digest] = error
                 else:
@@ -147,6 +155,8 @@ class Copier:
         missing = [d.digest for d in manifest.blobs() + manifest.children() if d.digest in self.failed]
         if missing:
             return f"not pushed: {len(missing)} referenced item(s) failed"
+        if self.deadline.expired():
+            return DEADLINE_REACHED
         try:
             put_manifest(self.dest, manifest.digest, manifest)
         except AccessDenied:
@@ -157,6 +167,8 @@ class Copier:
 
     def _copy_blob(self, blob: Descriptor) -> str | None:
         """Copy one blob unless the destination has it; return an error message or None."""
+        if self.deadline.expired():
+            return DEADLINE_REACHED
         try:
             if blob_exists(self.dest, blob.digest, actions="pull,push"):
                 self.stats.add("blobs_skipped")
@@ -176,7 +188,7 @@ class Copier:
 
     def first_failure(self) -> str | None:
         """Return one failure message, preferring a cause over its "not pushed" consequences."""
-        causes = [m for m in self.failed.values() if not m.startswith("not pushed")]
+        causes = [m for m in self.failed.values() if not m.startswith("not pushed") and m != DEADLINE_REACHED]
         return next(iter(causes or list(self.failed.values())), None)
 
 
