@@ -94,8 +94,9 @@ def add_operator_commands(commands: argparse._SubParsersAction) -> None:
                     "the stage later is kept in AWS, so another checkout or a CI job can run it too.",
     )
     deploy.add_argument("--stage", default="dev", help="Chalice stage (default dev)")
-    deploy.add_argument("--compute", choices=("lambda", "ec2"), default="lambda",
-                        help="CodeBuild compute for copies (ec2 for images over 15 minutes)")
+    deploy.add_argument("--compute", choices=("lambda", "ec2"), default=None,
+                        help="CodeBuild compute for copies (ec2 for images over 15 minutes); default: what the "
+                             "stage uses already, lambda for a new one")
     destroy = commands.add_parser(
         "destroy", help="remove what deploy created for a stage", epilog=AWS_HELP,
         description="chalice delete, empty the bundle bucket, delete the support stack and leftover token "
