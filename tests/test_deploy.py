@@ -107,7 +107,9 @@ def test_running_deploy_again_is_safe_and_changes_nothing(project: Path, aws: Aw
 def test_ec2_compute_is_passed_to_the_stack(project: Path, aws: Aws, installer: FakeInstaller) -> None:
     assert run_deploy(project, aws, installer, FakeChalice(), [], compute="ec2") == 0
     assert parameters(aws)["Compute"] == "ec2"
-    assert run_deploy(project, aws, installer, FakeChalice(), []) == 0
+    assert run_deploy(project, aws, installer, FakeChalice(), [], compute=None) == 0  # kept when not asked
+    assert parameters(aws)["Compute"] == "ec2"
+    assert run_deploy(project, aws, installer, FakeChalice(), [], compute="lambda") == 0
     assert parameters(aws)["Compute"] == "lambda"
 
 

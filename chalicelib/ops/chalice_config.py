@@ -56,6 +56,9 @@ class ChaliceConfig:
         stages = self.data.setdefault("stages", {})
         if stage not in stages:
             stages[stage] = json.loads(json.dumps(NEW_STAGE))
+            # API Gateway names a stage's metrics by API name (the app name, the same for every stage) and
+            # API Gateway stage: a new stage's own name keeps its webhook alarm apart from the other stages'.
+            stages[stage]["api_gateway_stage"] = stage
         return stages[stage]
 
     def env(self, stage: str) -> dict[str, str]:

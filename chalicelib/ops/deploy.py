@@ -91,6 +91,9 @@ def stack_parameters(config: ChaliceConfig, stage: str, compute: str, bundle_key
         "Compute": compute,
         "CodeBundleKey": bundle_key,
         "QueueVisibilityTimeout": str(visibility),
+        "AlarmTopicArn": env.get("ALARM_TOPIC_ARN", "").strip(),
+        "ApiGatewayStage": str(config.stage(stage).get("api_gateway_stage") or config.data.get("api_gateway_stage")
+                               or "api"),
     }
 
 
@@ -126,6 +129,7 @@ def deploy(
 
     stack = SupportStack(aws.cloudformation, stack_name(config.app_name, stage), say)
     template = (project_dir / TEMPLATE_PATH).read_text()
+    compute = compute or stack.parameters().get("Compute") or "lambda"  # unless asked, what the stage uses
     parameters = stack_parameters(config, stage, compute, bundle.key)
     say(f"2/6 support stack {stack.name} (CodeBuild compute: {compute}, queue visibility "
         f"{parameters['QueueVisibilityTimeout']} s)")

@@ -97,7 +97,7 @@ def installer(monkeypatch: pytest.MonkeyPatch) -> FakeInstaller:
     return FakeInstaller()
 
 
-def args(stage: str = "dev", compute: str = "lambda", command: str = "deploy") -> argparse.Namespace:
+def args(stage: str = "dev", compute: str | None = "lambda", command: str = "deploy") -> argparse.Namespace:
     """Return the parsed arguments of `ghcr2ecr deploy` (or destroy)."""
     return argparse.Namespace(command=command, stage=stage, compute=compute)
 
