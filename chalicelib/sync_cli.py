@@ -21,6 +21,7 @@ from typing import TextIO
 
 from chalicelib import sync
 from chalicelib.registry.copy import Stats
+from chalicelib.registry.redact import redact
 
 PREFIX = "ghcr2ecr sync"
 
@@ -46,7 +47,8 @@ class LineFormat:
             or None, "package": args.source, "digest": args.digest or None, "tag": ",".join(args.tag) or None})
 
     def render(self, message: str, level: str = "info") -> str:
-        """Return the line for a message (without its newline)."""
+        """Return the line for a message (without its newline), any credential value masked."""
+        message = redact(message)
         if not self.json_lines:
             return f"{PREFIX}: {message}"
         return json.dumps({"timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds"),

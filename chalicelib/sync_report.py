@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chalicelib.registry.copy import Stats
+from chalicelib.registry.redact import redact, redact_all
 
 
 class ProgressSink(Protocol):
@@ -55,12 +56,12 @@ class Report:
         if not causes:
             return ""
         more = f" (and {len(causes) - 1} more problem(s); see --report)" if len(causes) > 1 else ""
-        return " ".join(causes[0].split()) + more
+        return redact(" ".join(causes[0].split()) + more)
 
     def to_dict(self) -> dict[str, Any]:
-        """Render the JSON report (no credential values, only their kinds)."""
+        """Render the JSON report (no credential values, only their kinds; any echoed one is masked)."""
         s = self.stats
-        return {
+        return redact_all({
             "ok": self.ok, "source": self.source, "destination": self.destination,
             "manifests": {"copied": s.manifests_copied, "skipped": s.manifests_skipped},
             "blobs": {"copied": s.blobs_copied, "skipped": s.blobs_skipped, "mounted": s.blobs_mounted},
@@ -72,4 +73,4 @@ class Report:
             "warnings": self.warnings,
             "credentials_tried": self.credentials_tried, "repository_created": self.repository_created,
             "duration_seconds": round(self.duration_seconds, 3),
-        }
+        })

@@ -220,6 +220,8 @@ class Demo:
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
             # the local ECR stand-in is not an *.dkr.ecr.* host: send it down the ECR path (moto) anyway
             "GHCR2ECR_DEST_ECR": "true",
+            # the GHCR stand-in's token endpoint has a port of its own (ghcr.io's realm is on ghcr.io itself)
+            "GHCR2ECR_TOKEN_REALMS": self.ghcr.tokens.url,
         })
         self.allow_installation_tokens()
         self.step("CodeBuild: running buildspec/buildspec.yml (build phase, then finally)")

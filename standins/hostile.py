@@ -102,6 +102,13 @@ class HostileHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass
 
+    def handle(self) -> None:
+        """Serve the connection; a client that hangs up (as it should on a hostile answer) is no error."""
+        try:
+            super().handle()
+        except OSError:
+            pass
+
     def reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
         """Send a complete answer with Content-Length."""
         self.send_response(status)
@@ -145,13 +152,20 @@ class HostileHandler(BaseHTTPRequestHandler):
                 return behaviour(self)
         if path == "/token":
             return self._token()
-        if reg.token_auth and path.startswith("/v2/") and not self._authorized():
-            realm = reg.realm or f"http://{self.headers.get('Host')}/token"
-            return self.error(401, "UNAUTHORIZED", "authentication required", {
-                "WWW-Authenticate": f'Bearer realm="{realm}",service="hostile",scope="repository:{reg.repository}:pull"'})
+        if reg.token_auth and path.startswith("/v2/") and not self.authorized():
+            return self.ask_token()
         return self._api(path)
 
-    def _authorized(self) -> bool:
+    def ask_token(self) -> None:
+        """Answer 401 with a Bearer challenge naming the realm (this server's /token unless set)."""
+        reg = self.registry
+        self.body()
+        realm = reg.realm or f"http://{self.headers.get('Host')}/token"
+        self.error(401, "UNAUTHORIZED", "authentication required", {
+            "WWW-Authenticate": f'Bearer realm="{realm}",service="hostile",scope="repository:{reg.repository}:pull"'})
+
+    def authorized(self) -> bool:
+        """Tell whether the request carries a Bearer token this server issued."""
         value = self.headers.get("Authorization", "")
         return value.startswith("Bearer ") and value[len("Bearer "):] in self.registry.tokens
 

@@ -13,6 +13,8 @@ import pytest
 from chalicelib.registry.auth import (
     ANONYMOUS,
     Authenticator,
+    allowed_realms,
+    origin_of,
     StaticCredential,
     parse_challenge,
     parse_fallback_credential,
@@ -64,10 +66,11 @@ def fake_ghcr(allowed_password: str | None, log: list[str]) -> Handler:
     return handle
 
 
-def transport_for(handler: Handler, credentials: list, repo: Repository = REPO) -> Transport:
-    """Build a Transport over a MockTransport with no real sleeping."""
+def transport_for(handler: Handler, credentials: list, repo: Repository = REPO, realms: str = "") -> Transport:
+    """Build a Transport over a MockTransport with no real sleeping (`realms`: GHCR2ECR_TOKEN_REALMS)."""
     client = httpx.Client(transport=httpx.MockTransport(handler))
-    return Transport(repo, Authenticator(credentials), role="source", hint="give a read credential",
+    allowed = allowed_realms({"GHCR2ECR_TOKEN_REALMS": realms})
+    return Transport(repo, Authenticator(credentials, realms=allowed), role="source", hint="give a read credential",
                      client=client, retry=RetryPolicy(attempts=3), sleep=lambda s: None)
 
 
@@ -266,8 +269,13 @@ def _realm_registry(realm: str, seen: list[str]) -> Handler:
     (Repository(host="127.0.0.1:5000", name="octo/app", scheme="http"), "http://10.0.0.8/token"),
     (REPO, "http://127.0.0.1:8080/token"),                                 # a remote registry naming loopback
     (REPO, "ftp://ghcr.test/token"),
+    (REPO, "https://auth.test/token"),                                     # another host, not allowed
+    (REPO, "http://ghcr.test/token"),                                      # the registry's host, downgraded
+    (REPO, "https://ghcr.test:8443/token"),                                # the registry's host, another port
+    (Repository(host="127.0.0.1:5000", name="octo/app", scheme="http"), "http://127.0.0.1:5001/token"),
+    (Repository(host="[::1]:5000", name="octo/app", scheme="http"), "http://[::1]:5001/token"),
 ])
-def test_credentials_are_never_sent_to_a_plain_http_realm_off_loopback(registry: Repository, realm: str) -> None:
+def test_credentials_go_to_no_realm_outside_the_registrys_origin(registry: Repository, realm: str) -> None:
     seen: list[str] = []
     transport = transport_for(_realm_registry(realm, seen), [StaticCredential("fallback token", "u", SECRET_PAT)],
                               registry)
@@ -277,14 +285,24 @@ def test_credentials_are_never_sent_to_a_plain_http_realm_off_loopback(registry:
     assert SECRET_PAT not in str(caught.value)
 
 
-@pytest.mark.parametrize(("registry", "realm"), [
-    (REPO, "https://auth.test/token"),                                      # https anywhere
-    (Repository(host="127.0.0.1:5000", name="octo/app", scheme="http"), "http://127.0.0.1:5001/token"),
-    (Repository(host="[::1]:5000", name="octo/app", scheme="http"), "http://[::1]:5001/token"),
+@pytest.mark.parametrize(("registry", "realm", "allowed"), [
+    (REPO, "https://ghcr.test/token", ""),                                  # the registry's own origin
+    (REPO, "https://GHCR.test:443/token", ""),                              # the same origin, spelled otherwise
+    (Repository(host="127.0.0.1:5000", name="octo/app", scheme="http"), "http://127.0.0.1:5000/token", ""),
+    (REPO, "https://auth.test/token", "https://auth.test"),                 # an origin the operator allows
+    (Repository(host="127.0.0.1:5000", name="octo/app", scheme="http"), "http://127.0.0.1:5001/token",
+     "https://auth.test, http://127.0.0.1:5001"),
+    (Repository(host="[::1]:5000", name="octo/app", scheme="http"), "http://[::1]:5001/token", "http://[::1]:5001"),
 ])
-def test_https_realms_and_loopback_realms_of_loopback_registries_are_used(registry: Repository, realm: str) -> None:
+def test_the_registrys_own_realm_and_allowed_origins_are_used(registry: Repository, realm: str, allowed: str) -> None:
     seen: list[str] = []
     transport = transport_for(_realm_registry(realm, seen), [StaticCredential("fallback token", "u", SECRET_PAT)],
-                              registry)
+                              registry, allowed)
     assert transport.request("GET", "/v2/", scopes=[("octo/app", "pull")]).status_code == 200
-    assert seen[1] == realm
+    assert origin_of(seen[1]) == origin_of(realm) and seen[1].endswith("/token")
+
+
+@pytest.mark.parametrize("value", ["http://auth.test", "ftp://x.test", "not a url", "https://"])
+def test_a_malformed_or_plain_http_allowed_realm_is_refused(value: str) -> None:
+    with pytest.raises(ValueError, match="GHCR2ECR_TOKEN_REALMS"):
+        allowed_realms({"GHCR2ECR_TOKEN_REALMS": value})

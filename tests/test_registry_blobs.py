@@ -96,6 +96,29 @@ def test_a_refused_mount_falls_back_to_an_upload_in_the_session_it_opened() -> N
     assert outcome == "copied" and [m for m, _ in dest.requests] == ["POST", "PUT"]
 
 
+class MountsOnlyFrom(FakeDest):
+    """A destination that can mount only from one repository; the other mounts open an upload session."""
+
+    def __init__(self, repository: str) -> None:
+        super().__init__()
+        self.repository = repository
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "POST" and request.url.params.get("from") == self.repository:
+            self.requests.append((request.method, str(request.url)))
+            return httpx.Response(201)
+        return super().__call__(request)
+
+
+def test_every_mount_candidate_is_tried_in_turn_and_each_refused_session_cancelled() -> None:
+    dest = MountsOnlyFrom("c/three")
+    outcome = copy_blob_with_retries(transport(SRC, lambda r: httpx.Response(200, content=DATA)),
+                                     transport(DST, dest), BLOB, mount_from=["a/one", "b/two", "a/one", "c/three"])
+    assert outcome == "mounted"
+    assert [(m, httpx.URL(u).params.get("from")) for m, u in dest.requests] == [
+        ("POST", "a/one"), ("DELETE", None), ("POST", "b/two"), ("DELETE", None), ("POST", "c/three")]
+
+
 def test_corrupted_source_bytes_are_retried_and_never_completed() -> None:
     dest = FakeDest()
     bad = DATA[:-1] + b"?"

@@ -10,8 +10,8 @@ Handshake (distribution spec "Token Authentication Specification"; docker/distri
 3. Basic: the credential's user:password is sent on every later request to the host.
    Bearer: GET realm?service=...&scope=repository:NAME:ACTIONS with the credential as Basic auth
    (none when anonymous); the answer `{"token"|"access_token", "expires_in"}` is cached per scope.
-   The realm is the registry's choice, so it is checked first: https, or plain http only on the
-   host of a loopback registry (never Basic credentials in clear text over a network).
+   The realm is the registry's choice, so it is checked first: it must be the registry's own origin
+   (scheme, host, port), or one an operator allows in GHCR2ECR_TOKEN_REALMS.
 4. The request is sent again. A 401 after a fresh token, a 403, or a token endpoint answering 401/403
    means this credential is denied: the chain moves to the next credential.
 """
@@ -29,11 +29,13 @@ from typing import Any, Protocol
 
 import httpx
 
+from chalicelib.registry import redact
 from chalicelib.registry.errors import RegistryError
 from chalicelib.registry.reference import is_loopback
 
 DEFAULT_USERNAME = "x-access-token"
 TOKEN_MARGIN_SECONDS = 30  # renew a bearer token this long before it expires
+TOKEN_MAX_BYTES = 1024 * 1024  # a token answer is a few KiB; more is refused
 _PARAM = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 
 
@@ -140,10 +142,12 @@ def scope_strings(scopes: Sequence[tuple[str, str]]) -> list[str]:
 class Authenticator:
     """Holds a credential chain and the host's auth scheme; builds Authorization headers per scope."""
 
-    def __init__(self, credentials: Sequence[Credential], *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, credentials: Sequence[Credential], *, clock: Callable[[], float] = time.monotonic,
+                 realms: Sequence[Origin] = ()) -> None:
         if not credentials:
             raise ValueError("at least one credential (possibly anonymous) is needed")
         self.credentials = list(credentials)
+        self.realms = tuple(realms)  # token endpoint origins allowed besides the registry's own
         self.index = 0
         self._clock = clock
         self._scheme: str | None = None
@@ -194,14 +198,17 @@ class Authenticator:
             return
         if scheme != "bearer" or "realm" not in params:
             raise RegistryError("GET", "(challenge)", 401, detail=f"unsupported authentication scheme {scheme!r}")
-        check_realm(params["realm"], registry)
+        check_realm(params["realm"], registry, self.realms)
         # Step 3 (Bearer): ask the realm for a token for exactly these scopes.
         query: list[tuple[str, str]] = []
         if params.get("service"):
             query.append(("service", params["service"]))
         query += [("scope", s) for s in scope_strings(scopes)]
         basic = credential.basic()
-        response = send("GET", params["realm"], params=query, auth=httpx.BasicAuth(*basic) if basic else None)
+        if basic:
+            redact.register_basic(*basic)
+        response = send("GET", params["realm"], params=query, auth=httpx.BasicAuth(*basic) if basic else None,
+                        max_bytes=TOKEN_MAX_BYTES)
         if response.status_code in (401, 403):
             raise TokenDenied(f"token endpoint answered {response.status_code}")
         if response.status_code != 200:
@@ -214,21 +221,56 @@ class Authenticator:
             token, lifetime = None, 0.0
         if not isinstance(token, str) or not token:
             raise RegistryError.from_response(response, detail="token endpoint sent no token")
+        redact.register(token)
         with self._lock:
             self._scheme = "bearer"
             expires = self._clock() + max(lifetime - TOKEN_MARGIN_SECONDS, lifetime / 2)
             self._tokens[(index, tuple(scope_strings(scopes)))] = (token, expires)
 
 
-def check_realm(realm: str, registry: str) -> None:
-    """Refuse a realm the credential must not go to: https, or plain http only to a loopback registry's own host."""
-    target, own = httpx.URL(realm), httpx.URL(registry)
-    if target.scheme == "https" and target.host:
+Origin = tuple[str, str, int]
+REALMS_SETTING = "GHCR2ECR_TOKEN_REALMS"
+
+
+def origin_of(url: str) -> Origin:
+    """Return (scheme, lower-case host, port) of a URL, the port defaulted by scheme (RFC 6454 origin)."""
+    parsed = httpx.URL(url)
+    return parsed.scheme, parsed.host.lower(), parsed.port or {"https": 443, "http": 80}.get(parsed.scheme, 0)
+
+
+def allowed_realms(env: Mapping[str, str]) -> tuple[Origin, ...]:
+    """Read GHCR2ECR_TOKEN_REALMS: comma-separated origins (`https://auth.example.com[:port]`) besides each
+    registry's own that may receive its credential; ValueError when one is malformed."""
+    origins: list[Origin] = []
+    for item in filter(None, (part.strip() for part in env.get(REALMS_SETTING, "").split(","))):
+        try:
+            origin = origin_of(item)
+        except httpx.InvalidURL:
+            origin = ("", "", 0)
+        if not origin[1] or origin[0] not in ("https", "http") or (origin[0] == "http" and not is_loopback(origin[1])):
+            raise ValueError(f"{REALMS_SETTING}: {item[:80]!r} is not an https:// origin (http:// only for loopback)")
+        origins.append(origin)
+    return tuple(origins)
+
+
+def check_realm(realm: str, registry: str, allowed: Sequence[Origin] = ()) -> None:
+    """Refuse a token endpoint the credential must not go to.
+
+    Allowed: the registry's own origin (scheme, host and port: ghcr.io's realm is https://ghcr.io/token),
+    and the origins an operator lists in GHCR2ECR_TOKEN_REALMS. Anything else, another port of the same
+    host included, never gets the credential.
+    """
+    try:
+        target = origin_of(realm)
+    except httpx.InvalidURL:
+        target = ("", "", 0)
+    own = origin_of(registry)
+    if target[1] and (target == own or target in allowed):
         return
-    if target.scheme == "http" and is_loopback(target.host) and target.host == own.host:
-        return
-    raise RegistryError("GET", realm, None, detail=f"refusing the token endpoint named by {own.host}: credentials go "
-                        "only over https, or plain http to the loopback registry's own host")
+    shown = f"{target[0]}://{target[1]}:{target[2]}" if target[1] else "an invalid URL"
+    raise RegistryError("GET", realm.split("?", 1)[0][:200], None, detail=(
+        f"refusing the token endpoint {shown} named by {own[0]}://{own[1]}:{own[2]}: credentials go only to the "
+        f"registry's own origin, or to an origin listed in {REALMS_SETTING}"))
 
 
 def _basic_header(credential: Credential) -> str | None:
@@ -236,4 +278,5 @@ def _basic_header(credential: Credential) -> str | None:
     basic = credential.basic()
     if basic is None:
         return None
+    redact.register_basic(*basic)
     return "Basic " + base64.b64encode(f"{basic[0]}:{basic[1]}".encode()).decode()

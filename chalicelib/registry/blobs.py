@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 from urllib.parse import urlencode, urljoin
@@ -22,13 +23,14 @@ import httpx
 
 from chalicelib.registry.errors import (AccessDenied, DigestMismatch, RedirectTargetRefused, RefusedValue,
                                        RegistryError)
+from chalicelib.registry.limits import Limits
 from chalicelib.registry.manifests import Descriptor
 from chalicelib.registry.reference import InvalidReference, check_digest
 from chalicelib.registry.transport import Transport, raise_for
 
 log = logging.getLogger(__name__)
-CHUNK = 1024 * 1024
 Outcome = Literal["copied", "mounted", "skipped"]
+MAX_MOUNT_TRIES = 4  # repositories tried for a cross-repository mount before uploading
 
 
 def blob_path(transport: Transport, digest: str, method: str) -> str:
@@ -78,21 +80,34 @@ class SourceStreamLost(Exception):
     """The source connection broke while its blob was being streamed into the destination."""
 
 
-def _source_chunks(chunks: Iterator[bytes], what: str) -> Iterator[bytes]:
-    """Re-raise a source read failure as SourceStreamLost, so the upload does not blame the destination."""
+def _source_chunks(chunks: Iterator[bytes], what: str, limits: Limits) -> Iterator[bytes]:
+    """Pass the source's chunks on, enforcing the minimum throughput; a read failure becomes SourceStreamLost.
+
+    The rule: over each window of Limits.blob_rate_window seconds, at least Limits.blob_min_rate bytes per
+    second on average (a source trickling bytes keeps every read under the read timeout, forever).
+    """
+    started, moved = time.monotonic(), 0
     try:
-        yield from chunks
+        for chunk in chunks:
+            moved += len(chunk)
+            elapsed = time.monotonic() - started
+            if elapsed >= limits.blob_rate_window:
+                if moved < limits.blob_min_rate * elapsed:
+                    raise SourceStreamLost(f"{what} came at {moved / elapsed:.0f} bytes/s over {elapsed:.0f}s, under "
+                                           f"the minimum {limits.blob_min_rate:.0f} (GHCR2ECR_BLOB_MIN_RATE); abandoned")
+                started, moved = time.monotonic(), 0
+            yield chunk
     except httpx.HTTPError as exc:  # a dropped connection, or a body that does not decode
         raise SourceStreamLost(f"connection lost reading {what} from the source: {type(exc).__name__}") from None
 
 
-def _verified(chunks: Iterator[bytes], blob: Descriptor, what: str,
-              on_bytes: Callable[[int], None]) -> Iterator[bytes]:
+def _verified(chunks: Iterator[bytes], blob: Descriptor, what: str, on_bytes: Callable[[int], None],
+              limits: Limits = Limits()) -> Iterator[bytes]:
     """Pass chunks through, hashing them; hold the last one back until size and digest check out."""
     hasher = hashlib.sha256()
     size = 0
     pending: bytes | None = None
-    for chunk in _source_chunks(chunks, what):
+    for chunk in _source_chunks(chunks, what, limits):
         if not chunk:
             continue
         hasher.update(chunk)
@@ -119,10 +134,25 @@ def _cancel(transport: Transport, location: str) -> None:
         pass
 
 
-def copy_blob(source: Transport, dest: Transport, blob: Descriptor, *, mount_from: str | None = None,
+def open_upload(transport: Transport, digest: str, mount_from: Sequence[str]) -> str | None:
+    """Try a mount from each repository in turn (at most MAX_MOUNT_TRIES); None when one mounted, else a Location.
+
+    A registry that cannot mount answers 202 with an upload session: each but the last is cancelled.
+    """
+    candidates = list(dict.fromkeys(mount_from))[:MAX_MOUNT_TRIES] or [None]
+    for index, repository in enumerate(candidates):
+        location = start_upload(transport, digest, repository)
+        if location is None or index == len(candidates) - 1:
+            return location
+        _cancel(transport, location)
+    raise AssertionError("unreachable")
+
+
+def copy_blob(source: Transport, dest: Transport, blob: Descriptor, *, mount_from: str | Sequence[str] | None = None,
               on_bytes: Callable[[int], None] = lambda n: None) -> Outcome:
     """Copy one blob the destination lacks: mount it, or stream it from source to destination, verified."""
-    location = start_upload(dest, blob.digest, mount_from)
+    candidates = [mount_from] if isinstance(mount_from, str) else list(mount_from or ())
+    location = open_upload(dest, blob.digest, candidates)
     if location is None:
         return "mounted"
     what = f"blob {source.repository}@{blob.digest}"
@@ -131,9 +161,9 @@ def copy_blob(source: Transport, dest: Transport, blob: Descriptor, *, mount_fro
     try:
         with _source_stream(source, name, blob.digest) as response:
             headers = {"Content-Type": "application/octet-stream", "Content-Length": str(blob.size)}
-            body = _verified(response.iter_bytes(CHUNK), blob, what, on_bytes)
+            body = _verified(response.iter_bytes(), blob, what, on_bytes, source.limits)
             upload = dest.request("PUT", _with_digest(location, blob.digest), scopes=[(dest.repository.name,
-                                  "pull,push")], headers=headers, content=body)
+                                  "pull,push")], headers=headers, content=body, blob=True)
         if upload.status_code not in (201, 204):
             raise raise_for(upload, detail=f"completing upload of {blob.digest} to {dest.repository}")
         upload.close()
@@ -153,7 +183,8 @@ class _source_stream:
     def __enter__(self) -> httpx.Response:
         """Open the stream or raise with the registry's answer (404 included: a manifest names it)."""
         response = self.transport.request("GET", blob_path(self.transport, self.digest, "GET"),
-                                          scopes=[(self.name, "pull")], stream=True, follow_redirects=True)
+                                          scopes=[(self.name, "pull")], stream=True, follow_redirects=True,
+                                          blob=True)
         if response.status_code != 200:
             raise raise_for(response, detail=f"reading blob {self.transport.repository}@{self.digest}")
         self.response = response
@@ -174,10 +205,9 @@ def copy_blob_with_retries(source: Transport, dest: Transport, blob: Descriptor,
     A digest mismatch is retried too (the source may have sent corrupt bytes once), but never stored.
     """
     sleep = sleep or source.sleep
-    candidate = mount_from[0] if mount_from else None
     for attempt in range(1, attempts + 1):
         try:
-            return copy_blob(source, dest, blob, mount_from=candidate, on_bytes=on_bytes)
+            return copy_blob(source, dest, blob, mount_from=mount_from, on_bytes=on_bytes)
         except (RegistryError, DigestMismatch, SourceStreamLost, httpx.TransportError) as exc:
             permanent = isinstance(exc, RefusedValue) or isinstance(exc, RegistryError) and exc.status is not None \
                 and exc.status < 500 and exc.status not in (401, 408, 429) and not isinstance(exc, RedirectTargetRefused)

@@ -27,6 +27,8 @@ from chalicelib.registry.transport import Transport
 
 log = logging.getLogger(__name__)
 CopyError = (RegistryError, DigestMismatch, UnsupportedManifest)
+MAX_DEPTH = 8  # index levels a tree may nest (index → image is 2; in practice at most 3)
+MAX_CHILDREN = 1000  # manifests one index may name (multi-platform indexes name tens)
 
 
 @dataclass
@@ -89,12 +91,24 @@ class Copier:
     def plan(self, digests: Iterable[str]) -> None:
         """Phase 1: find which of these manifest trees the destination lacks, reading them from the source.
 
-        Breadth-first: each level's HEADs, then its GETs, go out in parallel.
+        Breadth-first: each level's HEADs, then its GETs, go out in parallel. A tree nested deeper than
+        MAX_DEPTH, or with an index naming more than MAX_CHILDREN manifests, is refused whole here, before
+        any of its bytes move: its root fails, and what only it references is not planned.
         """
         level = list(dict.fromkeys(digests))
+        roots_of: dict[str, set[str]] = {d: {d} for d in level}  # which asked-for roots reach each digest
+        refused: dict[str, str] = {}  # root -> why its tree is refused
         found: list[Manifest] = []
+        depth = 0
         while level:
-            level = [d for d in level if d not in self.present and d not in self._planned_set and d not in self.failed]
+            depth += 1
+            level = [d for d in level if d not in self.present and d not in self._planned_set and d not in self.failed
+                     and not roots_of[d] <= refused.keys()]
+            if level and depth > MAX_DEPTH:
+                for root in set().union(*(roots_of[d] for d in level)):
+                    refused.setdefault(root, f"{self.source.repository}@{root}: manifests nested more than {MAX_DEPTH} "
+                                             "deep; refused before copying")
+                break
             missing: list[str] = []
             for digest, there in zip(level, bounded_map(self.meta_pool, self._dest_has, level)):
                 if there:
@@ -107,10 +121,23 @@ class Copier:
                 if isinstance(read, str):
                     self.failed[digest] = read
                 elif digest not in self._planned_set:
+                    named = read.children()
+                    if len(named) > MAX_CHILDREN:
+                        for root in roots_of[digest]:
+                            refused.setdefault(root, f"{self.source.repository}@{digest}: an index naming {len(named)} "
+                                                     f"manifests (more than {MAX_CHILDREN}); refused before copying")
+                        continue
                     self._planned_set.add(digest)
                     found.append(read)
-                    children += [c.digest for c in read.children()]
+                    for child in named:
+                        roots_of.setdefault(child.digest, set()).update(roots_of[digest])
+                        children.append(child.digest)
             level = list(dict.fromkeys(children))
+        if refused:
+            self.failed.update(refused)
+            dropped = {m.digest for m in found if roots_of[m.digest] <= refused.keys()}
+            self._planned_set -= dropped
+            found = [m for m in found if m.digest not in dropped]
         self._planned += found
 
     def _dest_has(self, digest: str) -> bool:
@@ -193,16 +220,22 @@ class Copier:
 
 
 def push_levels(manifests: Sequence[Manifest]) -> dict[str, int]:
-    """Give each manifest its push level: 0 for images, 1 + the highest level of its planned children."""
+    """Give each manifest its push level: 0 for images, 1 + the highest level of its planned children.
+
+    Iterative (an explicit stack), so no nesting depth can exhaust Python's recursion limit.
+    """
     planned = {m.digest: m for m in manifests}
     level: dict[str, int] = {}
-
-    def depth(digest: str) -> int:
-        if digest not in level:
+    for start in planned:
+        stack: list[tuple[str, bool]] = [(start, False)]
+        while stack:
+            digest, expanded = stack.pop()
+            if digest in level:
+                continue
             children = [c.digest for c in planned[digest].children() if c.digest in planned and c.digest != digest]
-            level[digest] = 1 + max((depth(c) for c in children), default=-1)
-        return level[digest]
-
-    for digest in planned:
-        depth(digest)
+            if expanded:
+                level[digest] = 1 + max((level.get(c, 0) for c in children), default=-1)
+            else:
+                stack.append((digest, True))
+                stack += [(c, False) for c in children if c not in level]
     return level

@@ -15,8 +15,10 @@ from typing import Any
 
 import httpx
 
-from chalicelib.registry import ecr
-from chalicelib.registry.auth import Authenticator, Credential, basic_dest_credential, source_credentials
+from chalicelib.registry import ecr, redact
+from chalicelib.registry.auth import (Authenticator, Credential, allowed_realms, basic_dest_credential, secret_values,
+                                      source_credentials)
+from chalicelib.registry.limits import Limits
 from chalicelib.registry.reference import Repository
 from chalicelib.registry.transport import DEFAULT_TIMEOUT, RetryPolicy, Transport
 
@@ -61,9 +63,11 @@ def ecr_client_factory(dest: Repository, client: Any = None) -> Callable[[], Any
 
 def source_transport(source: Repository, env: Mapping[str, str], client: httpx.Client, retry: RetryPolicy,
                      sleep: Callable[[float], None] = time.sleep) -> Transport:
-    """Build the source end; raises ValueError when a credential variable is malformed."""
-    return Transport(source, Authenticator(source_credentials(env)), role="source", hint=SOURCE_HINT,
-                     retry=retry, sleep=sleep, client=client)
+    """Build the source end; raises ValueError when a credential variable or a limit is malformed."""
+    redact.register(*secret_values(env))
+    return Transport(source, Authenticator(source_credentials(env), realms=allowed_realms(env)),
+                     role="source", hint=SOURCE_HINT, retry=retry, sleep=sleep, client=client,
+                     limits=Limits.from_env(env))
 
 
 def dest_transport(dest: Repository, env: Mapping[str, str], client: httpx.Client, retry: RetryPolicy,
@@ -74,5 +78,5 @@ def dest_transport(dest: Repository, env: Mapping[str, str], client: httpx.Clien
         credential, hint = ecr.EcrCredential(boto, registry_id=dest.ecr[0] if dest.ecr else None), ECR_HINT
     else:
         credential, hint = basic_dest_credential(env), BASIC_HINT
-    return Transport(dest, Authenticator([credential]), role="destination", hint=hint, retry=retry, sleep=sleep,
-                     client=client)
+    return Transport(dest, Authenticator([credential], realms=allowed_realms(env)), role="destination",
+                     hint=hint, retry=retry, sleep=sleep, client=client, limits=Limits.from_env(env))

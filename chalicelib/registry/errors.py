@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from chalicelib.registry.redact import redact
+
 def _short_url(url: str | httpx.URL) -> str:
     """Drop the query string (upload `_state`, presigned parameters) from a URL shown in a message."""
     return str(url).split("?", 1)[0]
@@ -29,7 +31,7 @@ def parse_error_list(body: bytes) -> list[dict[str, str]]:
     if not isinstance(errors, list):
         return []
     return [
-        {"code": str(item.get("code", "")), "message": str(item.get("message", ""))[:300]}
+        {"code": redact(str(item.get("code", "")))[:100], "message": redact(str(item.get("message", "")))[:300]}
         for item in errors
         if isinstance(item, dict)
     ]
@@ -71,7 +73,7 @@ class RegistryError(Exception):
         parts += [f"{item['code']}: {item['message']}".strip(": ") for item in self.errors]
         if self.detail:
             parts.append(self.detail)
-        return "; ".join(parts)
+        return redact("; ".join(parts))
 
 
 class RegistryUnavailable(RegistryError):
@@ -86,7 +88,18 @@ class RefusedValue(RegistryError):
 
     def _message(self) -> str:
         """Lead with what was refused, then the request it was for."""
-        return f"{self.detail} [{self.method} {self.url}]"
+        return redact(f"{self.detail} [{self.method} {self.url}]")
+
+
+class ResponseTooLarge(RefusedValue):
+    """An answer that is not a blob was larger than its cap (a token, a tags page, a manifest ...)."""
+
+    def __init__(self, method: str, url: str | httpx.URL, what: str, limit: int) -> None:
+        super().__init__(method, url, f"{what} is larger than {limit} bytes; refused")
+
+
+class DeadlineExceeded(RegistryUnavailable):
+    """A request (every attempt, or one attempt's answer) did not complete within its deadline."""
 
 
 class RedirectTargetRefused(RegistryError):
@@ -107,7 +120,7 @@ class AccessDenied(RegistryError):
     def _message(self) -> str:
         """Lead with the denial, then the request that showed it."""
         status = f"HTTP {self.status}" if self.status is not None else "no answer"
-        return f"{self.detail} [{self.method} {self.url}: {status}]"
+        return redact(f"{self.detail} [{self.method} {self.url}: {status}]")
 
 
 class DigestMismatch(Exception):
@@ -116,16 +129,19 @@ class DigestMismatch(Exception):
     def __init__(self, what: str, expected: str, actual: str) -> None:
         self.expected = expected
         self.actual = actual
-        super().__init__(f"digest mismatch for {what}: expected {expected}, source sent bytes hashing to {actual}")
+        super().__init__(redact(f"digest mismatch for {what}: expected {expected}, source sent bytes hashing to {actual}"))
 
 
 class UnsupportedManifest(Exception):
     """A manifest this copier refuses (Docker schema 1, unknown media types)."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(redact(message))
+
 
 def describe_unexpected(exc: BaseException, secrets: Iterable[str]) -> str:
     """Describe an exception no one expected in one line, without query strings or any of `secrets`."""
-    message = re.sub(r"\?\S*", "", " ".join(str(exc).split()))
+    message = redact(re.sub(r"\?\S*", "", " ".join(str(exc).split())))
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
         message = message.replace(secret, "<redacted>")
     return f"internal error: {type(exc).__name__}: {message[:300]}".rstrip(": ")

@@ -20,6 +20,8 @@ import httpx
 
 from chalicelib.registry.errors import DigestMismatch, RefusedValue, RegistryError, UnsupportedManifest
 from chalicelib.registry.reference import DIGEST_PATTERN, TAG_PATTERN, InvalidReference, check_reference, is_digest, shown
+from chalicelib.registry.limits import check_deadline
+from chalicelib.registry.redact import redact
 from chalicelib.registry.transport import Transport, raise_for
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -181,6 +183,7 @@ def get_manifest(transport: Transport, reference: str, *, actions: str = "pull")
             raw += chunk
             if len(raw) > MAX_MANIFEST_BYTES:
                 raise UnsupportedManifest(f"{where}: manifest larger than {MAX_MANIFEST_BYTES} bytes")
+            check_deadline(response, f"reading manifest {where}")
     finally:
         response.close()
     digest = sha256_digest(raw)
@@ -259,7 +262,8 @@ def tag_pages(transport: Transport, path: str) -> Iterator[list[str] | None]:
                 raise RefusedValue("GET", f"{transport.repository}/tags/list",
                                    f"listing tags of {transport.repository}: the pagination {why}; listing incomplete")
             seen.add(next_path)
-            response = transport.request("GET", next_path, scopes=[(name, "pull")])
+            response = transport.request("GET", next_path, scopes=[(name, "pull")],
+                                         max_bytes=transport.limits.max_tags_page)
             if response.status_code == 404:
                 yield None
                 return
@@ -274,7 +278,7 @@ def tag_pages(transport: Transport, path: str) -> Iterator[list[str] | None]:
             valid = [tag for tag in tags if TAG_PATTERN.fullmatch(tag)]
             if len(valid) != len(tags):
                 skipped += len(tags) - len(valid)
-                invalid += [shown(tag, 60) for tag in tags if not TAG_PATTERN.fullmatch(tag)][: 3 - len(invalid)]
+                invalid += [shown(redact(tag), 60) for tag in tags if not TAG_PATTERN.fullmatch(tag)][: 3 - len(invalid)]
             yield valid
             match = _LINK_NEXT.search(response.headers.get("link", ""))
             next_path = urljoin(str(response.url), match.group(1)) if match else None

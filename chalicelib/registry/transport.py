@@ -8,6 +8,7 @@ once and its caller (the blob copy) retries the whole operation.
 from __future__ import annotations
 
 import email.utils
+import functools
 import logging
 import re
 import time
@@ -19,8 +20,9 @@ from typing import Any
 import httpx
 
 from chalicelib.registry.auth import Authenticator, TokenDenied
-from chalicelib.registry.errors import (AccessDenied, RedirectTargetRefused, RefusedValue, RegistryError,
-                                       RegistryUnavailable)
+from chalicelib.registry.errors import (AccessDenied, DeadlineExceeded, RedirectTargetRefused, RefusedValue,
+                                       RegistryError, RegistryUnavailable)
+from chalicelib.registry.limits import DEADLINE_KEY, Limits, attempt_timeout, read_capped
 from chalicelib.registry.reference import Repository, shown
 
 log = logging.getLogger(__name__)
@@ -70,13 +72,14 @@ class Transport:
 
     def __init__(self, repository: Repository, authenticator: Authenticator, *, role: str, hint: str,
                  client: httpx.Client | None = None, retry: RetryPolicy = RetryPolicy(),
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep, limits: Limits = Limits()) -> None:
         self.repository = repository
         self.auth = authenticator
         self.role = role  # "source" or "destination", for messages
         self.hint = hint  # what the operator can do when access is denied
         self.retry = retry
         self.sleep = sleep
+        self.limits = limits
         self.client = client or httpx.Client(timeout=DEFAULT_TIMEOUT)
         self.warnings: list[str] = []  # what this end noticed and worked around (the report lists them)
 
@@ -118,40 +121,66 @@ class Transport:
 
     def send(self, method: str, url: str, *, headers: Mapping[str, str] | None = None,
              params: Any = None, content: bytes | Iterable[bytes] | None = None, stream: bool = False,
-             follow_redirects: bool = False, auth: httpx.Auth | None = None, once: bool = False) -> httpx.Response:
-        """Send without the auth handshake, retrying connection errors, 429 and 5xx when replayable."""
+             follow_redirects: bool = False, auth: httpx.Auth | None = None, once: bool = False,
+             max_bytes: int | None = None, blob: bool = False, started: float | None = None) -> httpx.Response:
+        """Send without the auth handshake, retrying connection errors, timeouts, 429 and 5xx when replayable.
+
+        Every attempt has a deadline (Limits.request_deadline, headers and body; `blob`: none, the blob
+        copy enforces a minimum throughput instead) and all attempts share Limits.give_up_after, counted
+        from `started` (the auth handshake's requests share one budget). Unless
+        `stream`, the body is read here through a byte counter: a 2xx body over `max_bytes` (default
+        Limits.max_body) is refused, any other body is cut at Limits.max_error_body.
+        """
         replayable = (content is None or isinstance(content, bytes)) and not once
-        attempt = 0
+        started, attempt = started or time.monotonic(), 0
         while True:
             attempt += 1
-            request = self.client.build_request(method, url, headers=headers, params=params, content=content)
+            left = self.limits.give_up_after - (time.monotonic() - started)
+            if left <= 0:  # the handshake before this request spent the budget
+                raise DeadlineExceeded(method, url, None, detail=f"{self.role} registry: gave up after "
+                                       f"{self.limits.give_up_after:.0f}s (GHCR2ECR_REQUEST_GIVE_UP)")
+            timeout, deadline = attempt_timeout(self.limits, left, blob)
+            request = self.client.build_request(method, url, headers=headers, params=params, content=content,
+                                                timeout=timeout)
+            request.extensions[DEADLINE_KEY] = deadline
             try:
-                response = self.client.send(request, stream=stream, follow_redirects=follow_redirects,
+                response = self.client.send(request, stream=True, follow_redirects=follow_redirects,
                                             auth=auth or httpx.USE_CLIENT_DEFAULT)
-            except httpx.TransportError as exc:
-                if not replayable or attempt >= self.retry.attempts:
-                    raise RegistryUnavailable(method, url, None, detail=f"{self.role} registry unreachable "
-                                              f"after {attempt} attempt(s): {type(exc).__name__}") from None
+                if not stream:
+                    ok = 200 <= response.status_code < 300
+                    cap = (max_bytes or self.limits.max_body) if ok else self.limits.max_error_body
+                    response = read_capped(response, cap, f"the {self.role} registry's answer", truncate=not ok)
+            except (httpx.TransportError, DeadlineExceeded) as exc:
+                why = type(exc).__name__ if isinstance(exc, httpx.TransportError) else "deadline exceeded"
                 wait = self.retry.delay(attempt)
-                log.warning("%s %s: %s; retry %d in %.1fs", method, url.split("?")[0], type(exc).__name__,
-                            attempt, wait)
+                spent = time.monotonic() - started
+                out_of_time = spent + wait >= self.limits.give_up_after
+                if not replayable or attempt >= self.retry.attempts or out_of_time:
+                    error = DeadlineExceeded if out_of_time or why == "deadline exceeded" else RegistryUnavailable
+                    budget = f" (gave up after {spent:.0f}s: GHCR2ECR_REQUEST_GIVE_UP)" if out_of_time else ""
+                    raise error(method, url, None, detail=f"{self.role} registry unreachable after {attempt} "
+                                f"attempt(s): {why}{budget}") from None
+                log.warning("%s %s: %s; retry %d in %.1fs", method, url.split("?")[0], why, attempt, wait)
                 self.sleep(wait)
                 continue
             except httpx.HTTPError as exc:  # not a connection failure: a redirect loop, a malformed answer
                 raise RegistryError(method, url, None, detail=f"{self.role} registry: {type(exc).__name__}: "
                                     f"{_first_line(exc)}") from None
+            spent = time.monotonic() - started
             if _transient(response.status_code) and replayable and attempt < self.retry.attempts:
                 wait = self.retry.delay(attempt, response)
-                response.close()
-                log.warning("%s %s: HTTP %d; retry %d in %.1fs", method, url.split("?")[0],
-                            response.status_code, attempt, wait)
-                self.sleep(wait)
-                continue
+                if spent + wait < self.limits.give_up_after:
+                    response.close()
+                    log.warning("%s %s: HTTP %d; retry %d in %.1fs", method, url.split("?")[0],
+                                response.status_code, attempt, wait)
+                    self.sleep(wait)
+                    continue
             return response
 
     def request(self, method: str, path: str, *, scopes: Scopes, headers: Mapping[str, str] | None = None,
                 params: Any = None, content: bytes | Iterable[bytes] | None = None, stream: bool = False,
-                follow_redirects: bool = False, once: bool = False) -> httpx.Response:
+                follow_redirects: bool = False, once: bool = False, max_bytes: int | None = None,
+                blob: bool = False) -> httpx.Response:
         """Send with authentication: answer 401 challenges and move down the chain on denial.
 
         Returns the response for any status except 401/403 (auth), and except 429/5xx while retries last
@@ -160,9 +189,10 @@ class Transport:
         raises RedirectTargetRefused (retryable) without touching the credential chain.
         """
         url = self.url(path, method)
+        started = time.monotonic()
         if not self._same_origin(url):
             return self.send(method, url, headers=headers, params=params, content=content, stream=stream,
-                             follow_redirects=follow_redirects, once=once)
+                             follow_redirects=follow_redirects, once=once, max_bytes=max_bytes, blob=blob)
         replayable = content is None or isinstance(content, bytes)
         fresh_for: int | None = None  # the credential whose token was fetched for this very request
         # Other threads may move the chain on meanwhile: every decision uses the index the header was built for.
@@ -172,10 +202,11 @@ class Transport:
             if authorization:
                 sent_headers["Authorization"] = authorization
             response = self.send(method, url, headers=sent_headers, params=params, content=content,
-                                 stream=stream, follow_redirects=follow_redirects, once=once)
+                                 stream=stream, follow_redirects=follow_redirects, once=once, max_bytes=max_bytes,
+                                 blob=blob, started=started)
             if response.status_code not in (401, 403):
                 return response
-            _drain(response)
+            response = _drain(response)
             if not self._same_origin(str(response.url)):
                 # A redirect target (ghcr.io's blob CDN) refused: its signed URL expired, say. Not this
                 # credential's fault, and its challenge names a realm the registry did not choose.
@@ -187,7 +218,8 @@ class Transport:
                     raise RegistryError.from_response(response, detail="authorization expired mid-upload")
                 # Steps 2-3: answer the challenge, then send again (step 4).
                 try:
-                    self.auth.authenticate(challenge, scopes, self.send, index, self.repository.base_url)
+                    self.auth.authenticate(challenge, scopes, functools.partial(self.send, started=started), index,
+                                           self.repository.base_url)
                     fresh_for = index
                     continue
                 except TokenDenied:
@@ -217,15 +249,14 @@ def _first_line(exc: Exception) -> str:
     return re.sub(r"\?\S*", "", " ".join(str(exc).split()))[:200]
 
 
-def _drain(response: httpx.Response) -> None:
-    """Read the (error) body and close, so the connection returns to the pool."""
-    try:
-        response.read()
-    finally:
-        response.close()
+def _drain(response: httpx.Response) -> httpx.Response:
+    """Read at most Limits.max_error_body of an (error) body and close; return the read response."""
+    if not response.is_stream_consumed and not response.is_closed:
+        return read_capped(response, Limits.max_error_body, "error answer", truncate=True)
+    response.close()
+    return response
 
 
 def raise_for(response: httpx.Response, detail: str = "") -> RegistryError:
-    """Read a failed (possibly streamed) response and build its RegistryError."""
-    _drain(response)
-    return RegistryError.from_response(response, detail)
+    """Read (a capped part of) a failed, possibly streamed, response and build its RegistryError."""
+    return RegistryError.from_response(_drain(response), detail)

@@ -25,8 +25,12 @@ _TAG_PUT = re.compile(r"^/v2/(.+)/manifests/([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$
 
 def ghcr_env(ghcr: GhcrStandin, *, app_token: bool = True, fallback: bool = True,
              fallback_json: bool = False) -> dict[str, str]:
-    """Return the source variables the build sets: installation token and/or the fallback credential."""
-    env: dict[str, str] = {}
+    """Return the source variables the build sets: installation token and/or the fallback credential.
+
+    The stand-in's token endpoint is on a port of its own, so it is allowed by GHCR2ECR_TOKEN_REALMS
+    (ghcr.io's realm is on ghcr.io itself and needs no setting).
+    """
+    env: dict[str, str] = {"GHCR2ECR_TOKEN_REALMS": ghcr.tokens.url}
     if app_token:
         env["GHCR2ECR_SOURCE_TOKEN"] = ghcr.app_token.password
     if fallback and fallback_json:

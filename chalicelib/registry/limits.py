@@ -1,0 +1,110 @@
+"""How long a registry may make us wait and how much it may make us read (docs/operators.md, "Limits").
+
+Metadata requests (manifests, tags, HEADs, uploads' start, tokens) get a total deadline per attempt,
+headers and body together, and all attempts of one request share a budget. Blobs get no fixed deadline:
+they must keep up a minimum throughput instead. Bodies that are not blobs are read through a byte
+counter: a 2xx answer over its cap is refused, an error body is cut at its cap (it only feeds a message).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+import httpx
+
+from chalicelib.registry.errors import DeadlineExceeded, ResponseTooLarge
+
+KiB, MiB = 1024, 1024 * 1024
+DEADLINE_KEY = "ghcr2ecr.deadline"  # request extension: the monotonic time its attempt must end by
+SETTINGS = {  # environment variable -> Limits field (seconds, or bytes per second)
+    "GHCR2ECR_REQUEST_DEADLINE": "request_deadline",
+    "GHCR2ECR_REQUEST_GIVE_UP": "give_up_after",
+    "GHCR2ECR_BLOB_MIN_RATE": "blob_min_rate",
+    "GHCR2ECR_BLOB_RATE_WINDOW": "blob_rate_window",
+}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Time and size bounds for one registry end."""
+
+    request_deadline: float = 30.0  # one attempt of a metadata request, headers and body
+    give_up_after: float = 90.0  # every attempt of one request, the waits between them included
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0  # the longest silence inside a blob stream
+    blob_min_rate: float = 16 * KiB  # bytes per second a blob stream must keep up, averaged over a window
+    blob_rate_window: float = 30.0
+    max_error_body: int = 64 * KiB
+    max_token_body: int = 1 * MiB
+    max_tags_page: int = 4 * MiB
+    max_body: int = 64 * KiB  # any other 2xx answer that is not a manifest or a blob
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Limits:
+        """Read the settings that are set (positive numbers); raise ValueError naming a malformed one."""
+        values: dict[str, float] = {}
+        for name, attribute in SETTINGS.items():
+            text = env.get(name, "").strip()
+            if not text:
+                continue
+            try:
+                value = float(text)
+            except ValueError:
+                value = -1.0
+            if not 0 < value < 86400 * 30:
+                raise ValueError(f"{name} must be a positive number, not {text[:40]!r}")
+            values[attribute] = value
+        limits = cls(**values)  # type: ignore[arg-type]
+        if limits.request_deadline > limits.give_up_after:
+            raise ValueError("GHCR2ECR_REQUEST_DEADLINE must not exceed GHCR2ECR_REQUEST_GIVE_UP")
+        return limits
+
+    def describe(self) -> dict[str, float]:
+        """Return every limit by name (for docs and tests)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def attempt_timeout(limits: Limits, left: float, blob: bool) -> tuple[httpx.Timeout, float | None]:
+    """Return httpx's timeouts for one attempt with `left` seconds of budget, and its deadline (None: blob)."""
+    span = left if blob else min(limits.request_deadline, left)
+    read = min(limits.read_timeout, span)
+    timeout = httpx.Timeout(connect=min(limits.connect_timeout, span), read=read, write=limits.read_timeout,
+                            pool=min(limits.connect_timeout, span))
+    return timeout, None if blob else time.monotonic() + span
+
+
+def check_deadline(response: httpx.Response, what: str) -> None:
+    """Raise DeadlineExceeded when the attempt that produced `response` is past its deadline."""
+    deadline = response.request.extensions.get(DEADLINE_KEY)
+    if deadline is not None and time.monotonic() > deadline:
+        raise DeadlineExceeded(response.request.method, response.request.url, None, detail=f"{what} not complete "
+                               "within its deadline (GHCR2ECR_REQUEST_DEADLINE)")
+
+
+def read_capped(response: httpx.Response, limit: int, what: str, *, truncate: bool = False) -> httpx.Response:
+    """Read a streamed body through a byte counter and the attempt's deadline; return a read Response.
+
+    Over `limit`: refused (ResponseTooLarge), or cut there when `truncate` (error bodies). The stream is
+    closed either way; the returned Response holds the decoded bytes.
+    """
+    try:
+        declared = response.headers.get("content-length", "")
+        if not truncate and declared.isdigit() and int(declared) > limit:
+            raise ResponseTooLarge(response.request.method, response.request.url, what, limit)
+        data = bytearray()
+        for chunk in response.iter_bytes():
+            data += chunk
+            if len(data) > limit:
+                if not truncate:
+                    raise ResponseTooLarge(response.request.method, response.request.url, what, limit)
+                del data[limit:]
+                break
+            check_deadline(response, what)
+    finally:
+        response.close()
+    kept = [(k, v) for k, v in response.headers.multi_items()
+            if k.lower() not in ("content-encoding", "transfer-encoding")]
+    return httpx.Response(response.status_code, headers=kept, content=bytes(data), request=response.request,
+                          history=response.history)
