@@ -172,7 +172,8 @@ def drain(env: dict[str, str], github: GitHubStandIn, ghcr: Any) -> dict[str, An
         variables = resolve_variables(build["variables"], aws.session().client("ssm"),
                                       aws.session().client("secretsmanager"))
         job = BuildJob.from_json(variables["GHCR2ECR_JOB"])
-        results += run_job.run(job, {**os.environ, **variables, "GHCR2ECR_DEST_ECR": "true"})
+        results += run_job.run(job, {**os.environ, **variables, "GHCR2ECR_DEST_ECR": "true",
+                                     "GHCR2ECR_TOKEN_REALMS": ghcr.tokens.url})
     return {"builds": builds, "results": results}
 
 

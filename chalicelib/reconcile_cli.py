@@ -32,7 +32,10 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _stage_environment(stage: str) -> None:
-    """Put the stage's Lambda environment (.chalice/config.json) under what the shell already sets."""
+    """Put the stage's Lambda environment under what the shell already sets: the checkout's .chalice/config.json,
+    what it lacks filled from the deployment's own record in AWS (chalicelib/ops/state.py)."""
+    from chalicelib import aws
+    from chalicelib.ops import state
     from chalicelib.ops.chalice_config import ChaliceConfig
     from chalicelib.ops.project import find_project_dir
 
@@ -40,6 +43,12 @@ def _stage_environment(stage: str) -> None:
         config = ChaliceConfig(find_project_dir())
     except (SystemExit, FileNotFoundError):
         return  # the environment alone may name everything (a CI job)
+    try:
+        recorded = state.load_stage(aws.session().client("ssm"), config, stage)
+    except Exception:  # noqa: BLE001 - no credentials or no AWS: the checkout and the shell may be enough
+        recorded = None
+    if recorded:
+        state.merge_stage(config, stage, recorded)
     if config.has_stage(stage):
         for name, value in config.env(stage).items():
             if value and not os.environ.get(name):

@@ -3,8 +3,10 @@
 The job (chalicelib/build_job.py) says what to sync; credentials come from the environment as for
 `ghcr2ecr sync`. For a pushed digest each package runs as `ghcr2ecr sync SOURCE DEST --digest D --aliases
 --tags GHCR2ECR_TAGS`, with `--tag T` (the event's tag) only when the filter admits it; for every tag as
-`--all-tags --tags GHCR2ECR_TAGS`. No sync starts after the job's deadline (the installation token's hour):
-those packages are reported as not started, and the next reconcile picks them up.
+`--all-tags --tags GHCR2ECR_TAGS`. No sync starts after the job's deadline (the installation token's hour) or
+the build's own timeout (GHCR2ECR_BUILD_TIMEOUT_MINUTES, less a margin), and each sync gets what is left as its
+`--deadline`. Packages not started are reported `not_started`; the next reconcile syncs them, and a backfilled
+one that exists gets its ECR repository (with its records) at once, so that reconcile can find it.
 
 A backfill (a repository's package looked up under the repository's name), or an operator's reconcile of a
 named package, first lists the source's tags once: a source without such a package, or none readable, is
@@ -62,14 +64,52 @@ def main(args: argparse.Namespace) -> int:
 def run(job: BuildJob, env: Mapping[str, str], clock: Callable[[], float] = time.time,
         **sync_options: Any) -> list[dict[str, Any]]:
     """Sync each target in turn; return one result per target (status synced, skipped, failed, not_started)."""
+    stop_at = _stop_at(job, env, clock())
     results = []
     for target in job.targets:
-        if job.deadline and clock() >= job.deadline:
-            results.append(_result(target, "not_started", "the installation token's hour is nearly over; the "
-                                   "next reconcile syncs this package"))
+        target_env = {**env, **_target_env(job, target)}
+        if clock() >= stop_at - RECORD_MARGIN:
+            results.append(_not_started(job, target, target_env, sync_options.get("ecr_client")))
             continue
-        results.append(_sync_target(job, target, {**env, **_target_env(job, target)}, clock, **sync_options))
+        results.append(_sync_target(job, target, target_env, clock, stop_at, **sync_options))
     return results
+
+
+RECORD_MARGIN = 30.0  # seconds kept, before the stop, to record the packages not started
+
+
+def _stop_at(job: BuildJob, env: Mapping[str, str], now: float) -> float:
+    """Return when no sync may run any more: the token's hour, or the build's own timeout, whichever is first."""
+    from chalicelib.sync_cli import default_deadline
+
+    ends = [job.deadline] if job.deadline else []
+    try:
+        budget = default_deadline(env, None)  # the build's timeout less a margin (None outside a build)
+    except ValueError:
+        budget = None
+    if budget is not None:
+        ends.append(now + budget)
+    return min(ends) if ends else float("inf")
+
+
+def _not_started(job: BuildJob, target: Target, env: Mapping[str, str], ecr_client: Any) -> dict[str, Any]:
+    """Report a package left for later; a backfilled one that exists gets its ECR repository, so reconcile finds it."""
+    reason = "not started: the build's time (or the installation token's hour) is nearly over; the next reconcile "
+    if job.origin not in ("backfill", "operator"):
+        return _result(target, "not_started", reason + "syncs this package")
+    from chalicelib.registry import ecr, endpoints
+    from chalicelib.registry.reference import parse_repository
+
+    dest = parse_repository(target.dest)
+    if not (job.create_repository and endpoints.uses_ecr(dest, env) and _source_has_tags(target, env)):
+        return _result(target, "not_started", reason + "cannot find it: run ghcr2ecr reconcile --owner "
+                       f"{job.owner} --package {target.package.split('/', 1)[1]}")
+    try:
+        ecr.prepare_repository(endpoints.ecr_client_factory(dest, ecr_client), dest.name,
+                               parse_repository(target.source), env, create=True)
+    except Exception as exc:  # noqa: BLE001 - an AWS error: say which, never a traceback
+        return _result(target, "not_started", reason + f"cannot find it ({type(exc).__name__} recording it)")
+    return _result(target, "not_started", reason + "syncs it (its ECR repository is created and records it)")
 
 
 def _target_env(job: BuildJob, target: Target) -> dict[str, str]:
@@ -80,8 +120,8 @@ def _target_env(job: BuildJob, target: Target) -> dict[str, str]:
     return extra
 
 
-def _sync_target(job: BuildJob, target: Target, env: Mapping[str, str], clock: Callable[[], float] = time.time,
-                 **sync_options: Any) -> dict[str, Any]:
+def _sync_target(job: BuildJob, target: Target, env: Mapping[str, str], clock: Callable[[], float],
+                 stop_at: float, **sync_options: Any) -> dict[str, Any]:
     from chalicelib import sync
     from chalicelib.globs import parse_tag_globs
     from chalicelib.registry.signatures import COSIGN_TAG
@@ -106,8 +146,8 @@ def _sync_target(job: BuildJob, target: Target, env: Mapping[str, str], clock: C
         elif not named:
             return _result(target, "skipped", f"GHCR2ECR_TAGS={target.tags} does not admit the event's tag {tag}: "
                            "nothing set, nothing created")
-    if DEADLINE and job.deadline:
-        options["deadline"] = max(job.deadline - clock(), 1.0)  # seconds left of the token's hour
+    if DEADLINE and stop_at != float("inf"):
+        options["deadline"] = max(stop_at - clock(), 1.0)  # seconds left of the token's hour and the build
     try:
         request = sync.SyncRequest.build(target.source, target.dest, **options)
     except ValueError as exc:

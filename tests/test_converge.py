@@ -50,7 +50,7 @@ def test_deliveries_answered_503_while_the_queue_was_down_are_redelivered_and_mi
     assert sorted(d.status_code for d in redelivered) == [202, 202]
     dispatch_queued(client, world)
     results = run_builds(world, ghcr)
-    assert [r["status"] for r in results] == ["synced", "synced"]
+    assert [r["status"] for r in results] == ["synced", "synced"], [r["reason"] for r in results]
     assert all(in_ecr(moto_ecr, p, "v1") for p in packages)
     scheduled(client, "redeliver_failed")  # the next run finds every guid delivered: nothing more
     assert world.github.hooks.attempts == []
@@ -115,3 +115,30 @@ def test_reconcile_skips_an_uninstalled_owner_with_a_logged_reason(client, world
     assert world.sqs.sent == []
     [line] = json_logs.find("package not reconciled")
     assert line["package"] == f"octo-org/{package}" and "no longer installed" in line["reason"]
+
+
+@pytest.mark.parametrize("change,reason", [("suspend", "suspended"), ("disallow", "ALLOWED_ACCOUNTS")])
+def test_reconcile_skips_a_suspended_or_no_longer_allowed_owner(client, world: AppEnv, ghcr: GhcrStandin,
+                                                               json_logs, monkeypatch, change: str,
+                                                               reason: str) -> None:
+    from tests.support.app_fixtures import clear_caches
+
+    package = unique_package("skip")
+    pushed = push_to(ghcr, f"octo-org/{package}", images.single_image(seed=package), ("v1",))
+    headers, body = delivery_for(package, pushed.digest, "v1")
+    assert client.http.post("/github/webhook", headers=headers, body=body).status_code == 202
+    dispatch_queued(client, world)
+    run_builds(world, ghcr)
+    if change == "suspend":
+        world.github.suspend_installation(77)
+    else:
+        monkeypatch.setenv("ALLOWED_ACCOUNTS", "someone-else")
+        clear_caches()
+        from chalicelib import aws
+
+        aws.use(aws.Sqs, world.sqs)
+    world.sqs.sent.clear()
+    scheduled(client, "reconcile")
+    assert world.sqs.sent == []
+    [line] = json_logs.find("package not reconciled")
+    assert reason in line["reason"]

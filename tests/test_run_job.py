@@ -138,3 +138,25 @@ def test_no_sync_starts_after_the_deadline(ghcr: GhcrStandin, moto_ecr: EcrStand
                   clock=lambda: next(times, 200.0))
     assert [r["status"] for r in results] == ["synced", "not_started"]
     assert "next reconcile" in results[1]["reason"]
+
+
+def test_a_backfill_out_of_time_records_the_existing_packages_it_could_not_start(
+        ghcr: GhcrStandin, moto_ecr: EcrStandin, build_env: dict[str, str], new_repo_name: Callable[..., str],
+        push_image: Callable[..., PushedImage]) -> None:
+    exists, missing = new_repo_name(), new_repo_name()
+    push_image(ghcr, exists, images.single_image(seed=exists), ("v1",))
+    results = run(job(target(ghcr, moto_ecr, exists), target(ghcr, moto_ecr, missing), origin="backfill",
+                      deadline=10.0), build_env, clock=lambda: 100.0)
+    assert [r["status"] for r in results] == ["not_started", "not_started"]
+    assert "next reconcile syncs it" in results[0]["reason"] and "reconcile --owner" in results[1]["reason"]
+    recorded = repositories()
+    assert list(recorded) == [f"ghcr/{exists}"] and recorded[f"ghcr/{exists}"]["ghcr2ecr:installation-id"] == "77"
+
+
+def test_the_build_s_own_timeout_stops_new_syncs(ghcr: GhcrStandin, moto_ecr: EcrStandin, build_env: dict[str, str],
+                                                 repo_name: str) -> None:
+    env = {**build_env, "GHCR2ECR_BUILD_TIMEOUT_MINUTES": "15"}  # 810 s for the syncs, then the margin
+    times = iter([0.0])
+    [result] = run(job(target(ghcr, moto_ecr, repo_name), deadline=10_000.0), env,
+                   clock=lambda: next(times, 900.0))
+    assert result["status"] == "not_started"

@@ -77,6 +77,7 @@ def run_builds(env: AppEnv, ghcr: GhcrStandin, start: int = 0) -> list[dict[str,
     for build in env.codebuild.builds[start:]:
         variables = resolve_variables(build["variables"], env.boto("ssm"), env.boto("secretsmanager"))
         job = BuildJob.from_json(variables["GHCR2ECR_JOB"])
-        results += run_job.run(job, {**os.environ, **variables, "GHCR2ECR_DEST_ECR": "true"}, retry=FAST_RETRY,
-                               sleep=Sleeps())
+        # what the support stack's project sets: the GHCR stand-in's token endpoint is on a port of its own
+        build_env = {**os.environ, **variables, "GHCR2ECR_DEST_ECR": "true", "GHCR2ECR_TOKEN_REALMS": ghcr.tokens.url}
+        results += run_job.run(job, build_env, retry=FAST_RETRY, sleep=Sleeps())
     return results
