@@ -126,7 +126,7 @@ ROLE_RESOURCES = {  # action prefix -> the only resources its statements may nam
 ROLE_ACTIONS = {  # action prefix -> the only actions the role may have
     "ecr": {"GetAuthorizationToken", "BatchCheckLayerAvailability", "BatchGetImage", "InitiateLayerUpload",
             "UploadLayerPart", "CompleteLayerUpload", "PutImage", "CreateRepository", "TagResource",
-            "DescribeRepositories", "ListTagsForResource"},
+            "DescribeRepositories", "ListTagsForResource", "ListImages"},
     "ssm": {"GetParameters"},
     "secretsmanager": {"GetSecretValue"},
     "logs": {"CreateLogStream", "PutLogEvents"},
@@ -162,7 +162,8 @@ ENGINE_ECR_ACTIONS = {
     "UploadLayerPart",              # the upload's body...
     "CompleteLayerUpload",          # ...completed by PUT ?digest=
     "PutImage",                     # PUT of manifests by digest, then tags
-}  # never read from ECR: no GetDownloadUrlForLayer; images never listed or described: no ListImages/DescribeImages
+    "ListImages",                   # dest_state.py: the repository's tag -> digest pairs in bulk
+}  # never read from ECR: no GetDownloadUrlForLayer; images never described: no DescribeImages
 
 
 def test_copy_role_has_exactly_the_ecr_actions_the_engine_calls() -> None:

@@ -8,9 +8,9 @@ from collections.abc import Callable
 import pytest
 
 from standins import images, skopeo
-from standins.ghcr_ecr import EcrStandin, GhcrStandin
 from standins.push import PushedImage
-from tests.support.engine_helpers import ecr_env, ghcr_env, run_sync
+from standins.registry import RegistryProcess
+from tests.support.engine_helpers import run_sync
 
 Pusher = Callable[..., PushedImage]
 pytestmark = pytest.mark.registry
@@ -28,20 +28,19 @@ def child_tagged_index(seed: str) -> images.Manifest:
     return images.index(children)
 
 
-def test_an_index_with_a_tagged_child_sets_every_tag_fifty_runs_in_a_row(ghcr: GhcrStandin, ecr: EcrStandin,
+def test_an_index_with_a_tagged_child_sets_every_tag_fifty_runs_in_a_row(plain_registry: RegistryProcess,
         push_image: Pusher, repo_name: str) -> None:
+    # The race is the destination's (docker-registry here; ECR is not assumed safer): no auth, to keep it fast.
     index = child_tagged_index(repo_name)
     arm64 = index.children[1]
-    push_image(ghcr, repo_name, arm64, ("v1-arm64",))
-    push_image(ghcr, repo_name, index, ("v1", "latest"))
-    env = {**ghcr_env(ghcr, app_token=False), **ecr_env(ecr)}
+    push_image(plain_registry, repo_name, arm64, ("v1-arm64",))
+    push_image(plain_registry, repo_name, index, ("v1", "latest"))
     failures = []
     for run in range(RUNS):
-        dest = f"{repo_name}-{run}"
-        report = run_sync(ghcr.host, repo_name, ecr.host, dest, env, all_tags=True)
+        dest = f"{repo_name}-copy{run}"
+        report = run_sync(plain_registry.host, repo_name, plain_registry.host, dest, {}, all_tags=True)
         if not report.ok or sorted(report.tags_set) != ["latest", "v1", "v1-arm64"]:
             failures.append((run, report.errors, report.tags_set))
     assert failures == []
-    last = f"{ecr.host}/{repo_name}-{RUNS - 1}"
-    assert skopeo.digest(f"{last}:v1-arm64", ecr.credential) == arm64.digest
-    assert skopeo.digest(f"{last}:latest", ecr.credential) == index.digest
+    last = f"{plain_registry.host}/{repo_name}-copy{RUNS - 1}"
+    assert skopeo.digest(f"{last}:v1-arm64") == arm64.digest and skopeo.digest(f"{last}:latest") == index.digest
