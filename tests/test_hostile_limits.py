@@ -19,7 +19,7 @@ import pytest
 
 from standins import images
 from standins.hostile import HostileRegistry
-from standins.hostile_behaviours import MB, declared, drip, endless, silent
+from standins.hostile_behaviours import MB, declared, drip, endless, gzip_bomb, silent
 from tests.support.child_sync import ROOT, ChildRun, run_child_sync
 from tests.support.engine_helpers import run_sync
 
@@ -57,7 +57,11 @@ def _outside(dest: HostileRegistry) -> list[str]:
     ("/tags/list", endless(200), ["--all-tags"], "larger than 4194304 bytes; refused"),
     ("/manifests/", endless(400, prefix=b'{"errors": [{"code": "X", "message": "'), ["--tag", "v1"], "HTTP 400"),
     ("/manifests/", endless(401, headers={"WWW-Authenticate": 'Basic realm="r"'}), ["--tag", "v1"], "denied"),
-], ids=["endless-tags-list", "endless-400", "endless-401"])
+    ("/tags/list", gzip_bomb(200), ["--all-tags"], "larger than 4194304 bytes; refused"),
+    ("/manifests/", gzip_bomb(400), ["--tag", "v1"], "HTTP 400"),
+    ("/manifests/", gzip_bomb(200), ["--tag", "v1"], "manifest larger than 4194304 bytes"),
+], ids=["endless-tags-list", "endless-400", "endless-401", "gzip-bomb-tags-list", "gzip-bomb-400",
+        "gzip-bomb-manifest"])
 def test_an_endless_body_is_cut_at_its_cap_and_memory_stays_flat(source: HostileRegistry, dest: HostileRegistry,
         tmp_path: Path, route: str, behaviour: object, flags: list[str], cause: str | None) -> None:
     source.on("GET", route, behaviour)  # type: ignore[arg-type]
