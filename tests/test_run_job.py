@@ -133,10 +133,10 @@ def test_no_sync_starts_after_the_deadline(ghcr: GhcrStandin, moto_ecr: EcrStand
     first, second = new_repo_name(), new_repo_name()
     for repo in (first, second):
         push_image(ghcr, repo, images.single_image(seed=repo), ("v1",))
-    times = iter([100.0, 100.0])  # the first package starts (and gets 50 s as its --deadline), then time passes
+    times = iter([100.0] * 3)  # the first package starts (and gets 50 s as its --deadline), then time passes
     results = run(job(target(ghcr, moto_ecr, first), target(ghcr, moto_ecr, second), deadline=150.0), build_env,
                   clock=lambda: next(times, 200.0))
-    assert [r["status"] for r in results] == ["synced", "not_started"]
+    assert [r["status"] for r in results] == ["synced", "not_started"], results[0]["reason"]
     assert "next reconcile" in results[1]["reason"]
 
 
