@@ -102,6 +102,8 @@ def test_two_stages_in_one_account_get_their_own_app_parameters_and_policies(
                      stage_env(project, stage)["GITHUB_WEBHOOK_SECRET_PARAMETER"]) for stage in ("dev", "prod")}
     assert names == {"dev": ("/ghcr2ecr/dev/github/private-key", "/ghcr2ecr/dev/github/webhook-secret"),
                      "prod": ("/ghcr2ecr/prod/github/private-key", "/ghcr2ecr/prod/github/webhook-secret")}
+    assert {stage: stage_env(project, stage)["REDELIVERY_STATE_PARAMETER"] for stage in ("dev", "prod")} == {
+        "dev": "/ghcr2ecr/dev/redelivery/state", "prod": "/ghcr2ecr/prod/redelivery/state"}
     for stage, (key, secret) in names.items():
         document = json.loads((project / ".chalice" / f"policy-{stage}-api_handler.json").read_text())
         resources = [r for statement in document["Statement"] for r in statement["Resource"]]
