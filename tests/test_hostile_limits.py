@@ -129,20 +129,23 @@ def test_a_malformed_limit_setting_is_a_clear_error(source: HostileRegistry, des
     assert source.requests == [] and dest.requests == []
 
 
+@pytest.mark.timeout(240)  # a loaded machine may take long to start the child; nothing here is timed
 def test_a_stopped_run_cancels_its_open_upload(source: HostileRegistry, dest: HostileRegistry) -> None:
     layer = max(IMAGE.all_blobs().values(), key=lambda b: b.size)
     source.on("GET", f"/blobs/{layer.digest}$", drip(0.05))  # an upload that stays open while we stop the run
-    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **SHORT}
+    # The blob's minimum-throughput window is made longer than the test, so the upload is still open at SIGTERM.
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **SHORT, "GHCR2ECR_BLOB_RATE_WINDOW": "600"}
     child = subprocess.Popen([sys.executable, "-m", "chalicelib.cli", "sync", f"http://{source.host}/octo/app",
                               f"http://{dest.host}/dst/app", "--tag", "v1", "--quiet"], cwd=ROOT, env=env,
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        until = time.monotonic() + 20
-        while time.monotonic() < until and not any(r.method == "PUT" and "/blobs/uploads/" in r.path
-                                                   for r in dest.requests):
+        until = time.monotonic() + 120
+        while time.monotonic() < until and child.poll() is None and not any(
+                r.method == "PUT" and "/blobs/uploads/" in r.path for r in dest.requests):
             time.sleep(0.05)
+        assert child.poll() is None, "the sync ended before its upload opened"
         child.send_signal(signal.SIGTERM)
-        _, err = child.communicate(timeout=30)
+        _, err = child.communicate(timeout=90)
     finally:
         child.kill()
     stuck = [r.path.split("/blobs/uploads/")[1].split("?")[0] for r in dest.requests
