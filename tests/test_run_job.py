@@ -7,7 +7,7 @@ moto over HTTP for CreateRepository and the repository's tags.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,24 +17,13 @@ from chalicelib import aws, run_job
 from chalicelib.build_job import BuildJob, Target
 from chalicelib.jobs import ALL_TAGS, Selection
 from standins import images
-from standins.aws import ACCOUNT_ID, aws_variables, reset
+from standins.aws import aws_variables, reset
 from standins.ghcr_ecr import EcrStandin, GhcrStandin
 from standins.push import PushedImage
-from standins.registry import BasicAuth, RegistryProcess
-from standins.tokens import Credential
+from tests.support.converge import moto_ecr  # noqa: F401 (a fixture)
 from tests.support.engine_helpers import FAST_RETRY, Sleeps, ghcr_env
 
 pytestmark = pytest.mark.registry
-
-
-@pytest.fixture(scope="session")
-def moto_ecr(registry_tools: None, registries_dir: Path) -> Iterator[EcrStandin]:
-    """An ECR stand-in whose only login is `AWS:<moto's GetAuthorizationToken password>`."""
-    login = Credential("AWS", f"{ACCOUNT_ID}-auth-token")
-    registry = RegistryProcess(registries_dir, BasicAuth((login,)), "moto-ecr").start()
-    standin = EcrStandin(registry, login)
-    yield standin
-    standin.stop()
 
 
 @pytest.fixture
