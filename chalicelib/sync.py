@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -65,7 +65,7 @@ from chalicelib.dest_state import DestinationState
 from chalicelib.globs import TagFilter, parse_tag_globs
 from chalicelib.registry import ecr, endpoints
 from chalicelib.registry.auth import secret_values
-from chalicelib.registry.bounds import Deadline, batches
+from chalicelib.registry.bounds import Deadline, alongside, batches
 from chalicelib.registry.copy import Copier, CopyError, Stats
 from chalicelib.registry.errors import RegistryError, describe_unexpected
 from chalicelib.registry.reference import Repository, check_digest, check_tag, parse_repository
@@ -188,6 +188,7 @@ class _Sync:
         self.index = SourceIndex(copier, copier.meta_pool)
         bulk = boto if request.dest.ecr is not None else None  # ListImages only on a real ECR host
         self.dest = DestinationState(copier, copier.meta_pool, ecr=bulk)
+        self._listing: Callable[[], list[str]] | None = None  # the signatures' listing, started early
 
     def run(self) -> None:
         """The sync's steps, in order."""
@@ -209,7 +210,7 @@ class _Sync:
             return
         if filtered:
             self._prepare_repository()
-        self._converge(desired.tags, desired.roots)
+        self._converge(desired.tags, desired.roots, images_phase=True)
         self._signatures(asked, own_signature)
         if report.left_undone:
             report.errors.append(f"deadline of {request.deadline:g}s reached: {len(report.left_undone)} tag(s) "
@@ -237,7 +238,7 @@ class _Sync:
                        "requests was spent (see tags.unchecked; raise --budget / GHCR2ECR_SYNC_BUDGET)")
             (report.warnings if request.aliases and not request.all_tags else report.errors).append(message)
 
-    def _converge(self, wanted: Mapping[str, str], roots: Sequence[str]) -> list[str]:
+    def _converge(self, wanted: Mapping[str, str], roots: Sequence[str], images_phase: bool = False) -> list[str]:
         """Diff against the destination, copy what it lacks, set the tags last; return the tags now right."""
         copier, report = self.copier, self.report
         self.phase("planning")
@@ -249,6 +250,7 @@ class _Sync:
         untagged = [d for d in roots if d not in set(updates.values())]
         pending = list(updates.items())
         done = list(unchanged)
+        last = max(0, (len(pending) - 1) // TAG_BATCH)
         for number, batch in enumerate(batches(pending, TAG_BATCH) if pending else [[]]):
             if copier.deadline.expired():
                 report.left_undone += [t for t, _ in pending[number * TAG_BATCH:]]
@@ -260,12 +262,24 @@ class _Sync:
             cause = copier.first_failure()
             if cause and cause not in report.errors:
                 report.errors.append(cause)
+            if images_phase and number == last:
+                self._start_listing(changed=bool(pending or copier.pushed))
             self.phase("tagging")
             ready = {t: d for t, d in batch if d in copier.present}  # never a tag on incomplete content
             done += self._set(ready)
             if copier.deadline.expired():
                 report.left_undone += [t for t, _ in batch if t not in ready]
         return done
+
+    def _start_listing(self, changed: bool) -> None:
+        """Start the signatures' listing of the source's tags while tags are set (the images are in place now).
+
+        A listing made earlier in the run is reused unless this run pushes or sets something: then a
+        signature pushed meanwhile must be seen.
+        """
+        if not self.request.signatures or (self.index.listings and not changed):
+            return
+        self._listing = alongside(self.index.relist if self.index.listings else self.index.listed)
 
     def _set(self, ready: Mapping[str, str]) -> list[str]:
         """Set tags whose content is complete; record each outcome; return the tags now right."""
@@ -289,8 +303,7 @@ class _Sync:
                   if d in copier.present}  # a signature follows only an image that is in the destination
         if request.signatures and signed:
             try:
-                changed = bool(copier.pushed or report.tags_set) and self.index.listings > 0
-                listed = self.index.relist() if changed else self.index.listed()
+                listed = self._listing() if self._listing else self.index.listed()
                 tags = discover(listed, signed, {*report.digests, *asked})
                 found = {t: d for t, d in self.index.resolve(tags).items() if d}
             except RegistryError as exc:  # the images are there; the run reports that signatures could not be checked
