@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 from collections.abc import Sequence
 
@@ -15,8 +16,18 @@ _HANDLERS = {
     "deploy": "chalicelib.ops.deploy",
     "destroy": "chalicelib.ops.deploy",
     "revoke-token": "chalicelib.revoke",
+    "status": "chalicelib.ops.status",
+    "retry-dead-letters": "chalicelib.ops.status",
     "store-report": "chalicelib.report_store",
 }
+# What `ghcr2ecr demo` imports beyond the runtime dependencies: module -> distribution (the `demo` extra).
+DEMO_MODULES = {"bcrypt": "bcrypt", "moto": "moto[server]", "flask": "moto[server]", "flask_cors": "moto[server]"}
+AWS_HELP = (
+    "AWS credentials and region come from the standard places: AWS_PROFILE or the default profile, "
+    "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, and the region from AWS_REGION, else AWS_DEFAULT_REGION, else "
+    "the profile's region (checked before anything is built). Each stage (--stage, default dev) is a separate "
+    "deployment: its own support stack, queues, Lambdas and App credentials in .chalice/config.json."
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,11 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     create_app.add_argument("--port", type=int, default=0, help="local port for the redirect (default: any)")
     create_app.add_argument("--no-browser", action="store_true", help="print the URL instead of opening it")
 
-    for name, text in (("deploy", "create or update everything in AWS"), ("destroy", "remove everything")):
-        cmd = commands.add_parser(name, help=text)
-        cmd.add_argument("--stage", default="dev", help="Chalice stage (default dev)")
-        cmd.add_argument("--compute", choices=("lambda", "ec2"), default="lambda",
-                         help="CodeBuild compute for copies (ec2 for images over 15 minutes)")
+    add_operator_commands(commands)
     revoke = commands.add_parser(
         "revoke-token", help="revoke the installation token in GHCR2ECR_SOURCE_TOKEN (the build's last step)"
     )
@@ -77,9 +84,62 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_operator_commands(commands: argparse._SubParsersAction) -> None:
+    """Add deploy, destroy, status and retry-dead-letters: the commands an operator runs against AWS."""
+    deploy = commands.add_parser(
+        "deploy", help="create or update everything in AWS for a stage", epilog=AWS_HELP,
+        description="Build the copy bundle, create or update the stage's support stack (queues, CodeBuild, "
+                    "bucket, alarms, dashboard), then `chalice deploy` the Lambdas. Safe to re-run; run it again "
+                    "after create-app and after changing .chalice/config.json. What it needs to update or remove "
+                    "the stage later is kept in AWS, so another checkout or a CI job can run it too.",
+    )
+    deploy.add_argument("--stage", default="dev", help="Chalice stage (default dev)")
+    deploy.add_argument("--compute", choices=("lambda", "ec2"), default=None,
+                        help="CodeBuild compute for copies (ec2 for images over 15 minutes); default: what the "
+                             "stage uses already, lambda for a new one")
+    destroy = commands.add_parser(
+        "destroy", help="remove what deploy created for a stage", epilog=AWS_HELP,
+        description="chalice delete, empty the bundle bucket, delete the support stack and leftover token "
+                    "parameters. The GitHub App, its credentials in SSM, pull secrets and ECR images are kept.",
+    )
+    destroy.add_argument("--stage", default="dev", help="Chalice stage (default dev)")
+    status = commands.add_parser(
+        "status", help="show whether a stage works: queues, recent builds, last delivery", epilog=AWS_HELP,
+        description="Print the sync queue and dead-letter depths, the last builds (package, digest, tags, status, "
+                    "duration, cause) and when the webhook last received a delivery. Exit 0 when healthy, 1 when "
+                    "something needs attention (dead letters, a failed latest build), 2 when the stage cannot be "
+                    "read (not deployed, no region or credentials).",
+    )
+    status.add_argument("--stage", default="dev", help="Chalice stage (default dev)")
+    status.add_argument("--builds", type=int, default=10, metavar="N", help="how many recent builds (default 10)")
+    retry = commands.add_parser(
+        "retry-dead-letters", help="move the stage's dead letters back to the sync queue", epilog=AWS_HELP,
+        description="Start SQS's own redrive (StartMessageMoveTask) from the dead-letter queue back to the sync "
+                    "queue, once the cause that sent them there is fixed.",
+    )
+    retry.add_argument("--stage", default="dev", help="Chalice stage (default dev)")
+
+
+def missing_demo_modules() -> list[str]:
+    """Return the distributions the demo needs that are not installed."""
+    missing = []
+    for module, distribution in DEMO_MODULES.items():
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # ValueError: blocked in sys.modules
+            found = False
+        if not found and distribution not in missing:
+            missing.append(distribution)
+    return missing
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand and return its exit code (2 for usage errors)."""
     args = build_parser().parse_args(argv)
+    if args.command == "demo" and (missing := missing_demo_modules()):
+        print(f"ghcr2ecr demo needs {', '.join(missing)}: pip install 'ghcr2ecr[demo]' "
+              "(from a checkout: pip install -e '.[demo]')", file=sys.stderr)
+        return 1
     handler = importlib.import_module(_HANDLERS[args.command])
     return int(handler.main(args) or 0)
 

@@ -139,6 +139,7 @@ class TokenServer(LoopbackServer):
         self.signer = TokenSigner(issuer)
         self.lifetime = lifetime
         self.requests: list[TokenRequest] = []
+        self.issued: list[str] = []  # every bearer token handed out, for the tests' secret searches
         self._lock = threading.Lock()
 
     @property
@@ -180,6 +181,8 @@ class TokenServer(LoopbackServer):
             "exp": now + self.lifetime, "nbf": now - 30, "iat": now, "jti": secrets.token_hex(8), "access": access,
         })
         body = {"token": token, "access_token": token, "expires_in": self.lifetime}
+        with self._lock:
+            self.issued.append(token)
         return self._record(username, scopes, granted, 200, body)
 
     def _record(self, username: str | None, scopes: list[str], granted: list, status: int,

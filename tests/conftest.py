@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.support.registry_fixtures",
     "tests.support.app_fixtures",
+    "tests.support.ops_fixtures",
 ]

@@ -7,7 +7,6 @@ import html
 import json
 import re
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,7 +91,7 @@ def args(github: GitHubStandIn, **overrides: Any) -> argparse.Namespace:
 
 def run(project: Path, github: GitHubStandIn, browser: Any, lines: list[str], **overrides: Any) -> int:
     return create_app.run(args(github, **overrides), project_dir=project, open_browser=browser,
-                          say=lines.append, wait_seconds=overrides.pop("wait", 10))
+                          say=lines.append, wait_seconds=overrides.pop("wait", 0))
 
 
 def stage_env(project: Path, stage: str = "dev") -> dict[str, str]:
@@ -102,10 +101,27 @@ def stage_env(project: Path, stage: str = "dev") -> dict[str, str]:
 def test_app_credentials_land_in_ssm_as_secure_strings(project: Path, github: GitHubStandIn, ssm: Any) -> None:
     lines: list[str] = []
     assert run(project, github, Browser(github), lines) == 0
-    key = ssm.get_parameter(Name="/ghcr2ecr/github/private-key", WithDecryption=True)["Parameter"]
-    secret = ssm.get_parameter(Name="/ghcr2ecr/github/webhook-secret", WithDecryption=True)["Parameter"]
+    key = ssm.get_parameter(Name="/ghcr2ecr/dev/github/private-key", WithDecryption=True)["Parameter"]
+    secret = ssm.get_parameter(Name="/ghcr2ecr/dev/github/webhook-secret", WithDecryption=True)["Parameter"]
     assert (key["Type"], key["Value"]) == ("SecureString", github.private_key_pem)
     assert (secret["Type"], secret["Value"]) == ("SecureString", WEBHOOK_SECRET)
+    assert stage_env(project)["GITHUB_PRIVATE_KEY_PARAMETER"] == "/ghcr2ecr/dev/github/private-key"
+    assert stage_env(project)["GITHUB_WEBHOOK_SECRET_PARAMETER"] == "/ghcr2ecr/dev/github/webhook-secret"
+
+
+def test_a_second_stages_app_does_not_overwrite_the_firsts(project: Path, github: GitHubStandIn, ssm: Any) -> None:
+    assert run(project, github, Browser(github), []) == 0
+    second = Browser(github)
+    second.code = "manifest-code-prod"
+    assert run(project, github, second, [], stage="prod") == 0
+    values = {p["Name"]: ssm.get_parameter(Name=p["Name"], WithDecryption=True)["Parameter"]["Value"]
+              for p in ssm.describe_parameters()["Parameters"] if p["Type"] == "SecureString"}
+    assert set(values) == {f"/ghcr2ecr/{stage}/github/{leaf}" for stage in ("dev", "prod")
+                           for leaf in ("private-key", "webhook-secret")}
+    assert stage_env(project, "prod")["GITHUB_WEBHOOK_SECRET_PARAMETER"] == "/ghcr2ecr/prod/github/webhook-secret"
+    assert stage_env(project)["GITHUB_WEBHOOK_SECRET_PARAMETER"] == "/ghcr2ecr/dev/github/webhook-secret"
+    recorded = json.loads(ssm.get_parameter(Name="/ghcr2ecr/prod/deployment")["Parameter"]["Value"])
+    assert recorded["environment_variables"]["GITHUB_APP_ID"] == "31337"  # a deploy from elsewhere finds the App
 
 
 def test_app_id_and_slug_are_written_into_the_stage_and_the_rest_of_the_file_is_kept(
@@ -116,7 +132,8 @@ def test_app_id_and_slug_are_written_into_the_stage_and_the_rest_of_the_file_is_
     after = json.loads((project / ".chalice" / "config.json").read_text())
     assert after["stages"]["dev"]["environment_variables"]["GITHUB_APP_ID"] == "31337"
     assert after["stages"]["dev"]["environment_variables"]["GITHUB_APP_SLUG"] == "ghcr2ecr-octo-org"
-    for name in ("GITHUB_APP_ID", "GITHUB_APP_SLUG", "ALLOWED_ACCOUNTS"):
+    for name in ("GITHUB_APP_ID", "GITHUB_APP_SLUG", "ALLOWED_ACCOUNTS", "GITHUB_PRIVATE_KEY_PARAMETER",
+                 "GITHUB_WEBHOOK_SECRET_PARAMETER"):
         after["stages"]["dev"]["environment_variables"].pop(name)
         before["stages"]["dev"]["environment_variables"].pop(name, None)
     assert after == before
@@ -211,14 +228,14 @@ def test_with_no_browser_the_url_is_printed_and_the_flow_still_completes(
     def say(line: str) -> None:
         lines.append(line)
         found = re.search(r"open (http://127\.0\.0\.1:\d+)", line)
-        if found:  # the operator pastes the printed URL into a browser
-            threading.Thread(target=browser, args=(found.group(1),), daemon=True).start()
+        if found:  # the operator pastes the printed URL into a browser, which comes back before the wait
+            browser(found.group(1))
 
     def never(url: str) -> None:
         raise AssertionError("--no-browser must not open a browser")
 
     status = create_app.run(args(github, no_browser=True), project_dir=project, open_browser=never, say=say,
-                            wait_seconds=10)
+                            wait_seconds=0)
     assert status == 0
     assert stage_env(project)["GITHUB_APP_ID"] == "31337"
 
@@ -226,7 +243,7 @@ def test_with_no_browser_the_url_is_printed_and_the_flow_still_completes(
 def test_giving_up_after_the_wait_leaves_everything_untouched(project: Path, github: GitHubStandIn, ssm: Any) -> None:
     lines: list[str] = []
     status = create_app.run(args(github), project_dir=project, open_browser=lambda url: None, say=lines.append,
-                            wait_seconds=0.2)
+                            wait_seconds=0)
     assert status == 1
     assert any("no answer from GitHub" in line for line in lines)
     assert ssm.describe_parameters()["Parameters"] == []
@@ -255,7 +272,7 @@ def test_the_ghcr2ecr_command_runs_the_flow_from_the_checkout(
 
     monkeypatch.chdir(project / ".chalice")  # any directory inside the checkout
     monkeypatch.setattr(create_app.webbrowser, "open", Browser(github))
-    monkeypatch.setattr(create_app, "WAIT_SECONDS", 10)
+    monkeypatch.setattr(create_app, "WAIT_SECONDS", 0)  # the browser came back already
     assert cli.main(["create-app", "--org", "octo-org", "--github-url", github.url]) == 0
     assert stage_env(project)["GITHUB_APP_ID"] == "31337"
     out = capsys.readouterr().out
@@ -267,6 +284,9 @@ class BrokenSsm:
 
     def __init__(self, ssm: Any, puts_only: bool) -> None:
         self.ssm, self.puts_only = ssm, puts_only
+
+    def get_parameter(self, **kwargs: Any) -> Any:
+        return self.ssm.get_parameter(**kwargs)
 
     def describe_parameters(self, **kwargs: Any) -> Any:
         if not self.puts_only:
@@ -284,7 +304,7 @@ def test_without_aws_access_nothing_is_created_on_github(project: Path, github: 
         raise AssertionError("the browser must not open when AWS cannot store the App's key")
 
     status = create_app.run(args(github), project_dir=project, open_browser=browser, ssm=BrokenSsm(ssm, False),
-                            say=lines.append, wait_seconds=5)
+                            say=lines.append, wait_seconds=0)
     assert status == 1
     assert any("nothing was created" in line for line in lines)
 
@@ -294,7 +314,7 @@ def test_a_failed_store_after_creation_explains_recovery_without_showing_secrets
 ) -> None:
     lines: list[str] = []
     status = create_app.run(args(github), project_dir=project, open_browser=Browser(github),
-                            ssm=BrokenSsm(ssm, True), say=lines.append, wait_seconds=10)
+                            ssm=BrokenSsm(ssm, True), say=lines.append, wait_seconds=0)
     assert status == 1
     text = "\n".join(lines)
     assert "GitHub created App ghcr2ecr-octo-org (id 31337)" in text and "generate a private key" in text

@@ -6,13 +6,10 @@ moto's CloudFormation creates the queues, bucket, role and log group but skips A
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
-import shutil
 import zipfile
 from datetime import datetime, timedelta, timezone
-from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,102 +18,13 @@ import pytest
 from botocore.stub import Stubber
 
 from chalicelib.ops import bundle as bundles
-from chalicelib.ops.deploy import Aws, delete_parameters_under, deploy, destroy
+from chalicelib.ops.deploy import Aws, delete_parameters_under, destroy
 from chalicelib.ops.stack import StackError, SupportStack
-from standins.aws import ACCOUNT_ID, REGION, aws_environment, reset
-
-ROOT = Path(__file__).resolve().parent.parent
-PINS = ("httpx==0.28.1", "h11==0.16.0")
-API_URL = "https://abc123.execute-api.us-east-1.amazonaws.com/api/"
-pytestmark = pytest.mark.filterwarnings(  # moto's CloudFormation skips these types (see the module docstring)
-    r"ignore:Tried to parse AWS.{2}(CodeBuild.{2}Project|S3.{2}BucketPolicy) but:UserWarning",
+from standins.aws import ACCOUNT_ID, REGION
+from tests.support.ops_fixtures import (
+    API_URL, MOTO_CFN, PINS, FakeChalice, FakeInstaller, args, config, outputs, parameters, run_deploy, stack,
 )
-
-
-class FakeChalice:
-    """Records each chalice command; `deploy` writes the record `chalice deploy` leaves behind."""
-
-    def __init__(self, status: int = 0) -> None:
-        self.status = status
-        self.calls: list[tuple[list[str], Path, dict[str, str]]] = []
-
-    def __call__(self, command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> int:
-        self.calls.append((list(command), cwd, dict(env)))
-        stage = command[command.index("--stage") + 1]
-        record = cwd / ".chalice" / "deployed" / f"{stage}.json"
-        if command[1] == "deploy" and self.status == 0:
-            record.parent.mkdir(exist_ok=True)
-            record.write_text(json.dumps({"resources": [
-                {"name": "rest_api", "resource_type": "rest_api", "rest_api_url": API_URL}]}))
-        elif command[1] == "delete":
-            record.unlink(missing_ok=True)
-        return self.status
-
-
-class FakeInstaller:
-    """Stands in for pip: writes one module per pin and counts its runs."""
-
-    def __init__(self) -> None:
-        self.runs: list[tuple[tuple[str, ...], Path]] = []
-
-    def __call__(self, pins: Sequence[str], target: Path) -> None:
-        self.runs.append((tuple(pins), target))
-        for pin in pins:
-            name = pin.split("==")[0]
-            (target / name).mkdir()
-            (target / name / "__init__.py").write_text(f"__version__ = {pin.split('==')[1]!r}\n")
-            (target / name / "__pycache__").mkdir()
-            (target / name / "__pycache__" / "x.pyc").write_bytes(b"\0")
-
-
-@pytest.fixture()
-def aws(moto_url: str) -> Iterator[Aws]:
-    reset(moto_url)
-    with aws_environment(moto_url):
-        yield Aws(*(boto3.client(name) for name in ("cloudformation", "s3", "sts", "ssm")), region=REGION)
-
-
-@pytest.fixture()
-def project(tmp_path: Path) -> Path:
-    """A copy of what deploy reads: config, template, buildspec and the sync code."""
-    for name in (".chalice/config.json", "infra/support-stack.yml", "buildspec/buildspec.yml"):
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / name, tmp_path / name)
-    shutil.copytree(ROOT / "chalicelib", tmp_path / "chalicelib", ignore=shutil.ignore_patterns("__pycache__"))
-    (tmp_path / "chalicelib" / "__pycache__").mkdir()
-    (tmp_path / "chalicelib" / "__pycache__" / "cli.cpython-311.pyc").write_bytes(b"\0")
-    return tmp_path
-
-
-@pytest.fixture()
-def installer(monkeypatch: pytest.MonkeyPatch) -> FakeInstaller:
-    monkeypatch.setattr(bundles, "pinned_requirements", lambda roots=bundles.SYNC_DISTRIBUTIONS: PINS)
-    return FakeInstaller()
-
-
-def args(stage: str = "dev", compute: str = "lambda", command: str = "deploy") -> argparse.Namespace:
-    return argparse.Namespace(command=command, stage=stage, compute=compute)
-
-
-def run_deploy(project: Path, aws: Aws, installer: FakeInstaller, chalice: FakeChalice, lines: list[str],
-               **kwargs: Any) -> int:
-    return deploy(args(**kwargs), project_dir=project, aws=aws, runner=chalice, install=installer, say=lines.append)
-
-
-def config(project: Path) -> dict[str, Any]:
-    return json.loads((project / ".chalice" / "config.json").read_text())
-
-
-def stack(aws: Aws, stage: str = "dev") -> dict[str, Any]:
-    return aws.cloudformation.describe_stacks(StackName=f"ghcr2ecr-{stage}-support")["Stacks"][0]
-
-
-def outputs(aws: Aws, stage: str = "dev") -> dict[str, str]:
-    return {o["OutputKey"]: o["OutputValue"] for o in stack(aws, stage)["Outputs"]}
-
-
-def parameters(aws: Aws, stage: str = "dev") -> dict[str, str]:
-    return {p["ParameterKey"]: p["ParameterValue"] for p in stack(aws, stage)["Parameters"]}
+pytestmark = MOTO_CFN
 
 
 # ---- deploy ----------------------------------------------------------------------------------------
@@ -192,14 +100,16 @@ def test_running_deploy_again_is_safe_and_changes_nothing(project: Path, aws: Aw
     assert any("already holds this bundle" in line for line in lines)
     assert len(installer.runs) == 1  # the vendored dependencies were reused
     assert len(chalice.calls) == 2
-    objects = aws.s3.list_objects_v2(Bucket=outputs(aws)["CodeBundleBucketName"])["Contents"]
+    objects = aws.s3.list_objects_v2(Bucket=outputs(aws)["CodeBundleBucketName"], Prefix="bundles/")["Contents"]
     assert len(objects) == 1
 
 
 def test_ec2_compute_is_passed_to_the_stack(project: Path, aws: Aws, installer: FakeInstaller) -> None:
     assert run_deploy(project, aws, installer, FakeChalice(), [], compute="ec2") == 0
     assert parameters(aws)["Compute"] == "ec2"
-    assert run_deploy(project, aws, installer, FakeChalice(), []) == 0
+    assert run_deploy(project, aws, installer, FakeChalice(), [], compute=None) == 0  # kept when not asked
+    assert parameters(aws)["Compute"] == "ec2"
+    assert run_deploy(project, aws, installer, FakeChalice(), [], compute="lambda") == 0
     assert parameters(aws)["Compute"] == "lambda"
 
 
@@ -249,14 +159,15 @@ def test_destroy_removes_the_app_the_bucket_contents_and_the_stack(
     assert run_deploy(project, aws, installer, chalice, []) == 0
     in_flight = "/ghcr2ecr/tokens/0f1e/9a8b"  # the prefix is shared: another stage's build may be reading it
     aws.ssm.put_parameter(Name=in_flight, Value="x", Type="SecureString")
-    aws.ssm.put_parameter(Name="/ghcr2ecr/github/private-key", Value="kept", Type="SecureString")
+    aws.ssm.put_parameter(Name="/ghcr2ecr/dev/github/private-key", Value="kept", Type="SecureString")
     lines: list[str] = []
     assert destroy(args(command="destroy"), project_dir=project, aws=aws, runner=chalice, say=lines.append) == 0
     assert chalice.calls[-1][0][1:] == ["delete", "--stage", "dev"]
     assert not [s for s in aws.cloudformation.describe_stacks()["Stacks"] if s["StackStatus"] != "DELETE_COMPLETE"]
     assert boto3.client("sqs").list_queues().get("QueueUrls", []) == []
     names = sorted(p["Name"] for p in aws.ssm.describe_parameters()["Parameters"])
-    assert names == ["/ghcr2ecr/github/private-key", in_flight]  # the App's credentials and fresh tokens are kept
+    # the App's credentials, the stage's recorded settings and fresh tokens are kept
+    assert names == ["/ghcr2ecr/dev/deployment", "/ghcr2ecr/dev/github/private-key", in_flight]
     assert [line.split(" ")[0] for line in lines if line[:1].isdigit()] == ["1/4", "2/4", "3/4", "4/4"]
 
 

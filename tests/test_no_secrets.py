@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import os
@@ -13,20 +14,31 @@ from pathlib import Path
 import pytest
 import yaml
 
+from chalicelib.cli import main
+from standins.ghcr_ecr import EcrStandin, GhcrStandin
+from standins.push import PushedImage
 from tests.support.app_fixtures import WEBHOOK_SECRET, AppEnv, build_state_event, load_delivery, post
+from tests.support.engine_helpers import ecr_env, ghcr_env
 
 ROOT = Path(__file__).resolve().parent.parent
 FALLBACK_SECRET_VALUE = json.dumps({"username": "operator", "accessToken": "ghp_operatorFallbackPat0123456789abcdef"})
 
 
+def basic(username: str, password: str) -> str:
+    """Return the base64 an `Authorization: Basic` header carries for this credential."""
+    return base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
 def needles(env: AppEnv) -> dict[str, str]:
     """Return every secret of the flow, with a distinctive inner piece of each (catches partial leaks)."""
-    found = {"webhook secret": WEBHOOK_SECRET, "fallback credential": "ghp_operatorFallbackPat0123456789abcdef"}
+    found = {"webhook secret": WEBHOOK_SECRET, "fallback credential": "ghp_operatorFallbackPat0123456789abcdef",
+             "fallback Basic header": basic("operator", "ghp_operatorFallbackPat0123456789abcdef")}
     key_lines = [line for line in env.github.private_key_pem.splitlines() if line and not line.startswith("-----")]
     found["private key"] = key_lines[len(key_lines) // 2]
     for index, token in enumerate(env.github.tokens):
         found[f"token {index}"] = token.value
         found[f"token {index} (inner part)"] = token.value[8:28]
+        found[f"token {index} Basic header"] = basic("x-access-token", token.value)
     return found
 
 
@@ -107,3 +119,31 @@ def test_installation_token_and_app_client_reprs_hide_secrets(app_env: AppEnv, f
     token = app.mint_token(77, None, {"packages": "read"})
     secret = token.value if field == "token" else app_env.github.private_key_pem.splitlines()[5]
     assert secret not in repr(token) and secret not in repr(app)
+
+
+@pytest.mark.registry
+def test_a_sync_run_as_the_build_runs_it_shows_no_credential_basic_header_or_bearer_token(
+        ghcr: GhcrStandin, ecr: EcrStandin, pushed_index: PushedImage, repo_name: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    build = {"CODEBUILD_BUILD_ID": "ghcr2ecr-dev-copy:1", "GHCR2ECR_DELIVERY_ID": "d-1", "GHCR2ECR_INSTALLATION_ID": "42"}
+    for name, value in {**ghcr_env(ghcr, fallback_json=True), **ecr_env(ecr), **build}.items():
+        monkeypatch.setenv(name, value)
+    source, report = f"http://{ghcr.host}/{repo_name}", tmp_path / "report.json"
+    # the installation token is denied, the fallback credential copies; then a tag the source lacks fails
+    assert main(["sync", source, f"http://{ecr.host}/{repo_name}", "--tag", "v1", "--report", str(report)]) == 0
+    emitted = [report.read_text()]
+    assert main(["sync", source, f"http://{ecr.host}/{repo_name}", "--tag", "absent", "--report", str(report)]) == 1
+    out, err = capsys.readouterr()
+    emitted += [report.read_text(), out, err]
+    everything = "\n".join(emitted)
+    issued = list(ghcr.tokens.issued)
+    assert issued and "fallback token" in everything  # bearer tokens were handed out; the fallback was used
+    found = {"ECR password": ecr.credential.password, "ECR Basic header": ecr.credential.basic()[len("Basic "):]}
+    for what, credential in (("installation token", ghcr.app_token), ("fallback", ghcr.fallback)):
+        found[what] = credential.password
+        found[f"{what} Basic header"] = credential.basic()[len("Basic "):]
+    for index, token in enumerate(issued):
+        found[f"bearer token {index}"] = token
+        found[f"bearer token {index} (signature)"] = token.rsplit(".", 1)[-1]
+    for what, secret in found.items():
+        assert secret not in everything, f"{what} leaked"

@@ -27,9 +27,19 @@ def _pyproject_dependencies() -> list[str]:
     return [_normalized(item) for item in data["project"]["dependencies"]]
 
 
-def test_requirements_are_pyprojects_runtime_dependencies_without_chalice() -> None:
-    expected = sorted(item for item in _pyproject_dependencies() if not item.startswith("chalice"))
+# What the Lambda Python runtime provides, so the package leaves it out (requirements.txt says why).
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer")
+
+
+def test_requirements_are_pyprojects_runtime_dependencies_without_chalice_and_the_runtimes_sdk() -> None:
+    expected = sorted(item for item in _pyproject_dependencies()
+                      if not item.startswith("chalice") and not item.startswith(RUNTIME_PROVIDED))
     assert sorted(_requirements_txt()) == expected
+
+
+def test_the_lambda_package_leaves_the_aws_sdk_to_the_runtime() -> None:
+    assert not [item for item in _requirements_txt() if item.startswith(RUNTIME_PROVIDED)]
+    assert "boto3>=1.35" in [item.replace(" ", "") for item in _pyproject_dependencies()]  # the floor still holds
 
 
 def test_chalice_itself_is_not_packaged_into_the_lambdas() -> None:

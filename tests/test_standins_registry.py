@@ -18,6 +18,8 @@ from standins.push import PushedImage, PushError, RegistryClient
 from standins.registry import RegistryProcess
 from standins.tokens import PULL, Credential, Principal, TokenPolicy, TokenServer
 
+pytestmark = pytest.mark.registry
+
 
 def test_a_pushed_multi_platform_index_reads_back_identical_through_skopeo(
         ghcr: GhcrStandin, pushed_index: PushedImage) -> None:

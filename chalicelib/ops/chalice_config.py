@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from chalicelib.config import setting
+
 # The Lambda functions app.py defines, by the names Chalice gives them. Chalice runs every route in one
 # function named "api_handler" (chalice/constants.py DEFAULT_HANDLER_NAME), so the webhook route's
 # per-function settings live under that key, not under the route function's name.
@@ -24,6 +26,10 @@ NEW_STAGE: dict[str, Any] = {
         "sweep_tokens": {"lambda_timeout": 300},
     },
 }
+
+
+# The App's credentials: each stage gets its own parameters, named after it, unless configured otherwise.
+APP_PARAMETERS = {"GITHUB_PRIVATE_KEY_PARAMETER": "private-key", "GITHUB_WEBHOOK_SECRET_PARAMETER": "webhook-secret"}
 
 
 class ChaliceConfig:
@@ -50,6 +56,9 @@ class ChaliceConfig:
         stages = self.data.setdefault("stages", {})
         if stage not in stages:
             stages[stage] = json.loads(json.dumps(NEW_STAGE))
+            # API Gateway names a stage's metrics by API name (the app name, the same for every stage) and
+            # API Gateway stage: a new stage's own name keeps its webhook alarm apart from the other stages'.
+            stages[stage]["api_gateway_stage"] = stage
         return stages[stage]
 
     def env(self, stage: str) -> dict[str, str]:
@@ -57,6 +66,28 @@ class ChaliceConfig:
         merged = dict(self.data.get("environment_variables", {}))
         merged.update(self.data.get("stages", {}).get(stage, {}).get("environment_variables", {}))
         return {key: str(value) for key, value in merged.items()}
+
+    def stage_env(self, stage: str) -> dict[str, str]:
+        """Return the variables the stage itself sets (not the top level's)."""
+        values = self.data.get("stages", {}).get(stage, {}).get("environment_variables", {})
+        return {key: str(value) for key, value in values.items()}
+
+    def app_parameter_names(self, stage: str) -> dict[str, str]:
+        """Return the stage's App key and webhook secret parameter names, as deploy and create-app write them.
+
+        The stage's own setting wins, then one set at the top level (shared on purpose); a stage that already has
+        an App without either keeps the documented defaults it was created with; a new one gets its own names,
+        `/<app>/<stage>/github/...`, so two stages in one account never overwrite each other's App.
+        """
+        own, top = self.stage_env(stage), self.data.get("environment_variables", {})
+        legacy = bool(own.get("GITHUB_APP_ID", "").strip())
+        names = {}
+        for variable, leaf in APP_PARAMETERS.items():
+            configured = own.get(variable, "").strip() or str(top.get(variable, "")).strip()
+            if not configured and legacy:
+                configured = setting(variable, {})
+            names[variable] = configured or f"/{self.app_name}/{stage}/github/{leaf}"
+        return names
 
     def set_env(self, stage: str, values: dict[str, str]) -> list[str]:
         """Set variables in the stage's environment_variables; return the names whose value changed."""

@@ -18,9 +18,10 @@ import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.config import Settings, setting
+from chalicelib.ops import state
 from chalicelib.ops.chalice_config import ChaliceConfig
 from chalicelib.ops.manifest_flow import ManifestFlow, ManifestFlowError
-from chalicelib.ops.project import Say, find_project_dir, say_stdout
+from chalicelib.ops.project import Say, aws_session, find_project_dir, say_stdout
 
 GITHUB_URL = "https://github.com"
 GITHUB_API_URL = Settings.github_api_url  # github.com's REST base, the deployment default
@@ -113,20 +114,22 @@ def run(
     config = ChaliceConfig(project_dir)
     stage, org = args.stage, args.org
     github_url = args.github_url.rstrip("/")
-    env = config.env(stage)
-    api_url = api_url_for(github_url, env.get("GITHUB_API_URL", ""))
-    webhook_url = config.webhook_url(stage)
-    manifest = prepare_manifest(load_manifest(project_dir), github_url=github_url, org=org, webhook_url=webhook_url)
-    if ssm is None:
-        import boto3  # operator machine: honours AWS_PROFILE, AWS_REGION and AWS_ENDPOINT_URL
-
-        ssm = boto3.client("ssm")
+    if ssm is None:  # operator machine: honours AWS_PROFILE, AWS_REGION and AWS_ENDPOINT_URL
+        ssm = aws_session().client("ssm")
     # GitHub hands out the private key once: make sure AWS answers before creating anything.
     try:
         ssm.describe_parameters(MaxResults=1)
+        recorded = state.load_stage(ssm, config, stage)
     except (BotoCoreError, ClientError) as exc:
         say(f"create-app: cannot reach SSM Parameter Store with your AWS credentials ({exc}); nothing was created")
         return 1
+    if recorded is not None:
+        state.merge_stage(config, stage, recorded)
+    names = config.app_parameter_names(stage)
+    env = {**config.env(stage), **names}
+    api_url = api_url_for(github_url, env.get("GITHUB_API_URL", ""))
+    webhook_url = config.webhook_url(stage)
+    manifest = prepare_manifest(load_manifest(project_dir), github_url=github_url, org=org, webhook_url=webhook_url)
 
     say(f"1/4 serving the App manifest on 127.0.0.1 for stage {stage}")
     flow = ManifestFlow(manifest, new_app_url(github_url, org), port=args.port)
@@ -165,7 +168,7 @@ def run(
         say("  secret, store both with `aws ssm put-parameter --type SecureString --overwrite`, then set")
         say(f"  GITHUB_APP_ID={app['id']} in stage {stage} of {config.path}.")
         return 1
-    values = {"GITHUB_APP_ID": str(app["id"]), "GITHUB_APP_SLUG": str(app["slug"])}
+    values = {"GITHUB_APP_ID": str(app["id"]), "GITHUB_APP_SLUG": str(app["slug"]), **names}
     owner = str((app.get("owner") or {}).get("login") or "")
     if owner and not env.get("ALLOWED_ACCOUNTS", "").strip():
         # A private App can only be installed on its owner's account, so that is who may use it.
@@ -176,6 +179,10 @@ def run(
     config.set_env(stage, values)
     config.save()
     say(f"  wrote {', '.join(sorted(values))} into stage {stage} of {config.path}")
+    try:
+        say(f"  recorded the stage's settings in SSM {state.save_stage(ssm, config, stage)}")
+    except (BotoCoreError, ClientError) as exc:
+        say(f"  could not record the stage's settings in SSM ({exc}); `ghcr2ecr deploy --stage {stage}` will")
 
     say("")
     say(f"Next: install the App on an organization: {app.get('html_url') or github_url + '/apps/' + app['slug']}"

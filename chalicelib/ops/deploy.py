@@ -4,6 +4,8 @@ deploy: build the code bundle, create or update the support stack (infra/support
 bundle in its bucket, copy the stack's outputs into the stage's environment variables, write the
 Lambdas' least-privilege policies, then `chalice deploy`. Every step is idempotent, so re-running is safe.
 destroy: `chalice delete`, empty the bundle bucket, delete the stack, delete leftover build tokens.
+Both first fill what the checkout lacks from the state recorded in AWS (chalicelib/ops/state.py), and deploy
+records it again at the end, so a stage can be updated or destroyed from any checkout.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib import aws as app_aws
 from chalicelib.config import setting
 from chalicelib.ops import bundle as bundles
+from chalicelib.ops import state
 from chalicelib.ops.chalice_config import ChaliceConfig
 from chalicelib.ops.policy import lambda_policies, policy_files, write_policies
-from chalicelib.ops.project import Say, find_project_dir, say_stdout
+from chalicelib.ops.project import Say, aws_session, find_project_dir, region_environment, say_stdout
 from chalicelib.ops.stack import TEMPLATE_PATH, StackError, SupportStack, empty_bucket, stack_name
 from chalicelib.token_cleanup import TOKEN_LIFETIME
 
@@ -58,11 +61,7 @@ class Aws:
     @classmethod
     def from_environment(cls) -> Aws:
         """Build clients from the standard AWS environment (profile, region, AWS_ENDPOINT_URL)."""
-        import boto3
-
-        session = boto3.session.Session()
-        if not session.region_name:
-            raise SystemExit("ghcr2ecr: no AWS region: set AWS_REGION (or a profile's region) and re-run")
+        session = aws_session()
         partition = session.get_partition_for_region(session.region_name)
         return cls(*(session.client(name) for name in ("cloudformation", "s3", "sts", "ssm")),
                    region=session.region_name, partition=partition)
@@ -92,6 +91,9 @@ def stack_parameters(config: ChaliceConfig, stage: str, compute: str, bundle_key
         "Compute": compute,
         "CodeBundleKey": bundle_key,
         "QueueVisibilityTimeout": str(visibility),
+        "AlarmTopicArn": env.get("ALARM_TOPIC_ARN", "").strip(),
+        "ApiGatewayStage": str(config.stage(stage).get("api_gateway_stage") or config.data.get("api_gateway_stage")
+                               or "api"),
     }
 
 
@@ -116,6 +118,7 @@ def deploy(
     """Deploy everything for `args.stage`; return the exit code."""
     stage, compute = args.stage, args.compute
     config = ChaliceConfig(project_dir)
+    recall_stage(aws, config, stage, say)
     if not config.has_stage(stage):
         say(f"0/6 stage {stage} is new: adding it to {config.path}")
     config.stage(stage)
@@ -126,22 +129,27 @@ def deploy(
 
     stack = SupportStack(aws.cloudformation, stack_name(config.app_name, stage), say)
     template = (project_dir / TEMPLATE_PATH).read_text()
+    compute = compute or stack.parameters().get("Compute") or "lambda"  # unless asked, what the stage uses
     parameters = stack_parameters(config, stage, compute, bundle.key)
     say(f"2/6 support stack {stack.name} (CodeBuild compute: {compute}, queue visibility "
         f"{parameters['QueueVisibilityTimeout']} s)")
-    bucket = stack.outputs().get("CodeBundleBucketName")
-    if bucket:  # existing stack: the new key must exist before the project points at it
-        upload_bundle(aws.s3, bucket, bundle, say)
+    existing = stack.outputs().get("CodeBundleBucketName")
+    if existing:  # existing stack: the new key must exist before the project points at it
+        upload_bundle(aws.s3, existing, bundle, say)
     outcome = stack.deploy(template, parameters)
     outputs = stack.outputs()
     say(f"  stack {outcome}")
-    if not bucket:
-        upload_bundle(aws.s3, outputs["CodeBundleBucketName"], bundle, say)
+    bucket = outputs["CodeBundleBucketName"]
+    if not existing:
+        upload_bundle(aws.s3, bucket, bundle, say)
+    if state.restore_record(aws.s3, bucket, project_dir, stage):
+        say(f"  restored .chalice/deployed/{stage}.json (chalice's record of the stage) from s3://{bucket}")
 
-    say(f"3/6 writing the stack's outputs into stage {stage} of {config.path}")
+    say(f"3/6 writing the stack's outputs and the App's parameter names into stage {stage} of {config.path}")
     values = {variable: outputs[key] for key, variable in OUTPUT_VARIABLES.items()}
+    values.update(config.app_parameter_names(stage))
     changed = config.set_env(stage, values)
-    for variable in OUTPUT_VARIABLES.values():
+    for variable in values:
         say(f"  {variable}={values[variable]}" + ("" if variable in changed else " (unchanged)"))
 
     account = aws.sts.get_caller_identity()["Account"]
@@ -156,16 +164,30 @@ def deploy(
         say(f"  .chalice/{name}" + ("" if name in written else " (unchanged)"))
 
     say(f"5/6 chalice deploy --stage {stage}")
-    env = dict(os.environ)
+    env = region_environment(os.environ, aws.region)
     env.update({name: values[name] for name in IMPORT_TIME_VARIABLES})
     status = runner([chalice_executable(), "deploy", "--stage", stage], project_dir, env)
+    # Recorded even after a failure: chalice keeps what it did create, and the next run must find it.
+    state.save_record(aws.s3, bucket, project_dir, stage)
+    name = state.save_stage(aws.ssm, config, stage)
     if status != 0:
         say(f"deploy: chalice deploy failed (exit {status}); fix the cause above and re-run `ghcr2ecr deploy`")
         return 1
 
-    say("6/6 done")
+    say(f"6/6 done; the stage's settings are recorded in SSM {name} and chalice's record in s3://{bucket}/"
+        f"{state.record_key(stage)}, so any checkout can update or destroy it")
     report_next_steps(ChaliceConfig(project_dir), stage, say)
     return 0
+
+
+def recall_stage(aws: Aws, config: ChaliceConfig, stage: str, say: Say) -> None:
+    """Fill what this checkout lacks of the stage from the settings recorded in AWS."""
+    recorded = state.load_stage(aws.ssm, config, stage)
+    if recorded is None:
+        return
+    filled = state.merge_stage(config, stage, recorded)
+    if filled:
+        say(f"  from {state.state_parameter(config.app_name, stage)}: {', '.join(filled)}")
 
 
 def report_next_steps(config: ChaliceConfig, stage: str, say: Say) -> None:
@@ -188,18 +210,21 @@ def destroy(
     """Remove everything `deploy` created for `args.stage`; return the exit code."""
     stage = args.stage
     config = ChaliceConfig(project_dir)
+    recall_stage(aws, config, stage, say)
     env = config.env(stage)
+    stack = SupportStack(aws.cloudformation, stack_name(config.app_name, stage), say)
+    bucket = stack.outputs().get("CodeBundleBucketName")
+    if bucket and state.restore_record(aws.s3, bucket, project_dir, stage):
+        say(f"  restored .chalice/deployed/{stage}.json (chalice's record of the stage) from s3://{bucket}")
 
     say(f"1/4 chalice delete --stage {stage}")
-    run_env = dict(os.environ)
+    run_env = region_environment(os.environ, aws.region)
     run_env.update({name: env.get(name) or "" for name in IMPORT_TIME_VARIABLES})
     status = runner([chalice_executable(), "delete", "--stage", stage], project_dir, run_env)
     if status != 0:
         say(f"destroy: chalice delete failed (exit {status}); the support stack was left in place. Re-run when fixed.")
         return 1
 
-    stack = SupportStack(aws.cloudformation, stack_name(config.app_name, stage), say)
-    bucket = stack.outputs().get("CodeBundleBucketName")
     say(f"2/4 emptying the code bundle bucket {bucket or '(none)'}")
     if bucket:
         say(f"  deleted {empty_bucket(aws.s3, bucket)} objects")
@@ -218,9 +243,13 @@ def destroy(
 
     config.set_env(stage, {"SYNC_QUEUE_URL": ""})
     config.save()
+    kept_state = ""
+    if state.load_stage(aws.ssm, config, stage) is not None:
+        kept_state = f", the stage's settings ({state.save_stage(aws.ssm, config, stage)}, for a later deploy)"
     say("Kept: the GitHub App and its credentials in SSM "
-        f"({setting('GITHUB_PRIVATE_KEY_PARAMETER', env)}, {setting('GITHUB_WEBHOOK_SECRET_PARAMETER', env)}), "
-        "pull secrets in Secrets Manager, and the ECR repositories with their images. Delete them yourself if wanted.")
+        f"({setting('GITHUB_PRIVATE_KEY_PARAMETER', env)}, {setting('GITHUB_WEBHOOK_SECRET_PARAMETER', env)})"
+        f"{kept_state}, pull secrets in Secrets Manager, and the ECR repositories with their images. "
+        "Delete them yourself if wanted.")
     return 0
 
 

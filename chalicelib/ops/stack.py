@@ -46,6 +46,11 @@ class SupportStack:
         stack = self.describe() or {}
         return {item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])}
 
+    def parameters(self) -> dict[str, str]:
+        """Return the stack's current parameters as {key: value} (empty when the stack does not exist)."""
+        stack = self.describe() or {}
+        return {item["ParameterKey"]: item.get("ParameterValue", "") for item in stack.get("Parameters", [])}
+
     def deploy(self, template_body: str, parameters: dict[str, str]) -> str:
         """Create or update the stack and wait; return "created", "updated" or "unchanged"."""
         params = [{"ParameterKey": key, "ParameterValue": value} for key, value in parameters.items()]

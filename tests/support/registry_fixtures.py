@@ -1,14 +1,15 @@
 """Fixtures for real local registries: a GHCR stand-in, an ECR stand-in, a plain registry, fault proxies, images.
 
 Registries are real `docker-registry` processes on 127.0.0.1, started once per session; tests keep apart
-by using a fresh repository name (`repo_name`, `public_repo_name`, `new_repo_name`). When docker-registry
-or skopeo is missing, tests using these fixtures are skipped, or fail when `CI` is set.
+by using a fresh repository name (`repo_name`, `public_repo_name`, `new_repo_name`). Every test that uses
+them carries the `registry` marker (checked at collection). When docker-registry or skopeo is missing and
+such a test is selected, the run stops at once with one line saying what to install: a real part is never
+skipped silently. `pytest -m "not registry"` deselects them explicitly.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 import re
 import secrets
 import shutil
@@ -27,16 +28,36 @@ from standins.registry import RegistryProcess, registry_binary
 _counter = itertools.count(1)
 
 
+def missing_tools() -> list[str]:
+    """Return which of docker-registry and skopeo are not on PATH."""
+    return [name for name, found in (("docker-registry", registry_binary()), ("skopeo", shutil.which("skopeo")))
+            if not found]
+
+
+def missing_tools_message(missing: Sequence[str]) -> str:
+    """Return the one line that says what to install."""
+    return (f"{' and '.join(missing)} not installed, needed by the tests marked `registry`: "
+            "apt-get install -y docker-registry skopeo (or deselect them: pytest -m 'not registry')")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Require the `registry` marker on every test using a real registry; stop when the tools are missing."""
+    unmarked = [item.nodeid for item in items
+                if "registry_tools" in getattr(item, "fixturenames", ()) and item.get_closest_marker("registry") is None]
+    if unmarked:
+        raise pytest.UsageError(f"tests using real registries lack @pytest.mark.registry: {', '.join(unmarked[:5])}")
+    if any(item.get_closest_marker("registry") for item in items):
+        missing = missing_tools()
+        if missing:
+            raise pytest.UsageError(missing_tools_message(missing))
+
+
 @pytest.fixture(scope="session")
 def registry_tools() -> None:
-    """Require docker-registry and skopeo: skip without them, or fail when `CI` is set."""
-    missing = [name for name, found in (("docker-registry", registry_binary()), ("skopeo", shutil.which("skopeo")))
-               if not found]
+    """Require docker-registry and skopeo (a failure, never a skip: see the module docstring)."""
+    missing = missing_tools()
     if missing:
-        message = f"{' and '.join(missing)} not installed: apt-get install -y docker-registry skopeo"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        pytest.fail(missing_tools_message(missing))
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,255 @@
+"""`ghcr2ecr status` and `ghcr2ecr retry-dead-letters`: does a stage work, and redrive its dead letters.
+
+status reads AWS's own records only: the support stack's outputs; the queues' depths; CodeBuild's builds of
+the copy project (their PLAINTEXT variables name package, digest and tag; the build's report in the report
+bucket names the tags it set and its errors); and the webhook Lambda's `Invocations` metric, which counts
+every delivery GitHub sends, a redelivery included (it arrives the same way). Exit 0 healthy, 1 attention
+(dead letters, the latest build failed), 2 unknown (not deployed, AWS refused).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib import report_store
+from chalicelib.ops import state
+from chalicelib.ops.chalice_config import ChaliceConfig
+from chalicelib.ops.policy import lambda_name
+from chalicelib.ops.project import Say, aws_session, find_project_dir, say_stdout
+from chalicelib.ops.stack import SupportStack, stack_name
+
+EXIT_OK, EXIT_ATTENTION, EXIT_UNKNOWN = 0, 1, 2
+FAILED = frozenset({"FAILED", "FAULT", "TIMED_OUT", "STOPPED"})
+CAUSE_LENGTH = 160
+# The webhook metric is searched at 5-minute resolution over a day, then hourly over two weeks (GitHub
+# keeps deliveries 3 days; CloudWatch keeps 5-minute points 63 days and hourly ones 455).
+DELIVERY_WINDOWS = ((timedelta(days=1), 300), (timedelta(days=14), 3600))
+
+
+@dataclass
+class Clients:
+    """The AWS clients status and retry-dead-letters use (injected in tests)."""
+
+    cloudformation: Any
+    sqs: Any
+    codebuild: Any
+    cloudwatch: Any
+    s3: Any
+    ssm: Any
+    region: str
+
+    @classmethod
+    def from_environment(cls) -> Clients:
+        """Build clients from the standard AWS environment (profile, region, AWS_ENDPOINT_URL)."""
+        session = aws_session()
+        names = ("cloudformation", "sqs", "codebuild", "cloudwatch", "s3", "ssm")
+        return cls(*(session.client(name) for name in names), region=session.region_name)
+
+
+@dataclass(frozen=True)
+class Build:
+    """One copy build as CodeBuild and its report describe it."""
+
+    status: str
+    started: datetime | None
+    seconds: float | None
+    package: str
+    digest: str
+    tags: Sequence[str]
+    cause: str = ""
+
+
+@dataclass
+class Health:
+    """What status found, and the problems that make it exit 1."""
+
+    problems: list[str] = field(default_factory=list)
+
+
+def queue_depth(sqs: Any, url: str) -> tuple[int, int]:
+    """Return (waiting, in flight) messages of a queue (SQS's approximate counts)."""
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    return int(attributes.get(names[0], 0)), int(attributes.get(names[1], 0))
+
+
+def recent_builds(clients: Clients, project: str, count: int, report_bucket: str | None) -> list[Build]:
+    """Return the project's last `count` builds, newest first."""
+    ids = clients.codebuild.list_builds_for_project(projectName=project, sortOrder="DESCENDING").get("ids", [])
+    ids = ids[:max(0, count)]
+    if not ids:
+        return []
+    records = clients.codebuild.batch_get_builds(ids=ids).get("builds", [])
+    order = {build_id: index for index, build_id in enumerate(ids)}
+    records.sort(key=lambda record: order.get(record.get("id", ""), len(order)))
+    return [build_from(record, read_report(clients.s3, report_bucket, record.get("id", ""))) for record in records]
+
+
+def read_report(s3: Any, bucket: str | None, build_id: str) -> dict[str, Any] | None:
+    """Return a build's `--report` JSON from the report bucket, or None (none written, too big, not JSON)."""
+    key = report_store.report_key(build_id)
+    if not bucket or key is None:
+        return None
+    try:
+        answer = s3.get_object(Bucket=bucket, Key=key)
+        if int(answer.get("ContentLength", 0)) > report_store.REPORT_LIMIT:
+            return None
+        report = json.loads(answer["Body"].read(report_store.REPORT_LIMIT + 1))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound", "AccessDenied"):
+            return None
+        raise
+    except ValueError:
+        return None
+    return report if isinstance(report, dict) else None
+
+
+def build_from(record: dict[str, Any], report: dict[str, Any] | None) -> Build:
+    """Describe one BatchGetBuilds record (and its report, when there is one)."""
+    variables = {v.get("name"): v.get("value", "") for v in record.get("environment", {}).get(
+        "environmentVariables", []) if v.get("type", "PLAINTEXT") == "PLAINTEXT"}
+    started, ended = record.get("startTime"), record.get("endTime")
+    seconds = (ended - started).total_seconds() if started and ended else None
+    tags: list[str] = [variables["GHCR2ECR_TAG"]] if variables.get("GHCR2ECR_TAG") else []
+    if report is not None:
+        reported = report.get("tags") if isinstance(report.get("tags"), dict) else {}
+        tags = [str(t) for key in ("set", "unchanged") for t in reported.get(key) or []] or tags
+    status = str(record.get("buildStatus", "UNKNOWN"))
+    return Build(status=status, started=started, seconds=seconds, package=str(variables.get("GHCR2ECR_SOURCE", "")),
+                 digest=str(variables.get("GHCR2ECR_DIGEST", "")), tags=tags,
+                 cause=failure_cause(record, report) if status in FAILED else "")
+
+
+def failure_cause(record: dict[str, Any], report: dict[str, Any] | None) -> str:
+    """Return one line saying why a build failed: the sync's own error, else CodeBuild's phase message."""
+    errors = report.get("errors") if report else None
+    if isinstance(errors, list) and errors:
+        return _one_line(str(errors[0]))
+    for phase in record.get("phases", []):
+        if phase.get("phaseStatus") in FAILED:
+            messages = [c.get("message", "") for c in phase.get("contexts", []) if c.get("message")]
+            return _one_line(f"{phase.get('phaseType', '')}: {messages[0] if messages else phase['phaseStatus']}")
+    return "no cause recorded (see the build's log)"
+
+
+def _one_line(text: str) -> str:
+    """Squash whitespace and cut to CAUSE_LENGTH characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= CAUSE_LENGTH else text[:CAUSE_LENGTH - 3] + "..."
+
+
+def last_delivery(cloudwatch: Any, function_name: str, now: datetime) -> tuple[datetime, int] | None:
+    """Return (start, seconds) of the latest metric period in which the webhook Lambda ran, or None."""
+    for window, period in DELIVERY_WINDOWS:
+        points = cloudwatch.get_metric_statistics(
+            Namespace="AWS/Lambda", MetricName="Invocations", Dimensions=[{"Name": "FunctionName",
+                                                                          "Value": function_name}],
+            StartTime=now - window, EndTime=now, Period=period, Statistics=["Sum"],
+        ).get("Datapoints", [])
+        seen = [point["Timestamp"] for point in points if point.get("Sum", 0) > 0]
+        if seen:
+            return max(seen), period
+    return None
+
+
+def status(args: argparse.Namespace, *, project_dir: Path, clients: Clients, say: Say = say_stdout,
+           now: datetime | None = None) -> int:
+    """Print the stage's health; return EXIT_OK, EXIT_ATTENTION or EXIT_UNKNOWN."""
+    stage, now = args.stage, now or datetime.now(timezone.utc)
+    config = ChaliceConfig(project_dir)
+    stack = SupportStack(clients.cloudformation, stack_name(config.app_name, stage), say)
+    outputs = stack.outputs()
+    if not outputs:
+        say(f"stage {stage}: not deployed in {clients.region} (no stack {stack.name}); run `ghcr2ecr deploy "
+            f"--stage {stage}`")
+        return EXIT_UNKNOWN
+    health = Health()
+    say(f"stage {stage} in {clients.region} (stack {stack.name})")
+
+    waiting, in_flight = queue_depth(clients.sqs, outputs["SyncQueueUrl"])
+    say(f"  sync queue:    {waiting} waiting, {in_flight} being dispatched")
+    dead, _ = queue_depth(clients.sqs, outputs["DeadLetterQueueUrl"])
+    say(f"  dead letters:  {dead}" + (f" (the dispatch log says why; once fixed: ghcr2ecr retry-dead-letters "
+                                      f"--stage {stage})" if dead else ""))
+    if dead:
+        health.problems.append(f"{dead} dead letter(s)")
+
+    delivery = last_delivery(clients.cloudwatch, lambda_name(config.app_name, stage, "api_handler"), now)
+    if delivery is None:
+        say("  last delivery: none in the last 14 days (check the App's webhook URL and that it is Active)")
+    else:
+        when, period = delivery
+        span = "5 minutes" if period == 300 else "hour"
+        say(f"  last delivery: in the {span} from {when.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC")
+
+    recorded = state.load_stage(clients.ssm, config, stage) or {}
+    app_id = str(recorded.get("environment_variables", {}).get("GITHUB_APP_ID", "") or
+                 config.env(stage).get("GITHUB_APP_ID", ""))
+    if not app_id:
+        health.problems.append("no GitHub App")
+        say(f"  GitHub App:    none yet (ghcr2ecr create-app --stage {stage})")
+
+    project = outputs.get("CodeBuildProjectName", f"{config.app_name}-{stage}-copy")
+    builds = recent_builds(clients, project, args.builds, outputs.get("ReportBucketName"))
+    say(f"  builds of {project}: " + ("none yet" if not builds else f"the last {len(builds)}, newest first"))
+    for build in builds:
+        say("    " + format_build(build))
+    finished = [build for build in builds if build.status != "IN_PROGRESS"]
+    if finished and finished[0].status in FAILED:
+        health.problems.append(f"the latest build {finished[0].status}")
+
+    if health.problems:
+        say(f"status: needs attention: {'; '.join(health.problems)}")
+        return EXIT_ATTENTION
+    say("status: ok")
+    return EXIT_OK
+
+
+def format_build(build: Build) -> str:
+    """Return one build as one line: when, status, duration, package, digest, tags, cause."""
+    started = f"{build.started.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S}Z" if build.started else "-"
+    seconds = f"{build.seconds:.0f} s" if build.seconds is not None else "-"
+    digest = build.digest[:19] if build.digest else "-"
+    line = f"{started}  {build.status:<11} {seconds:>6}  {build.package or '-'}  {digest}  {','.join(build.tags) or '-'}"
+    return line + (f"  {build.cause}" if build.cause else "")
+
+
+def retry_dead_letters(args: argparse.Namespace, *, project_dir: Path, clients: Clients,
+                       say: Say = say_stdout) -> int:
+    """Start SQS's redrive from the dead-letter queue back to the sync queue; return the exit code."""
+    stage = args.stage
+    config = ChaliceConfig(project_dir)
+    outputs = SupportStack(clients.cloudformation, stack_name(config.app_name, stage), say).outputs()
+    if not outputs:
+        say(f"retry-dead-letters: stage {stage} is not deployed in {clients.region}")
+        return EXIT_UNKNOWN
+    dead, _ = queue_depth(clients.sqs, outputs["DeadLetterQueueUrl"])
+    if not dead:
+        say(f"no dead letters in {outputs['DeadLetterQueueArn'].rsplit(':', 1)[-1]}: nothing to retry")
+        return EXIT_OK
+    # The destination is named although it is the default: the redrive then never goes anywhere else.
+    task = clients.sqs.start_message_move_task(SourceArn=outputs["DeadLetterQueueArn"],
+                                               DestinationArn=outputs["SyncQueueArn"])
+    say(f"moving {dead} dead letter(s) back to {outputs['SyncQueueArn'].rsplit(':', 1)[-1]} (SQS task "
+        f"{task.get('TaskHandle', '?')[:24]}...); `ghcr2ecr status --stage {stage}` shows them leave")
+    return EXIT_OK
+
+
+def main(args: argparse.Namespace) -> int:
+    """Entry point for `ghcr2ecr status` and `ghcr2ecr retry-dead-letters`."""
+    project_dir = find_project_dir()
+    clients = Clients.from_environment()
+    run = retry_dead_letters if args.command == "retry-dead-letters" else status
+    try:
+        return run(args, project_dir=project_dir, clients=clients)
+    except (ClientError, BotoCoreError) as exc:
+        print(f"{args.command}: AWS refused a step: {exc}", flush=True)
+        return EXIT_UNKNOWN
