@@ -35,18 +35,15 @@ The run's shape:
 3. the copier moves what the plan lacks (trees the destination lacks, missing blobs, manifests
    children-first), in batches of tags, and the tags are set last, only on content now complete, in
    waves that never race (registry/tagging.py);
-4. cosign tags follow the digests they sign, once those are in the destination: the source's tags are
-   listed again when this run pushed or set anything (a signature pushed meanwhile is found), and a
-   cosign tag asked for by name (`--tag sha256-<hex>.sig`, its own registry_package event) is set only
-   when `sha256:<hex>` is in the destination; otherwise it is listed in `tags_skipped` ("signed image
-   not mirrored") and a `--digest` given with only such tags (the signature's own manifest) is not copied.
-   With --no-signatures such a tag is skipped the same way. Children of an index already in the
-   destination are not re-read, so a signature pushed later on a child alone is found only with its
-   index's next copy. Cosign-shaped tags are never selected by globs or aliases: they follow their image.
+4. cosign tags follow the digests they sign once those are in the destination (registry/signatures.py):
+   the source's tags are listed (again, when this run listed them and then pushed or set anything) while
+   the tags are set; a cosign tag asked for by name (`--tag sha256-<hex>.sig`, its own event) is set only
+   when `sha256:<hex>` is in the destination, else listed in `tags_skipped`, and a `--digest` given with
+   only such tags (the signature's own manifest) is then not copied.
 
 With --aliases and --tags, a run whose filter admits no tag (and no --tag) copies nothing, creates no
-repository and succeeds, saying so in `notes`. Once the deadline has passed no new blob, manifest or
-batch starts; tags whose content was not completed are listed in `left_undone` and the run fails.
+repository and succeeds, saying so in `notes`. Past the deadline no new blob, manifest or batch starts;
+tags whose content was not completed are listed in `left_undone` and the run fails.
 """
 
 from __future__ import annotations

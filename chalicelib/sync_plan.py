@@ -63,10 +63,7 @@ def desire(index: SourceIndex, dest: DestinationState, *, explicit: Sequence[str
            select_all: bool, aliases: bool, tag_filter: TagFilter | None, budget: int = DEFAULT_BUDGET) -> Desired:
     """Compute the desired state (listing the source only when aliases or a selection need it)."""
     desired = Desired()
-    theirs = alongside(lambda: dest.digests(explicit))  # the destination's side of the same tags, meanwhile
-    fetched = index.fetch(list(explicit))
-    theirs()
-    for tag, found in fetched.items():
+    for tag, found in index.fetch(list(explicit)).items():
         if found is None:
             desired.missing.append(tag)
         else:
