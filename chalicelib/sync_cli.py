@@ -21,6 +21,7 @@ from typing import TextIO
 
 from chalicelib import sync
 from chalicelib.registry.copy import Stats
+from chalicelib.registry import uploads
 from chalicelib.registry.redact import redact
 
 PREFIX = "ghcr2ecr sync"
@@ -154,7 +155,10 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(lines.render(str(exc), "error"), file=sys.stderr)
         return 2
-    with _logging_to_stderr(args.quiet, lines):
+    def say(message: str) -> None:
+        print(lines.render(message, "error"), file=sys.stderr, flush=True)
+
+    with _logging_to_stderr(args.quiet, lines), uploads.cancel_on_signals(say):
         report = sync.run(request, progress=None if args.quiet else StderrProgress(lines=lines))
     if args.report:
         try:

@@ -44,6 +44,34 @@ def endless(status: int = 200, prefix: bytes = b'{"tags": ["', filler: bytes = b
     return behave
 
 
+def gzip_bomb(status: int = 200, seconds: float = 60.0) -> Behaviour:
+    """Answer `Content-Encoding: gzip` whose few compressed bytes expand to gigabytes of zeros."""
+
+    def behave(handler: HostileHandler) -> None:
+        import zlib
+
+        handler.body()
+        handler.send_response(status)
+        for name, value in {"Content-Type": "application/json", "Content-Encoding": "gzip",
+                            "Transfer-Encoding": "chunked"}.items():
+            handler.send_header(name, value)
+        handler.end_headers()
+        handler.close_connection = True
+        packer, zeros, until = zlib.compressobj(9, zlib.DEFLATED, 31), bytes(MB), time.monotonic() + seconds
+        try:
+            _chunked(handler, packer.compress(b'{"tags": ["'))
+            for _ in range(16 * 1024):  # 16 GiB once expanded
+                if time.monotonic() > until:
+                    break
+                piece = packer.compress(zeros)
+                if piece:
+                    _chunked(handler, piece)
+        except OSError:
+            pass
+
+    return behave
+
+
 def declared(status: int, size: int, content_type: str = "application/json") -> Behaviour:
     """Answer with a Content-Length of `size` and stream that many bytes (a huge but finite answer)."""
 

@@ -6,6 +6,11 @@ limits (GHCR2ECR_REQUEST_DEADLINE and friends) so it ends in seconds.
 
 from __future__ import annotations
 
+import os
+import re
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,8 +19,8 @@ import pytest
 
 from standins import images
 from standins.hostile import HostileRegistry
-from standins.hostile_behaviours import MB, declared, drip, endless, silent
-from tests.support.child_sync import ChildRun, run_child_sync
+from standins.hostile_behaviours import MB, declared, drip, endless, gzip_bomb, silent
+from tests.support.child_sync import ROOT, ChildRun, run_child_sync
 from tests.support.engine_helpers import run_sync
 
 pytestmark = pytest.mark.timeout(60)
@@ -52,7 +57,11 @@ def _outside(dest: HostileRegistry) -> list[str]:
     ("/tags/list", endless(200), ["--all-tags"], "larger than 4194304 bytes; refused"),
     ("/manifests/", endless(400, prefix=b'{"errors": [{"code": "X", "message": "'), ["--tag", "v1"], "HTTP 400"),
     ("/manifests/", endless(401, headers={"WWW-Authenticate": 'Basic realm="r"'}), ["--tag", "v1"], "denied"),
-], ids=["endless-tags-list", "endless-400", "endless-401"])
+    ("/tags/list", gzip_bomb(200), ["--all-tags"], "larger than 4194304 bytes; refused"),
+    ("/manifests/", gzip_bomb(400), ["--tag", "v1"], "HTTP 400"),
+    ("/manifests/", gzip_bomb(200), ["--tag", "v1"], "manifest larger than 4194304 bytes"),
+], ids=["endless-tags-list", "endless-400", "endless-401", "gzip-bomb-tags-list", "gzip-bomb-400",
+        "gzip-bomb-manifest"])
 def test_an_endless_body_is_cut_at_its_cap_and_memory_stays_flat(source: HostileRegistry, dest: HostileRegistry,
         tmp_path: Path, route: str, behaviour: object, flags: list[str], cause: str | None) -> None:
     source.on("GET", route, behaviour)  # type: ignore[arg-type]
@@ -118,3 +127,27 @@ def test_a_malformed_limit_setting_is_a_clear_error(source: HostileRegistry, des
                       tags=["v1"])
     assert report.cause() == "GHCR2ECR_REQUEST_DEADLINE must be a positive number, not 'soon'"
     assert source.requests == [] and dest.requests == []
+
+
+def test_a_stopped_run_cancels_its_open_upload(source: HostileRegistry, dest: HostileRegistry) -> None:
+    layer = max(IMAGE.all_blobs().values(), key=lambda b: b.size)
+    source.on("GET", f"/blobs/{layer.digest}$", drip(0.05))  # an upload that stays open while we stop the run
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **SHORT}
+    child = subprocess.Popen([sys.executable, "-m", "chalicelib.cli", "sync", f"http://{source.host}/octo/app",
+                              f"http://{dest.host}/dst/app", "--tag", "v1", "--quiet"], cwd=ROOT, env=env,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        until = time.monotonic() + 20
+        while time.monotonic() < until and not any(r.method == "PUT" and "/blobs/uploads/" in r.path
+                                                   for r in dest.requests):
+            time.sleep(0.05)
+        child.send_signal(signal.SIGTERM)
+        _, err = child.communicate(timeout=30)
+    finally:
+        child.kill()
+    stuck = [r.path.split("/blobs/uploads/")[1].split("?")[0] for r in dest.requests
+             if r.method == "PUT" and layer.digest.replace(":", "%3A") in r.path]
+    assert child.returncode == 128 + signal.SIGTERM, err
+    assert re.fullmatch(r"ghcr2ecr sync: stopped by SIGTERM: \d+ open upload\(s\) cancelled; no tag was set for "
+                        "content not yet complete", err.splitlines()[-1])
+    assert len(stuck) == 1 and stuck[0] in dest.uploads_deleted and "v1" not in dest.manifests

@@ -23,6 +23,7 @@ import httpx
 
 from chalicelib.registry.errors import (AccessDenied, DigestMismatch, RedirectTargetRefused, RefusedValue,
                                        RegistryError)
+from chalicelib.registry import uploads
 from chalicelib.registry.limits import Limits
 from chalicelib.registry.manifests import Descriptor
 from chalicelib.registry.reference import InvalidReference, check_digest
@@ -126,14 +127,6 @@ def _verified(chunks: Iterator[bytes], blob: Descriptor, what: str, on_bytes: Ca
         on_bytes(len(pending))
 
 
-def _cancel(transport: Transport, location: str) -> None:
-    """Best-effort DELETE of an abandoned upload session (the registry also expires them)."""
-    try:
-        transport.request("DELETE", location, scopes=[(transport.repository.name, "pull,push")], once=True).close()
-    except (RegistryError, httpx.HTTPError):
-        pass
-
-
 def open_upload(transport: Transport, digest: str, mount_from: Sequence[str]) -> str | None:
     """Try a mount from each repository in turn (at most MAX_MOUNT_TRIES); None when one mounted, else a Location.
 
@@ -144,7 +137,7 @@ def open_upload(transport: Transport, digest: str, mount_from: Sequence[str]) ->
         location = start_upload(transport, digest, repository)
         if location is None or index == len(candidates) - 1:
             return location
-        _cancel(transport, location)
+        uploads.cancel(transport, location)
     raise AssertionError("unreachable")
 
 
@@ -157,8 +150,7 @@ def copy_blob(source: Transport, dest: Transport, blob: Descriptor, *, mount_fro
         return "mounted"
     what = f"blob {source.repository}@{blob.digest}"
     name = source.repository.name
-    upload: httpx.Response | None = None
-    try:
+    with uploads.tracked(dest, location):  # cancelled when this raises, or when the process is stopped
         with _source_stream(source, name, blob.digest) as response:
             headers = {"Content-Type": "application/octet-stream", "Content-Length": str(blob.size)}
             body = _verified(response.iter_bytes(), blob, what, on_bytes, source.limits)
@@ -168,9 +160,6 @@ def copy_blob(source: Transport, dest: Transport, blob: Descriptor, *, mount_fro
             raise raise_for(upload, detail=f"completing upload of {blob.digest} to {dest.repository}")
         upload.close()
         return "copied"
-    except BaseException:
-        _cancel(dest, location)
-        raise
 
 
 class _source_stream:

@@ -38,7 +38,9 @@ def _ssl_context() -> ssl.SSLContext:
 def http_client(concurrency: int, transport: httpx.BaseTransport | None = None) -> httpx.Client:
     """Build an HTTP client with timeouts and a connection pool that fits the concurrency."""
     limits = httpx.Limits(max_connections=concurrency * 2 + 4, max_keepalive_connections=concurrency * 2 + 4)
-    return httpx.Client(timeout=DEFAULT_TIMEOUT, limits=limits, transport=transport, verify=_ssl_context())
+    # identity: manifests and lists are small, layers are compressed already, and no answer can inflate
+    return httpx.Client(timeout=DEFAULT_TIMEOUT, limits=limits, transport=transport, verify=_ssl_context(),
+                        headers={"Accept-Encoding": "identity"})
 
 
 def uses_ecr(dest: Repository, env: Mapping[str, str]) -> bool:

@@ -9,12 +9,13 @@ counter: a 2xx answer over its cap is refused, an error body is cut at its cap (
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 
 import httpx
 
-from chalicelib.registry.errors import DeadlineExceeded, ResponseTooLarge
+from chalicelib.registry.errors import DeadlineExceeded, RefusedValue, ResponseTooLarge
 
 KiB, MiB = 1024, 1024 * 1024
 DEADLINE_KEY = "ghcr2ecr.deadline"  # request extension: the monotonic time its attempt must end by
@@ -83,6 +84,34 @@ def check_deadline(response: httpx.Response, what: str) -> None:
                                "within its deadline (GHCR2ECR_REQUEST_DEADLINE)")
 
 
+def _decoded(response: httpx.Response, limit: int, what: str) -> Iterator[bytes]:
+    """Yield the body decoded in pieces of at most 64 KiB, so a compression bomb never expands in memory.
+
+    (httpx would inflate each network read whole: 64 KiB of gzip'd zeros is 64 MiB.) We ask for
+    `identity`; gzip and deflate are still decoded when a registry sends them anyway, others refused.
+    """
+    if response.is_stream_consumed:  # built with its content in memory already (httpx.MockTransport)
+        yield response.content
+        return
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding in ("", "identity"):
+        yield from response.iter_raw()
+        return
+    if encoding not in ("gzip", "x-gzip", "deflate"):
+        raise RefusedValue(response.request.method, response.request.url,
+                           f"{what} is in an encoding this client did not ask for ({encoding[:40]!r})")
+    decoder = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header, detected
+    try:
+        for raw in response.iter_raw():
+            while raw:
+                yield decoder.decompress(raw, 64 * KiB)
+                raw = decoder.unconsumed_tail
+        yield decoder.flush()
+    except zlib.error:
+        raise RefusedValue(response.request.method, response.request.url, f"{what} does not decode ({encoding})") \
+            from None
+
+
 def read_capped(response: httpx.Response, limit: int, what: str, *, truncate: bool = False) -> httpx.Response:
     """Read a streamed body through a byte counter and the attempt's deadline; return a read Response.
 
@@ -94,7 +123,7 @@ def read_capped(response: httpx.Response, limit: int, what: str, *, truncate: bo
         if not truncate and declared.isdigit() and int(declared) > limit:
             raise ResponseTooLarge(response.request.method, response.request.url, what, limit)
         data = bytearray()
-        for chunk in response.iter_bytes():
+        for chunk in _decoded(response, limit, what):
             data += chunk
             if len(data) > limit:
                 if not truncate:
@@ -104,7 +133,7 @@ def read_capped(response: httpx.Response, limit: int, what: str, *, truncate: bo
             check_deadline(response, what)
     finally:
         response.close()
-    kept = [(k, v) for k, v in response.headers.multi_items()
+    kept = [(k, v) for k, v in response.headers.multi_items()  # the body is decoded now
             if k.lower() not in ("content-encoding", "transfer-encoding")]
     return httpx.Response(response.status_code, headers=kept, content=bytes(data), request=response.request,
                           history=response.history)

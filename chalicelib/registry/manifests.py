@@ -18,9 +18,9 @@ from typing import Any
 
 import httpx
 
-from chalicelib.registry.errors import DigestMismatch, RefusedValue, RegistryError, UnsupportedManifest
+from chalicelib.registry.errors import DigestMismatch, RefusedValue, RegistryError, ResponseTooLarge, UnsupportedManifest
 from chalicelib.registry.reference import DIGEST_PATTERN, TAG_PATTERN, InvalidReference, check_reference, is_digest, shown
-from chalicelib.registry.limits import check_deadline
+from chalicelib.registry.limits import read_capped
 from chalicelib.registry.redact import redact
 from chalicelib.registry.transport import Transport, raise_for
 
@@ -177,15 +177,10 @@ def get_manifest(transport: Transport, reference: str, *, actions: str = "pull")
         return None
     if response.status_code != 200:
         raise raise_for(response, detail=f"reading manifest {where}")
-    try:
-        raw = b""
-        for chunk in response.iter_bytes():
-            raw += chunk
-            if len(raw) > MAX_MANIFEST_BYTES:
-                raise UnsupportedManifest(f"{where}: manifest larger than {MAX_MANIFEST_BYTES} bytes")
-            check_deadline(response, f"reading manifest {where}")
-    finally:
-        response.close()
+    try:  # through the byte counter and the attempt's deadline
+        raw = read_capped(response, MAX_MANIFEST_BYTES, f"reading manifest {where}").content
+    except ResponseTooLarge:
+        raise UnsupportedManifest(f"{where}: manifest larger than {MAX_MANIFEST_BYTES} bytes") from None
     digest = sha256_digest(raw)
     # Verify: by digest, the bytes must hash to it; by tag, the registry's header must agree (when sent).
     expected = reference if is_digest(reference) else header_digest(response, f"manifest {where}") or digest
