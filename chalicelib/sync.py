@@ -188,7 +188,18 @@ class _Sync:
         self._listing: Callable[[], list[str]] | None = None  # the signatures' listing, started early
 
     def run(self) -> None:
-        """The sync's steps, in order."""
+        """The sync's steps, in order; a listing started alongside always ends before the run does."""
+        try:
+            self._steps()
+        finally:
+            if self._listing is not None:
+                try:
+                    self._listing()
+                except Exception:  # noqa: S110 - only its result was of use, and the run is over
+                    pass
+
+    def _steps(self) -> None:
+        """Desired state, diff and copy, then signatures."""
         request, report = self.request, self.report
         filtered = request.aliases and request.tag_filter is not None  # may admit nothing: then create nothing
         if not filtered:
@@ -300,7 +311,8 @@ class _Sync:
                   if d in copier.present}  # a signature follows only an image that is in the destination
         if request.signatures and signed:
             try:
-                listed = self._listing() if self._listing else self.index.listed()
+                listing, self._listing = self._listing, None
+                listed = listing() if listing else self.index.listed()
                 tags = discover(listed, signed, {*report.digests, *asked})
                 found = {t: d for t, d in self.index.resolve(tags).items() if d}
             except RegistryError as exc:  # the images are there; the run reports that signatures could not be checked
