@@ -8,6 +8,7 @@ from chalice import Chalice, Rate, Response
 from chalice.app import CloudWatchEvent, SQSEvent
 
 from chalicelib import build_state, dispatch as dispatching, intake, token_cleanup
+from chalicelib.config import schedule_rate
 
 app = Chalice(app_name="ghcr2ecr")
 
@@ -17,6 +18,9 @@ app = Chalice(app_name="ghcr2ecr")
 # support stack creates for stage dev (infra/support-stack.yml: <app>-<stage>-sync.fifo, <app>-<stage>-copy).
 SYNC_QUEUE_NAME = os.environ.get("SYNC_QUEUE_NAME") or f"{app.app_name}-dev-sync.fifo"
 CODEBUILD_PROJECT = os.environ.get("CODEBUILD_PROJECT") or f"{app.app_name}-dev-copy"
+# Schedules: deployment settings REDELIVER_EVERY_MINUTES (default 15) and RECONCILE_EVERY_HOURS (default 24).
+REDELIVER_EVERY = schedule_rate("REDELIVER_EVERY_MINUTES")
+RECONCILE_EVERY = schedule_rate("RECONCILE_EVERY_HOURS")
 
 
 @app.route("/github/webhook", methods=["POST"], content_types=["application/json"])
@@ -44,3 +48,19 @@ def on_build_state(event: CloudWatchEvent) -> None:
 def sweep_tokens(event: CloudWatchEvent) -> None:
     """Delete token parameters older than a token's lifetime (expired; no build event cleaned them up)."""
     token_cleanup.sweep()
+
+
+@app.schedule(Rate(REDELIVER_EVERY, unit=Rate.MINUTES))
+def redeliver_failed(event: CloudWatchEvent) -> None:
+    """Ask GitHub to redeliver the webhook deliveries that failed through our fault (5xx, no answer)."""
+    from chalicelib import redeliver
+
+    redeliver.run()
+
+
+@app.schedule(Rate(RECONCILE_EVERY, unit=Rate.HOURS))
+def reconcile(event: CloudWatchEvent) -> None:
+    """Queue an every-tag sync of every mirrored package, through the event's path (queue, dispatch, build)."""
+    from chalicelib import reconcile as reconciling
+
+    reconciling.run()

@@ -55,6 +55,16 @@ def idempotency_mismatch(exc: BaseException) -> bool:
     return code == "InvalidInputException" and "idempoten" in message.lower()
 
 
+def answered(exc: BaseException) -> bool:
+    """Tell whether AWS answered the call (a ClientError), or the request never left (no connection made).
+
+    Anything else (a read timeout, a connection dropped mid-call) leaves open whether the call took effect.
+    """
+    from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
+
+    return isinstance(exc, (ClientError, EndpointConnectionError, ConnectTimeoutError))
+
+
 def _found(not_found: str, call: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
     """Return the answer of a boto3 call (a dict), or None when AWS answers with the error code `not_found`."""
     try:
@@ -84,6 +94,15 @@ class Ssm:
         """Read a SecureString now (decrypted, uncached); None when it does not exist."""
         answer = _found("ParameterNotFound", lambda: self.client.get_parameter(Name=name, WithDecryption=True))
         return None if answer is None else str(answer["Parameter"]["Value"])
+
+    def read_text(self, name: str) -> str | None:
+        """Read a String parameter now (uncached); None when it does not exist."""
+        answer = _found("ParameterNotFound", lambda: self.client.get_parameter(Name=name))
+        return None if answer is None else str(answer["Parameter"]["Value"])
+
+    def put_text(self, name: str, value: str, description: str) -> None:
+        """Write (or overwrite) a String parameter (not a secret: no KMS)."""
+        self.client.put_parameter(Name=name, Value=value, Type="String", Overwrite=True, Description=description)
 
     def parameters_under(self, path: str) -> list[tuple[str, datetime]]:
         """Return (name, last modified) of every parameter under `path`, recursively; values are not decrypted."""
@@ -157,6 +176,33 @@ class SecretsManager:
         return _found("ResourceNotFoundException", lambda: self.client.describe_secret(SecretId=name)) is not None
 
 
+class Ecr:
+    """The destination registry's API: which repositories this deployment made, and what each records."""
+
+    def __init__(self, client: Any = None) -> None:
+        self.client = client or _client("ecr")
+
+    def repositories_under(self, prefix: str, limit: int = 100_000) -> list[tuple[str, str]]:
+        """Return (name, ARN) of every repository named `<prefix>/...` (DescribeRepositories pages of 1,000)."""
+        found: list[tuple[str, str]] = []
+        pages = self.client.get_paginator("describe_repositories").paginate(PaginationConfig={"PageSize": 1000})
+        for page in pages:
+            for repo in page.get("repositories", []):
+                if str(repo["repositoryName"]).startswith(prefix.rstrip("/") + "/"):
+                    found.append((str(repo["repositoryName"]), str(repo["repositoryArn"])))
+            if len(found) >= limit:
+                break
+        return found[:limit]
+
+    def tags(self, arn: str) -> dict[str, str]:
+        """Return a repository's tags (ListTagsForResource)."""
+        answer = self.client.list_tags_for_resource(resourceArn=arn)
+        return {str(t["Key"]): str(t["Value"]) for t in answer.get("tags", [])}
+
+
+def ecr() -> Ecr:
+    """Return this container's ECR seam."""
+    return _get(Ecr)
 class S3:
     """Build reports and the markers that make on_build_state's effects happen at most once."""
 

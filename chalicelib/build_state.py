@@ -20,7 +20,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from chalicelib import check_output, logs, report_store, reporting, token_cleanup
-from chalicelib.dispatch import DELIVERY_ID, DEST, DIGEST, INSTALLATION_ID, OWNER_ID, SOURCE, SOURCE_TOKEN, TAG
+from chalicelib.build_job import BuildJob
+from chalicelib.dispatch import INSTALLATION_ID, SOURCE_TOKEN
 
 FINAL_STATES = ("SUCCEEDED", "FAILED", "FAULT", "STOPPED", "TIMED_OUT")
 START_TIME_FORMAT = "%b %d, %Y %I:%M:%S %p"
@@ -99,12 +100,17 @@ def parse(event: dict[str, Any]) -> BuildOutcome | None:
         entry = variables.get(name) or {}
         return str(entry.get("value", "")) if entry.get("type", "PLAINTEXT") == "PLAINTEXT" else ""
 
+    job = BuildJob.from_variables(variables)  # GHCR2ECR_JOB: names and ids of the build's packages
+    summary = job.summary if job else {}
+    single = job.targets[0] if job and len(job.targets) == 1 else None
     check_run = plain(reporting.CHECK_RUN_ID)
     return BuildOutcome(
-        build_id=str(detail.get("build-id", "")), status=status, source=plain(SOURCE), digest=plain(DIGEST),
-        tag=plain(TAG), installation_id=plain(INSTALLATION_ID), delivery_id=plain(DELIVERY_ID),
+        build_id=str(detail.get("build-id", "")), status=status, source=str(summary.get("package") or ""),
+        digest=str(summary.get("digest") or ""), tag=str(summary.get("tag") or ""),
+        installation_id=plain(INSTALLATION_ID), delivery_id=str(summary.get("correlation_id") or ""),
         duration_seconds=_duration(info, event.get("time")), token_parameter=_token_parameter(variables.get(SOURCE_TOKEN)),
-        destination=plain(DEST), owner_id=plain(OWNER_ID), repository=plain(reporting.GITHUB_REPOSITORY),
+        destination=single.dest if single else "", owner_id=str(single.owner_id) if single else "",
+        repository=plain(reporting.GITHUB_REPOSITORY),
         check_run_id=int(check_run) if check_run.isdigit() and len(check_run) < 20 else None,
         check_run_external_id=plain(reporting.CHECK_RUN_EXTERNAL_ID),
         storage_records=plain(reporting.STORAGE_RECORDS) == "true",

@@ -16,6 +16,8 @@ _HANDLERS = {
     "deploy": "chalicelib.ops.deploy",
     "destroy": "chalicelib.ops.deploy",
     "revoke-token": "chalicelib.revoke",
+    "run-job": "chalicelib.run_job",
+    "reconcile": "chalicelib.reconcile_cli",
     "status": "chalicelib.ops.status",
     "retry-dead-letters": "chalicelib.ops.status",
     "store-report": "chalicelib.report_store",
@@ -73,6 +75,21 @@ def build_parser() -> argparse.ArgumentParser:
     create_app.add_argument("--no-browser", action="store_true", help="print the URL instead of opening it")
 
     add_operator_commands(commands)
+    run_job = commands.add_parser(
+        "run-job", help="run the build's job (GHCR2ECR_JOB): one sync per package, in turn (the build's command)")
+    run_job.add_argument("--report", metavar="FILE", help="write one JSON report for the whole job to FILE")
+    run_job.add_argument("--quiet", action="store_true", help="no progress output")
+
+    reconcile = commands.add_parser(
+        "reconcile", help="queue an every-tag sync of the mirrored packages now (what the daily schedule does)",
+        description="Queue an every-tag sync of every package the stage mirrors (or of one owner's, or one "
+                    "package), through the App's own queue, dispatch and build. Uses your AWS credentials and "
+                    "the stage's settings from .chalice/config.json.")
+    reconcile.add_argument("--stage", default="dev", help="Chalice stage (default dev)")
+    reconcile.add_argument("--owner", metavar="LOGIN", help="only this GitHub account's packages")
+    reconcile.add_argument("--package", metavar="NAME",
+                           help="only this package (with --owner: also one not mirrored yet)")
+
     revoke = commands.add_parser(
         "revoke-token", help="revoke the installation token in GHCR2ECR_SOURCE_TOKEN (the build's last step)"
     )

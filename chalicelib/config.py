@@ -32,6 +32,8 @@ class Settings:
     ecr_registry: str = ""
     # `ghcr2ecr sync` creates a missing ECR repository; false when ECR repository creation templates do it.
     create_repositories: bool = True
+    # redeliver_failed's own state (an SSM String: since when it has looked, what it redelivered).
+    redelivery_state_parameter: str = "/ghcr2ecr/redelivery/state"
     # The support stack's report bucket: builds store their report there, on_build_state its effect markers.
     report_bucket: str = ""
 
@@ -80,8 +82,23 @@ class Settings:
             ghcr_pull_secret_prefix=optional("GHCR_PULL_SECRET_PREFIX", cls.ghcr_pull_secret_prefix),
             ecr_registry=optional("ECR_REGISTRY", cls.ecr_registry).rstrip("/"),
             create_repositories=boolean("ECR_CREATE_REPOSITORIES", cls.create_repositories),
+            redelivery_state_parameter=optional("REDELIVERY_STATE_PARAMETER", cls.redelivery_state_parameter),
             report_bucket=optional("REPORT_BUCKET", cls.report_bucket),
         )
+
+
+SCHEDULES = {"REDELIVER_EVERY_MINUTES": 15, "RECONCILE_EVERY_HOURS": 24}  # schedule settings and defaults
+
+
+def schedule_rate(name: str, env: Mapping[str, str] | None = None) -> int:
+    """Return a schedule setting (app.py's decorators read it at import, as Chalice needs), a whole number ≥ 1."""
+    env = os.environ if env is None else env
+    raw = env.get(name, "").strip()
+    if not raw:
+        return SCHEDULES[name]
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"deployment setting {name} must be a whole number of at least 1, not {raw[:20]!r}")
+    return int(raw)
 
 
 def setting(name: str, env: Mapping[str, str] | None = None) -> str:

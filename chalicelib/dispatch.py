@@ -1,35 +1,36 @@
-"""One queued SyncRequest → a scoped installation token in SSM + one CodeBuild build.
+"""One queued Job → a scoped installation token in SSM + one CodeBuild build for all its packages.
 
 Transient failures (GitHub 5xx/timeouts, SSM/CodeBuild throttling, `AccountLimitExceededException`) raise,
 so SQS redelivers the message and, after the queue's maxReceiveCount, moves it to the dead-letter queue.
 Permanent ones (malformed message, disallowed account, installation gone, suspended or of another account
 than the package's owner, invalid Actions variables, impossible destination) end the message with an
-Outcome whose reason is logged.
+Outcome whose reason is logged; in a job of several packages they skip that package alone.
 """
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-from chalicelib import aws, logs, naming
+from chalicelib import aws, jobs, logs, naming
+from chalicelib.build_job import VARIABLE as JOB, BuildJob, Target
 from chalicelib.config import Settings, settings
 from chalicelib.installations import (
-    GitHubApp, InstallationConfig, InstallationToken, InstallationUnavailable, InvalidConfig, config_from_variables,
+    GitHubApp, InstallationToken, InstallationUnavailable, InvalidConfig, config_from_variables,
 )
-from chalicelib.webhooks import MalformedDelivery, SyncRequest
+from chalicelib.jobs import InvalidJob, Job, Package
 
-# The build's environment (buildspec/buildspec.yml reads these names).
-SOURCE, DEST, DIGEST, TAG = "GHCR2ECR_SOURCE", "GHCR2ECR_DEST", "GHCR2ECR_DIGEST", "GHCR2ECR_TAG"
-SIGNATURES, INSTALLATION_ID, DELIVERY_ID = "GHCR2ECR_SIGNATURES", "GHCR2ECR_INSTALLATION_ID", "GHCR2ECR_DELIVERY_ID"
+# The build's environment (buildspec/buildspec.yml and `ghcr2ecr run-job` read these names).
 API_URL, SOURCE_TOKEN, FALLBACK_TOKEN = "GITHUB_API_URL", "GHCR2ECR_SOURCE_TOKEN", "GHCR2ECR_SOURCE_FALLBACK_TOKEN"
-CREATE_REPOSITORY, OWNER_ID = "GHCR2ECR_CREATE_REPOSITORY", "GHCR2ECR_OWNER_ID"
+INSTALLATION_ID = "GHCR2ECR_INSTALLATION_ID"
 KEY_MAX_AGE = 900  # seconds the App's private key is cached per container (docs/operators.md says so)
 CLOCK_SLACK = timedelta(seconds=2)  # between this Lambda's clock and CodeBuild's startTime
+TOKEN_MARGIN = 300.0  # seconds before the token expires that the build stops starting syncs
 
 
 @dataclass(frozen=True)
@@ -42,12 +43,16 @@ class Outcome:
     code: str = ""
 
 
-def permissions_for(request: SyncRequest) -> dict[str, str]:
+class StartUncertain(Exception):
+    """StartBuild may have started a build whose answer was lost: its token and parameter must stay."""
+
+
+def permissions_for(job: Job) -> dict[str, str]:
     """Return the token's permissions: pull packages, and read the variables dispatch needs (FACTS.md §4)."""
     wanted = {"packages": "read", "metadata": "read"}
-    if request.repository is not None:
+    if any(p.repository is not None for p in job.packages):
         wanted["actions_variables"] = "read"
-    elif request.organization:
+    if any(p.repository is None and p.organization for p in job.packages):
         wanted["organization_actions_variables"] = "read"
     return wanted
 
@@ -61,10 +66,10 @@ def ecr_registry(config: Settings) -> str:
     return f"{account}.dkr.ecr.{region}.amazonaws.com"
 
 
-def token_parameter(config: Settings, request: SyncRequest) -> str:
+def token_parameter(config: Settings, job: Job) -> str:
     """Return a per-attempt SSM name, `<prefix>/<dedup id>/<random hex>`: a redelivery never rewrites (or
     deletes) the parameter of an earlier build that may still be queued; within SSM's name rules and length."""
-    return config.token_parameter_prefix.rstrip("/") + "/" + request.dedup_id + "/" + uuid.uuid4().hex
+    return config.token_parameter_prefix.rstrip("/") + "/" + job.dedup_id + "/" + uuid.uuid4().hex
 
 
 def is_signature_tag(tag: str) -> bool:
@@ -95,16 +100,10 @@ def reset_github_app() -> None:
     _apps.clear()
 
 
-def build_variables(config: Settings, request: SyncRequest, install: InstallationConfig, dest: str,
-                    parameter: str, fallback_secret: str | None) -> list[dict[str, str]]:
-    """Return StartBuild's environment overrides: names and ids in PLAINTEXT, credentials by reference."""
-    plain = {
-        SOURCE: request.source(config.ghcr_registry), DEST: dest, DIGEST: request.digest, TAG: request.tag,
-        SIGNATURES: str(install.signatures).lower(), API_URL: config.github_api_url,
-        INSTALLATION_ID: str(request.installation_id), DELIVERY_ID: request.delivery_id,
-        CREATE_REPOSITORY: str(config.create_repositories).lower(),
-        OWNER_ID: str(request.owner_id),  # the engine records it on the ECR repository: logins can be renamed
-    }
+def build_variables(config: Settings, build: BuildJob, parameter: str,
+                    fallback_secret: str | None) -> list[dict[str, str]]:
+    """Return StartBuild's environment overrides: the job in PLAINTEXT, credentials by reference."""
+    plain = {JOB: build.to_json(), API_URL: config.github_api_url, INSTALLATION_ID: str(build.installation_id)}
     # FACTS.md §7: PLAINTEXT values show in the console, BatchGetBuilds and events; credentials go by name.
     variables = [{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in plain.items()]
     variables.append({"name": SOURCE_TOKEN, "value": parameter, "type": "PARAMETER_STORE"})
@@ -127,35 +126,56 @@ def handle_message(body: str) -> Outcome:
 
 def _dispatch(body: str) -> Outcome:
     try:
-        request = SyncRequest.from_json(body)
-    except MalformedDelivery as exc:
+        job = Job.from_json(body)
+    except InvalidJob as exc:
         return _finish(Outcome("failed", str(exc), code="malformed_message"))
-    logs.bind(delivery=request.delivery_id, installation=request.installation_id,
-              package=request.package_path, digest=request.digest, tag=request.tag)
+    owner = job.package
+    logs.bind(delivery=job.correlation_id, installation=job.installation_id, origin=job.origin,
+              package=owner.path if len(job.packages) == 1 else f"{len(job.packages)} packages",
+              digest=job.selection.digest, tag=job.selection.tag)
     config = settings()
-    if not config.account_allowed(request.owner, request.owner_id):
-        return _finish(Outcome("failed", f"account {request.owner} is not in ALLOWED_ACCOUNTS",
+    if not config.account_allowed(owner.owner, owner.owner_id):
+        return _finish(Outcome("failed", f"account {owner.owner} is not in ALLOWED_ACCOUNTS",
                                code="account_not_allowed"))
     app = github_app()
-    repositories = [request.repository] if request.repository is not None else None
     try:
-        app.check_installation(request.installation_id, request.owner_id)
-        token = app.mint_token(request.installation_id, repositories, permissions_for(request))
+        app.check_installation(job.installation_id, owner.owner_id)
+        token = app.mint_token(job.installation_id, jobs.repositories(job.packages), permissions_for(job))
     except InstallationUnavailable as exc:
         return _finish(Outcome("failed", str(exc), code=exc.code))
-    started = False
+    keep_token = False
     try:
-        outcome = _start(config, app, request, token)
-        started = outcome.status == "started"
+        outcome = _start(config, app, job, token)
+        keep_token = outcome.status == "started"
         return _finish(outcome)
+    except StartUncertain:
+        keep_token = True  # the build that may have started revokes it; else it expires within the hour
+        raise
     finally:
-        if not started:  # the build revokes its own token; nobody else will use this one
+        if not keep_token:  # the build revokes its own token; nobody else will use this one
             _revoke_quietly(app, token)
 
 
-def _start(config: Settings, app: GitHubApp, request: SyncRequest, token: InstallationToken) -> Outcome:
+def _targets(config: Settings, app: GitHubApp, job: Job, token: InstallationToken) -> tuple[list[Target], Outcome]:
+    """Resolve each package to a Target (variables, filters, destination); return them and the last skip."""
+    targets: list[Target] = []
+    skipped = Outcome("skipped", "no package to sync", code="nothing_to_sync")
+    for package in job.packages:
+        resolved = _target(config, app, job, package, token)
+        if isinstance(resolved, Target):
+            targets.append(resolved)
+            continue
+        skipped = resolved
+        if len(job.packages) > 1:
+            logs.logger.info("package skipped", extra={"package_skipped": package.path, "reason": resolved.reason,
+                                                       "code": resolved.code})
+    return targets, skipped
+
+
+def _target(config: Settings, app: GitHubApp, job: Job, package: Package, token: InstallationToken
+            ) -> Target | Outcome:
     try:
-        variables = app.variables(token, request.owner, request.repository, request.organization)
+        variables = app.variables(token, package.owner, package.repository, package.organization)
     except InstallationUnavailable as exc:
         return Outcome("failed", str(exc), code=exc.code)
     try:
@@ -166,34 +186,60 @@ def _start(config: Settings, app: GitHubApp, request: SyncRequest, token: Instal
         logs.logger.warning("unknown GHCR2ECR_* Actions variables ignored", extra={"variables": install.unknown})
     if not install.enabled:
         return Outcome("skipped", "GHCR2ECR_ENABLED is false", code="disabled")
-    if is_signature_tag(request.tag):
+    tag = job.selection.tag
+    if tag is not None and is_signature_tag(tag) and not install.signatures:
         # A cosign push is an event of its own. Its tag follows the image it signs, so GHCR2ECR_TAGS does not
         # apply; the build sets it only when the signed image is in the destination (chalicelib/sync.py).
-        if not install.signatures:
-            return Outcome("skipped", f"tag {request.tag} is a cosign signature and GHCR2ECR_SIGNATURES is false",
-                           code="signatures_disabled")
-    elif not install.wants(request.tag):
-        return Outcome("skipped", f"tag {request.tag} is not selected by GHCR2ECR_TAGS={install.tags}",
-                       code="tag_filtered")
+        return Outcome("skipped", f"tag {tag} is a cosign signature and GHCR2ECR_SIGNATURES is false",
+                       code="signatures_disabled")
+    # GHCR2ECR_TAGS is applied in the build, to every tag it sets: an event whose own tag is filtered out still
+    # starts it, since the digest's other tags (aliases) may pass (DESIGN.md, per-installation configuration).
     try:
-        repository = naming.destination(config.ecr_repository_prefix, request.owner,
-                                        install.repository or request.package)
+        repository = naming.destination(config.ecr_repository_prefix, package.owner, install.repository or package.name)
     except naming.InvalidName as exc:
         variable = "GHCR2ECR_REPOSITORY" if install.repository else "the package name"
         return Outcome("failed", f"destination from {variable}: {exc}", code="invalid_destination")
-    secret = config.ghcr_pull_secret_prefix + str(request.owner_id)
+    return Target(package=package.path, source=package.source(config.ghcr_registry),
+                  dest=f"{ecr_registry(config)}/{repository}", owner_id=package.owner_id,
+                  repository=package.repository, tags=str(install.tags) if install.tags else None,
+                  signatures=install.signatures)
+
+
+def _deadline(token: InstallationToken) -> float:
+    """Return when the build stops starting syncs: shortly before the token expires (1 hour: FACTS.md §2)."""
+    try:
+        expires = datetime.strptime(token.expires_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        expires = time.time() + 3600
+    return expires - TOKEN_MARGIN
+
+
+def _start(config: Settings, app: GitHubApp, job: Job, token: InstallationToken) -> Outcome:
+    targets, skipped = _targets(config, app, job, token)
+    if not targets:
+        return skipped
+    owner = job.package
+    build = BuildJob(origin=job.origin, correlation_id=job.correlation_id, installation_id=job.installation_id,
+                     owner=owner.owner, selection=job.selection, targets=tuple(targets),
+                     create_repository=config.create_repositories, deadline=_deadline(token))
+    secret = config.ghcr_pull_secret_prefix + str(owner.owner_id)
     fallback = secret if aws.secrets_manager().exists(secret) else None
-    parameter = token_parameter(config, request)
+    parameter = token_parameter(config, job)
+    variables = build_variables(config, build, parameter, fallback)
     written = datetime.now(timezone.utc) - CLOCK_SLACK
     aws.ssm().put_secret(parameter, token.value,
-                         f"ghcr2ecr installation token for one build (delivery {request.delivery_id})")
+                         f"ghcr2ecr installation token for one build ({job.origin} {job.correlation_id})")
     try:
-        build = aws.codebuild().start_build(
-            config.codebuild_project,
-            build_variables(config, request, install, f"{ecr_registry(config)}/{repository}", parameter, fallback),
-            idempotency_token=request.dedup_id,
-        )
+        started = aws.codebuild().start_build(config.codebuild_project, variables, idempotency_token=job.dedup_id)
     except BaseException as exc:
+        if not aws.answered(exc):
+            # The request may have reached CodeBuild and started the build, its answer lost (a read timeout, a
+            # dropped connection): that build reads this parameter, so it stays (on_build_state deletes it, or
+            # sweep_tokens after the token's hour). SQS redelivers: the repeated idempotency token then gets the
+            # mismatch answer (already_built) when the build did start, and starts one when it did not.
+            logs.logger.warning("StartBuild's answer was lost; the build may have started, its token is kept",
+                                extra={"error": type(exc).__name__, "token_parameter": parameter})
+            raise StartUncertain(type(exc).__name__) from exc
         _delete_quietly(parameter)  # this attempt's own parameter: an earlier build's is another name
         if aws.idempotency_mismatch(exc):
             return Outcome("skipped", "a build for this request was already started (CodeBuild refused the "
@@ -203,13 +249,12 @@ def _start(config: Settings, app: GitHubApp, request: SyncRequest, token: Instal
     # "a parameter mismatch error" (handled above). Should it hand back the earlier build instead, that build
     # started before this parameter was written and reads its own parameter: this one goes now. Either way
     # handle_message revokes the token of what was not started.
-    if build.began_before(written):
+    if started.began_before(written):
         _delete_quietly(parameter)
-        return Outcome("skipped", f"build {build.id} for this request was already started", build_id=build.id,
+        return Outcome("skipped", f"build {started.id} for this request was already started", build_id=started.id,
                        code="already_built")
-    return Outcome("started", f"build started for {repository}", build_id=build.id, code="started")
-
-
+    what = targets[0].dest.split("/", 1)[1] if len(targets) == 1 else f"{len(targets)} packages"
+    return Outcome("started", f"build started for {what}", build_id=started.id, code="started")
 def _finish(outcome: Outcome) -> Outcome:
     fields: dict[str, Any] = {"outcome": outcome.status, "reason": outcome.reason, "code": outcome.code}
     if outcome.build_id:

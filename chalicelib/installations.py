@@ -25,6 +25,7 @@ TIMEOUT_SECONDS = 10.0
 REVOKE_TIMEOUT_SECONDS = 5.0  # per attempt (three); an unused token expires within the hour anyway
 RETRIES, RETRY_BACKOFF_SECONDS = 2, 0.5  # quick retries in-call; SQS redelivery is the slower outer loop
 CONFIRMED_LIMIT = 1024  # installations whose account this container has confirmed (bounded memory)
+TRANSPORT: Any = None  # an httpx transport replacing the network (tests: faults at the HTTP boundary)
 
 
 class InvalidConfig(ValueError):
@@ -124,7 +125,7 @@ def _client(auth: Any, api_url: str, **options: Any) -> GitHub:
 
     # http_cache off: a cached variables page would hide a tenant's change.
     return GitHub(auth, base_url=api_url.rstrip("/") + "/", timeout=TIMEOUT_SECONDS, http_cache=False,
-                  auto_retry=_retry_policy(), **options)
+                  auto_retry=_retry_policy(), transport=TRANSPORT, **options)
 
 
 class GitHubApp:
@@ -204,6 +205,11 @@ class GitHubApp:
         if organization:
             return self._pages(github, f"/orgs/{owner}/actions/variables")
         return {}  # a user account has no organization variables
+
+    def as_app(self, method: str, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        """Call GitHub with the App JWT (redeliver_failed, reconcile); 4xx/5xx raise githubkit's RequestFailed."""
+        # No params at all for a Link URL: httpx would replace its query string (the cursor) with an empty one.
+        return self._app.request(method, path, params=dict(params) if params else None)
 
     def revoke(self, token: InstallationToken) -> str:
         """DELETE /installation/token with the token itself; "revoked" or "already invalid" (FACTS.md §2)."""

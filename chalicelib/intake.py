@@ -12,9 +12,8 @@ from typing import Any
 
 from chalicelib import aws, logs
 from chalicelib.config import settings
-from chalicelib.webhooks import (
-    MAX_BODY_BYTES, Ignored, InstallationChange, MalformedDelivery, SyncRequest, decide, signature_valid,
-)
+from chalicelib.jobs import Job
+from chalicelib.webhooks import MAX_BODY_BYTES, Ignored, InstallationChange, MalformedDelivery, decide, signature_valid
 
 Answer = tuple[int, dict[str, Any]]
 
@@ -59,30 +58,41 @@ def receive(headers: Mapping[str, str], body: bytes) -> Answer:
         return _answer(200, "ignored", decision.reason)
     if isinstance(decision, InstallationChange):
         # Nothing to store: dispatch asks GitHub for a token each time, and GitHub refuses one for a deleted
-        # (404) or suspended (403) installation, so it gets no more builds.
+        # (404) or suspended (403) installation, so it gets no more builds. New repositories are backfilled.
         logs.bind(installation=decision.installation_id)
-        return _answer(200, "ignored", f"{decision.action}: installation lifecycle acknowledged")
-    return _enqueue(decision)
+        if not decision.backfill:
+            return _answer(200, "ignored", f"{decision.action}: installation lifecycle acknowledged")
+        return _enqueue(list(decision.backfill),
+                        f"{decision.action}: backfill of {len(decision.repositories)} repositories")
+    return _enqueue([decision])
 
 
-def _enqueue(request: SyncRequest) -> Answer:
-    logs.bind(installation=request.installation_id, package=request.package_path, digest=request.digest,
-              tag=request.tag)
+def _enqueue(jobs: list[Job], what: str = "") -> Answer:
+    first = jobs[0]
+    if first.selection.all_tags:
+        logs.bind(installation=first.installation_id, origin=first.origin)
+    else:
+        logs.bind(installation=first.installation_id, package=first.package.path, digest=first.selection.digest,
+                  tag=first.selection.tag)
+    message_ids = []
     try:
-        message_id = aws.sqs().send_fifo(settings().sync_queue_url, request.to_json(), request.group_id,
-                                         request.dedup_id)
+        for job in jobs:
+            message_ids.append(aws.sqs().send_fifo(settings().sync_queue_url, job.to_json(), job.group_id,
+                                                   job.dedup_id))
     except Exception as exc:  # any failure to queue: GitHub must show the delivery as failed
         return _unavailable("could not queue the sync", "QueueFailures", exc,
                             "could not queue the delivery; redeliver it later")
-    logs.logger.info("sync queued", extra={"message_id": message_id})
-    logs.count("SyncsQueued")
-    return 202, {"status": "queued", "source": request.source(settings().ghcr_registry), "digest": request.digest,
-                 "tag": request.tag, "message_id": message_id}
+    logs.logger.info("sync queued", extra={"message_id": message_ids[0], "jobs": len(jobs)})
+    logs.count("SyncsQueued", len(jobs))
+    if first.selection.all_tags:
+        return 202, {"status": "queued", "reason": what, "jobs": len(jobs), "message_ids": message_ids}
+    return 202, {"status": "queued", "source": first.package.source(settings().ghcr_registry),
+                 "digest": first.selection.digest, "tag": first.selection.tag, "message_id": message_ids[0]}
 
 
-def _account(decision: SyncRequest | Ignored | InstallationChange) -> tuple[str, int] | None:
-    if isinstance(decision, SyncRequest):
-        return decision.owner, decision.owner_id
+def _account(decision: Job | Ignored | InstallationChange) -> tuple[str, int] | None:
+    if isinstance(decision, Job):
+        return decision.package.owner, decision.package.owner_id
     if isinstance(decision, InstallationChange):
         return decision.account_login, decision.account_id
     if decision.account_login is not None and decision.account_id is not None:

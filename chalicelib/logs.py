@@ -41,7 +41,7 @@ def _metrics() -> Metrics:
     return Metrics(namespace=NAMESPACE, service=SERVICE)
 
 
-def count(name: str, **dimensions: str) -> None:
+def count(name: str, amount: int = 1, **dimensions: str) -> None:
     """Emit one CloudWatch EMF count (e.g. `count("SyncsQueued")`, `count("Failures", reason="suspended")`).
 
     Dimensions must come from a small fixed set (reason codes, not free text): each value is a metric.
@@ -49,5 +49,5 @@ def count(name: str, **dimensions: str) -> None:
     metrics = _metrics()
     for key, value in dimensions.items():
         metrics.add_dimension(name=key, value=value)
-    metrics.add_metric(name=name, unit="Count", value=1)
+    metrics.add_metric(name=name, unit="Count", value=amount)
     metrics.flush_metrics()  # prints one EMF JSON line and clears dimensions

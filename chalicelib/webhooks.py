@@ -1,4 +1,4 @@
-"""Webhook deliveries, without I/O: signature check, then event → SyncRequest | Ignored | InstallationChange.
+"""Webhook deliveries, without I/O: signature check, then event → Job | Ignored | InstallationChange.
 
 Only the few fields needed are read from the raw JSON, after the signature is verified (githubkit's typed
 parse empties `container_metadata.manifest` and rejects a null `description`: FACTS.md §1).
@@ -9,79 +9,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
-# The OCI grammar the copy engine checks too: a queued request is one `ghcr2ecr sync` accepts.
-from chalicelib.registry.reference import DIGEST_PATTERN, REPOSITORY_PATTERN, TAG_PATTERN
+from chalicelib.jobs import REVISION, InvalidJob, Job, Package, batches, event_job
+from chalicelib.registry.reference import DIGEST_PATTERN
 
 MAX_BODY_BYTES = 5 * 1024 * 1024  # GitHub caps payloads at 25 MB; ours are a few KB, installation lists more
 SIGNATURE_PREFIX = "sha256="
 SYNC_ACTIONS = frozenset({"published", "updated"})
-
-# A GitHub login; Enterprise Managed Users' logins end in `_<enterprise shortcode>` (docs.github.com,
-# "Username considerations for external authentication").
-_LOGIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}(?:_[A-Za-z0-9]{1,38})?")
-_REPO = re.compile(r"(?!\.\.?\Z)[A-Za-z0-9._-]{1,100}")  # GitHub refuses the names "." and ".."
-_DELIVERY = re.compile(r"[A-Za-z0-9-]{1,64}")  # a GUID
+# Installation events that bring repositories whose existing images are backfilled.
+BACKFILL_ACTIONS = frozenset({"installation.created", "installation_repositories.added"})
+MAX_REPOSITORIES = 5000  # per delivery: 100 jobs of 50 packages; an installation's list is bounded by the body cap
 
 
-class MalformedDelivery(ValueError):
+class MalformedDelivery(InvalidJob):
     """A signed delivery lacks a field we need, or holds one we cannot use (HTTP 400)."""
-
-
-@dataclass(frozen=True)
-class SyncRequest:
-    """One image to copy: the queue message body, holding ids and names, never a credential."""
-
-    delivery_id: str
-    installation_id: int
-    owner: str  # package owner login, as GitHub spells it
-    owner_id: int
-    package: str  # package name, as GitHub spells it; may be nested (a/b)
-    digest: str
-    tag: str
-    repository: str | None  # the linked repository's name, when the event names one
-    action: str
-    organization: bool = False  # the owner is an organization (it has organization variables)
-
-    @property
-    def package_path(self) -> str:
-        """Return `owner/package`, lower-cased: the OCI repository path on ghcr.io."""
-        return f"{self.owner.lower()}/{self.package.lower()}"
-
-    def source(self, registry: str) -> str:
-        """Return the source reference `HOST/owner/package` (never registry.url: FACTS.md §1)."""
-        return f"{registry}/{self.package_path}"
-
-    @property
-    def dedup_id(self) -> str:
-        """Return the FIFO deduplication id: installation, package, digest and tag (not the delivery id,
-        so a manual redelivery collapses too)."""
-        key = f"{self.installation_id}\n{self.package_path}\n{self.digest}\n{self.tag}"
-        return hashlib.sha256(key.encode()).hexdigest()
-
-    @property
-    def group_id(self) -> str:
-        """Return the FIFO message group: the package (≤ 128 characters, SQS's limit)."""
-        group = f"{self.installation_id}/{self.package_path}"
-        return group if len(group) <= 128 else hashlib.sha256(group.encode()).hexdigest()
-
-    def to_json(self) -> str:
-        """Serialize as the queue message body."""
-        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> SyncRequest:
-        """Parse a queue message body, raising MalformedDelivery when it is not one of ours."""
-        try:
-            data = json.loads(text)
-            request = cls(**data)
-        except (ValueError, TypeError) as exc:
-            raise MalformedDelivery(f"queue message is not a sync request: {exc}") from None
-        _check_request(request)
-        return request
 
 
 @dataclass(frozen=True)
@@ -95,15 +38,18 @@ class Ignored:
 
 @dataclass(frozen=True)
 class InstallationChange:
-    """An installation lifecycle event: acknowledged; dispatch asks GitHub about the installation each time."""
+    """An installation lifecycle event; `repositories` names those it brings (created, repositories added)."""
 
     action: str
     installation_id: int
     account_login: str
     account_id: int
+    organization: bool = False
+    repositories: tuple[str, ...] = ()
+    backfill: tuple[Job, ...] = ()  # the jobs that mirror what those repositories' packages already hold
 
 
-Decision = SyncRequest | Ignored | InstallationChange
+Decision = Job | Ignored | InstallationChange
 
 
 def signature_valid(secret: bytes, body: bytes, header: str | None) -> bool:
@@ -130,21 +76,35 @@ def decide(event: str, delivery_id: str, body: bytes) -> Decision:
     if event == "ping":
         return Ignored("ping")
     if event in ("installation", "installation_repositories"):
-        return _installation(event, payload)
+        return _installation(event, delivery_id, payload)
     if event != "registry_package":
         return Ignored(f"event {event[:64]!r} is not handled")
     return _registry_package(delivery_id, payload)
 
 
-def _installation(event: str, payload: dict[str, Any]) -> InstallationChange:
+def _installation(event: str, delivery_id: str, payload: dict[str, Any]) -> InstallationChange:
     inst = _obj(payload, "installation")
     account = _obj(inst, "account")
-    return InstallationChange(
-        action=f"{event}.{_str(payload, 'action')}",
-        installation_id=_int(inst, "id"),
-        account_login=_str(account, "login"),
-        account_id=_int(account, "id"),
-    )
+    action = f"{event}.{_str(payload, 'action')}"
+    listed = payload.get("repositories_added" if event == "installation_repositories" else "repositories")
+    names: list[str] = []
+    if action in BACKFILL_ACTIONS and isinstance(listed, list):
+        if len(listed) > MAX_REPOSITORIES:
+            raise MalformedDelivery(f"delivery lists over {MAX_REPOSITORIES} repositories")
+        names = [r["name"] for r in listed if isinstance(r, dict) and isinstance(r.get("name"), str)]
+    login, account_id = _str(account, "login"), _int(account, "id")
+    organization = account.get("type") == "Organization" or inst.get("target_type") == "Organization"
+    installation_id = _int(inst, "id")
+    repositories = tuple(dict.fromkeys(names))
+    # Each repository's package is looked up under the repository's own name (docker/metadata-action's default
+    # image name): GitHub's packages listing refuses App installation tokens (FACTS.md §11), so there is no
+    # complete list to read. Packages of other names arrive with their next push, or with reconcile.
+    packages = [Package(login, account_id, name, name, organization) for name in repositories]
+    try:
+        jobs = batches(installation_id, packages, "backfill", delivery_id)
+    except InvalidJob as exc:
+        raise MalformedDelivery(f"{event} delivery: {exc}") from None
+    return InstallationChange(action, installation_id, login, account_id, organization, repositories, tuple(jobs))
 
 
 def _registry_package(delivery_id: str, payload: dict[str, Any]) -> Decision:
@@ -170,40 +130,33 @@ def _registry_package(delivery_id: str, payload: dict[str, Any]) -> Decision:
         digest = tag_obj.get("digest") if isinstance(tag_obj, dict) else None
     repository = payload.get("repository")
     repo_name = repository.get("name") if isinstance(repository, dict) else None
-    request = SyncRequest(
-        delivery_id=delivery_id,
-        installation_id=_int(_obj(payload, "installation"), "id"),
-        owner=login,
-        owner_id=owner_id,
-        package=_str(package, "name"),
-        digest=digest if isinstance(digest, str) else "",
-        tag=tag if isinstance(tag, str) else "",
+    subject = Package(
+        owner=login, owner_id=owner_id, name=_str(package, "name"),
         repository=repo_name if isinstance(repo_name, str) else None,
-        action=action,
         organization=owner.get("type") == "Organization" or isinstance(payload.get("organization"), dict),
     )
-    _check_request(request)
-    return request
+    try:
+        return event_job(_int(_obj(payload, "installation"), "id"), subject, digest if isinstance(digest, str) else "",
+                         tag if isinstance(tag, str) else "", delivery_id, _revision(metadata))
+    except InvalidJob as exc:
+        problem = str(exc).removeprefix("job has ").removeprefix("a package with ")
+        raise MalformedDelivery(f"registry_package delivery has {problem}") from None
 
 
-def _check_request(r: SyncRequest) -> None:
-    """Validate every field that ends up in a reference, a queue attribute or a build variable."""
-    checks = [
-        (type(r.installation_id) is int and r.installation_id > 0, "installation.id"),
-        (type(r.owner_id) is int and r.owner_id > 0, "owner.id"),
-        (isinstance(r.owner, str) and _LOGIN.fullmatch(r.owner), "owner.login"),
-        (isinstance(r.package, str) and len(r.package) <= 200
-         and REPOSITORY_PATTERN.fullmatch(r.package.lower()), "name"),
-        (isinstance(r.digest, str) and DIGEST_PATTERN.fullmatch(r.digest), "package_version.version (digest)"),
-        (isinstance(r.tag, str) and TAG_PATTERN.fullmatch(r.tag), "container_metadata.tag.name"),
-        (r.repository is None or (isinstance(r.repository, str) and _REPO.fullmatch(r.repository)), "repository.name"),
-        (isinstance(r.delivery_id, str) and _DELIVERY.fullmatch(r.delivery_id), "X-GitHub-Delivery"),
-        (r.action in SYNC_ACTIONS, "action"),
-        (isinstance(r.organization, bool), "organization"),
-    ]
-    for ok, field in checks:
-        if not ok:
-            raise MalformedDelivery(f"registry_package delivery has an unusable {field}")
+def _revision(metadata: Any) -> str | None:
+    """Return the image's commit from its labels (docker/metadata-action sets it), or None when unusable.
+
+    The delivery carries `labels.revision`; some carry `all_labels["org.opencontainers.image.revision"]` too.
+    A label is the tenant's text: anything but a commit id is dropped, never refused.
+    """
+    if not isinstance(metadata, dict):
+        return None
+    for key, name in (("labels", "revision"), ("all_labels", "org.opencontainers.image.revision")):
+        labels = metadata.get(key)
+        value = labels.get(name) if isinstance(labels, dict) else None
+        if isinstance(value, str) and REVISION.fullmatch(value.strip().lower()):
+            return value.strip().lower()
+    return None
 
 
 def _obj(parent: dict[str, Any], key: str) -> dict[str, Any]:

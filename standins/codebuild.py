@@ -78,6 +78,11 @@ class RecordingCodeBuild:
     fail_next: list[str | tuple[str, str]] = field(default_factory=list)
     earlier: dict[str, Any] = field(default_factory=dict)
     builds: list[dict[str, Any]] = field(default_factory=list)  # id, project, variables, started
+    # CodeBuild's idempotency, which moto lacks: a repeated token with the same variables gets the earlier build,
+    # with other variables a mismatch error (FACTS.md §7). `lose_answers`: start that many builds, then time out.
+    idempotent: bool = False
+    lose_answers: int = 0
+    _by_token: dict[str, tuple[list[dict[str, str]], Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from chalicelib import aws
@@ -93,10 +98,28 @@ class RecordingCodeBuild:
             code, message = failure if isinstance(failure, tuple) else (failure, f"injected {failure}")
             raise ClientError({"Error": {"Code": code, "Message": message}}, "StartBuild")
         self.calls.append({"project": project, "variables": variables, "idempotency_token": idempotency_token})
+        if self.idempotent and idempotency_token in self._by_token:
+            return self._repeated(idempotency_token, variables)
         started = datetime.now(timezone.utc)
         build = self.earlier.get(idempotency_token) or self._seam.start_build(project, variables, idempotency_token)
         self.builds.append({"id": build.id, "project": project, "variables": variables, "started": started})
+        self._by_token[idempotency_token] = (variables, build)
+        if self.lose_answers > 0:
+            from botocore.exceptions import ReadTimeoutError
+
+            self.lose_answers -= 1
+            raise ReadTimeoutError(endpoint_url="https://codebuild.us-east-1.amazonaws.com/")
         return build
+
+    def _repeated(self, token: str, variables: list[dict[str, str]]) -> Any:
+        """Answer a repeated idempotency token as CodeBuild does: the earlier build, or a mismatch error."""
+        from botocore.exceptions import ClientError
+
+        earlier_variables, build = self._by_token[token]
+        if earlier_variables == variables:
+            return build
+        raise ClientError({"Error": {"Code": "InvalidInputException", "Message": "Idempotency token was already "
+                                     "used with different parameters"}}, "StartBuild")
 
     def variables(self, index: int = -1) -> dict[str, tuple[str, str]]:
         """Return one call's overrides as {name: (type, value)}."""

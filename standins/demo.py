@@ -198,9 +198,11 @@ class Demo:
         if len(self.codebuild.builds) != 1:
             raise DemoFailure(f"dispatch started {len(self.codebuild.builds)} builds, expected 1")
         build = self.codebuild.builds[0]
-        shown = ", ".join(f"{v['name']}={v['value'] if v['type'] == 'PLAINTEXT' else '<' + v['type'] + '>'}"
-                          for v in build["variables"] if v["name"] in ("GHCR2ECR_DEST", "GHCR2ECR_SOURCE_TOKEN",
-                                                                       "GHCR2ECR_SOURCE_FALLBACK_TOKEN"))
+        from chalicelib.build_job import BuildJob
+
+        job = BuildJob.from_variables({v["name"]: v for v in build["variables"]})
+        shown = ", ".join([f"destination {job.targets[0].dest}" if job else "no job"] + [
+            f"{v['name']}=<{v['type']}>" for v in build["variables"] if v["type"] != "PLAINTEXT"])
         self.step(f"dispatch minted a scoped installation token and started build {build['id']} ({shown})")
         return build
 

@@ -32,6 +32,9 @@ Endpoints (paths match GitHub's; errors are JSON `{"message": ...}` like GitHub'
   A token scoped to other repositories, or of another account, gets 404.
 - `DELETE /installation/token`: revokes the token that authenticates it (204); unknown/revoked 401.
 - `POST /app-manifests/{code}/conversions`: no auth; the configured result once (201), then 404.
+- `GET /app/installations` (App JWT; `per_page`/`page`, Link rel="next").
+- `GET /app/hook/deliveries`, `POST /app/hook/deliveries/{id}/attempts` (App JWT): `gh.hooks`, see
+  standins.github_hooks.
 - Check runs and artifact storage records (`gh.check_runs`, `gh.storage_records`, each write with the token
   that made it): standins.github_checks.
 
@@ -50,6 +53,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from standins.github_hooks import HookDeliveries, HookReply
 from standins import github_checks
 from standins.github_checks import CheckRun, StorageRecordWrite
 from standins.loopback import LoopbackServer
@@ -97,6 +101,7 @@ class GitHubStandIn(LoopbackServer):
         self._manifests: dict[str, dict[str, Any]] = {}
         self._faults: list[_Fault] = []
         self._lock = threading.RLock()
+        self.hooks = HookDeliveries()  # the App's webhook deliveries (standins.github_hooks)
         self.check_runs: dict[int, CheckRun] = {}  # reporting endpoints: standins.github_checks
         self.storage_records: list[StorageRecordWrite] = []
 
@@ -229,6 +234,12 @@ class GitHubStandIn(LoopbackServer):
                 case "DELETE", ["installation", "token"]:
                     self._token_auth(authorization).revoked = True
                     return Reply(204)
+                case ("GET", ["app", "hook", "deliveries"]) | ("POST", ["app", "hook", "deliveries", _, "attempts"]):
+                    self._app_auth(authorization)
+                    return self._hooks(method, parts, query, path)
+                case "GET", ["app", "installations"]:
+                    self._app_auth(authorization)
+                    return self._installations_page(query, path)
                 case "POST", ["app-manifests", code, "conversions"]:
                     if code not in self._manifests:
                         raise Reply(404, {"message": "Not Found"})
@@ -237,6 +248,28 @@ class GitHubStandIn(LoopbackServer):
             if answer is not None:
                 return answer
         raise Reply(404, {"message": "Not Found"})
+
+    def _hooks(self, method: str, parts: list[str], query: dict[str, list[str]], path: str) -> Reply:
+        """The App's webhook deliveries: list them, or ask for one's redelivery (standins.github_hooks)."""
+        try:
+            status, body, headers = (self.hooks.list(query, self.url + path) if method == "GET"
+                                     else self.hooks.redeliver(parts[3]))
+        except HookReply as answer:
+            return Reply(answer.status, answer.body, answer.headers)
+        return Reply(status, body, headers)
+
+    def _installations_page(self, query: dict[str, list[str]], path: str) -> Reply:
+        """GET /app/installations: `per_page` (max 100, default 30) / `page`, Link rel="next"."""
+        try:
+            per_page = min(max(int(query.get("per_page", ["30"])[0]), 1), 100)
+            number = max(int(query.get("page", ["1"])[0]), 1)
+        except ValueError:
+            raise Reply(422, {"message": "Invalid pagination"}) from None
+        everything = [installation_json(i, self.app_id) for _, i in sorted(self.installations.items())]
+        headers = {}
+        if number * per_page < len(everything):
+            headers["Link"] = f'<{self.url}{path}?per_page={per_page}&page={number + 1}>; rel="next"'
+        return Reply(200, everything[(number - 1) * per_page: number * per_page], headers)
 
     def _mint(self, inst: Installation, body: dict[str, Any]) -> Reply:
         if inst.suspended:

@@ -10,7 +10,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from chalicelib.naming import InvalidName, destination
-from chalicelib.webhooks import Ignored, InstallationChange, MalformedDelivery, SyncRequest, decide, sign
+from chalicelib.jobs import Job
+from chalicelib.webhooks import Ignored, InstallationChange, MalformedDelivery, decide, sign
 from tests.support.app_fixtures import DELIVERIES, WEBHOOK_SECRET, AppEnv, load_delivery
 
 FIXTURES = sorted(p.stem for p in DELIVERIES.glob("*.json"))
@@ -74,9 +75,9 @@ def test_signed_mutated_deliveries_never_get_a_5xx_and_only_valid_requests_are_q
         assert response.status_code < 500, response.body
         assert response.status_code in (200, 202, 400, 403)
         sent = app_env.sqs.sent[before:]
-        assert len(sent) == (1 if response.status_code == 202 else 0)
+        assert (len(sent) >= 1) == (response.status_code == 202)
         for message in sent:
-            request = SyncRequest.from_json(message["body"])  # validates every field
+            request = Job.from_json(message["body"])  # validates every field
             assert message["dedup_id"] == request.dedup_id and message["group_id"] == request.group_id
 
     check()
@@ -116,10 +117,10 @@ def test_decide_only_ever_answers_or_refuses_as_malformed(mutated: tuple[str, di
         decision = decide(event, delivery, json.dumps(payload).encode())
     except MalformedDelivery:
         return
-    assert isinstance(decision, (SyncRequest, Ignored, InstallationChange))
-    if isinstance(decision, SyncRequest):
-        assert SyncRequest.from_json(decision.to_json()) == decision
-        assert decision.source("ghcr.io") == decision.source("ghcr.io").lower()
+    assert isinstance(decision, (Job, Ignored, InstallationChange))
+    if isinstance(decision, Job):
+        assert Job.from_json(decision.to_json()) == decision
+        assert decision.package.source("ghcr.io") == decision.package.source("ghcr.io").lower()
 
 
 @settings(max_examples=3000, deadline=None, derandomize=True)

@@ -1,4 +1,4 @@
-"""buildspec/buildspec.yml: runs `ghcr2ecr sync` from the bundle, revokes the token in `finally`, prints the report.
+"""buildspec/buildspec.yml: runs `ghcr2ecr run-job` from the bundle, revokes the token in `finally`, prints the report.
 
 The commands are run here with bash, as CodeBuild does (stop at the first failing command, then `finally`),
 with `python3` a shim that records its arguments and runs this venv's Python.
@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from chalicelib import revoke
+from chalicelib.build_job import BuildJob, Target
+from chalicelib.jobs import Selection
 from standins import codebuild
 from standins.github import GitHubStandIn
 
@@ -42,11 +44,11 @@ def build_env(tmp_path: Path, github: GitHubStandIn) -> dict[str, Any]:
     token = GitHubApp(str(github.app_id), github.private_key_pem, github.url).mint_token(9, None, {"packages": "read"})
     env = {
         "PATH": f"{shim_dir}:{os.environ['PATH']}", "HOME": str(tmp_path), "TMPDIR": str(tmp_path),
-        # http:// to a non-loopback host: the sync refuses at once (exit 2), a fast stand-in for a failed copy
-        "GHCR2ECR_SOURCE": "http://ghcr.invalid/octo-org/app", "GHCR2ECR_DEST": "http://ecr.invalid/ghcr/octo-org/app",
-        "GHCR2ECR_DIGEST": "sha256:" + "a" * 64, "GHCR2ECR_TAG": "v1", "GHCR2ECR_SIGNATURES": "true",
-        "GITHUB_API_URL": github.url, "GHCR2ECR_INSTALLATION_ID": "9", "GHCR2ECR_DELIVERY_ID": "d-1",
-        "GHCR2ECR_SOURCE_TOKEN": token.value,
+        # http:// to a non-loopback host: the sync refuses at once, a fast stand-in for a failed copy
+        "GHCR2ECR_JOB": BuildJob("webhook", "d-1", 9, "octo-org", Selection("sha256:" + "a" * 64, "v1"), (Target(
+            "octo-org/app", "http://ghcr.invalid/octo-org/app", "http://ecr.invalid/ghcr/octo-org/app", 1001, "app",
+            None, True),)).to_json(),
+        "GITHUB_API_URL": github.url, "GHCR2ECR_INSTALLATION_ID": "9", "GHCR2ECR_SOURCE_TOKEN": token.value,
     }
     return {"env": env, "calls": calls, "token": token.value}
 
@@ -59,7 +61,7 @@ def test_the_buildspec_fits_lambda_and_ec2_compute() -> None:
         assert forbidden not in text.split("version: 0.2", 1)[1], forbidden
     commands = [c for phase in SPEC["phases"].values() for k in ("commands", "finally") for c in phase.get(k, [])]
     assert all(isinstance(c, str) for c in commands)
-    assert any("chalicelib.cli sync" in c for c in SPEC["phases"]["build"]["commands"])
+    assert any("chalicelib.cli run-job" in c for c in SPEC["phases"]["build"]["commands"])
     assert any("chalicelib.cli revoke-token" in c for c in SPEC["phases"]["build"]["finally"])
     assert all('PYTHONPATH="${CODEBUILD_SRC_DIR:-$PWD}/vendor:' in c for c in commands if "python3" in c)
 
@@ -69,31 +71,23 @@ def test_a_failed_copy_still_revokes_the_token(build_env: dict[str, Any], github
     status, output = run_phase(build_env["env"], shell)
     assert status != 0
     assert github.token(build_env["token"]).revoked
-    assert "no report" in output or '"credentials_tried"' in output
+    assert "no report" in output or '"packages"' in output  # the job's report is printed
     assert build_env["token"] not in output
 
 
-def test_the_sync_gets_digest_tag_report_and_signature_flag(build_env: dict[str, Any]) -> None:
+def test_the_build_runs_the_job_with_a_report_file(build_env: dict[str, Any]) -> None:
     env = build_env["env"]
-    run_phase({**env, "GHCR2ECR_SIGNATURES": "false"})
-    run_phase(env)
-    sync_calls = [line.split() for line in build_env["calls"].read_text().splitlines() if " sync " in f" {line} "]
-    first, second = sync_calls
-    assert first[:5] == ["-m", "chalicelib.cli", "sync", env["GHCR2ECR_SOURCE"], env["GHCR2ECR_DEST"]]
-    assert first[first.index("--digest") + 1] == env["GHCR2ECR_DIGEST"]
-    assert first[first.index("--tag") + 1] == "v1"
-    assert first[first.index("--report") + 1].startswith(env["TMPDIR"])
-    assert "--no-signatures" in first and "--no-signatures" not in second
+    status, output = run_phase(env)
+    [call] = [line.split() for line in build_env["calls"].read_text().splitlines() if "run-job" in line]
+    assert call[:3] == ["-m", "chalicelib.cli", "run-job"]
+    assert call[call.index("--report") + 1].startswith(env["TMPDIR"])
+    assert status == 1 and '"status": "failed"' in output  # the report is printed: the copy could not start
 
 
-@pytest.mark.parametrize("shell", ["bash", "sh"])
-def test_create_repository_false_turns_repository_creation_off(build_env: dict[str, Any], shell: str) -> None:
-    env = build_env["env"]
-    run_phase({**env, "GHCR2ECR_CREATE_REPOSITORY": "false"}, shell)
-    run_phase({**env, "GHCR2ECR_CREATE_REPOSITORY": SPEC["env"]["variables"]["GHCR2ECR_CREATE_REPOSITORY"]}, shell)
-    run_phase(env, shell)  # unset: the sync's default, which creates
-    calls = [line.split() for line in build_env["calls"].read_text().splitlines() if " sync " in f" {line} "]
-    assert ["--no-create-repository" in call for call in calls] == [True, False, False]
+def test_a_build_without_a_job_is_a_usage_error(build_env: dict[str, Any]) -> None:
+    env = {k: v for k, v in build_env["env"].items() if k != "GHCR2ECR_JOB"}
+    status, output = run_phase(env)
+    assert status == 2 and "GHCR2ECR_JOB is not a build job" in output
 
 
 def test_the_report_is_printed_when_the_sync_wrote_one(build_env: dict[str, Any]) -> None:
@@ -101,7 +95,7 @@ def test_the_report_is_printed_when_the_sync_wrote_one(build_env: dict[str, Any]
     report = Path(env["TMPDIR"]) / "ghcr2ecr-report.json"
     # A python3 that "copies" by writing the report, to check the printing without a registry.
     fake = Path(env["TMPDIR"]) / "bin" / "python3"
-    fake.write_text(f'#!/bin/sh\ncase "$*" in *" sync "*) echo \'{{"manifests_copied": 3}}\' > "{report}";; '
+    fake.write_text(f'#!/bin/sh\ncase "$*" in *" run-job "*) echo \'{{"manifests_copied": 3}}\' > "{report}";; '
                     f'*) exec "{sys.executable}" "$@";; esac\n')
     status, output = run_phase(env)
     assert status == 0 and '{"manifests_copied": 3}' in output

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
+from githubkit.exception import RequestFailed, RequestTimeout
 
-from chalicelib.webhooks import SyncRequest
+from chalicelib.jobs import Job, Package, Selection
 from tests.support.app_fixtures import PROJECT, TOKEN_PREFIX, AppEnv, dispatch_queued, load_delivery, post
 
 INDEX = "multiplatform-tagged-index"
@@ -29,24 +31,24 @@ def test_a_tagged_index_starts_one_build_with_the_token_by_reference(client, app
     variables = app_env.codebuild.variables()
     [token] = app_env.github.tokens
     digest = load_delivery(INDEX).payload["registry_package"]["package_version"]["version"]
-    request = SyncRequest.from_json(app_env.sqs.sent[0]["body"])
+    request = Job.from_json(app_env.sqs.sent[0]["body"])
     parameter = variables["GHCR2ECR_SOURCE_TOKEN"][1]
     assert parameter.startswith(TOKEN_PREFIX + request.dedup_id + "/")  # one per attempt: see test_dispatch_redelivery
     assert call["project"] == PROJECT
     assert call["idempotency_token"] == request.dedup_id
-    assert variables == {
-        "GHCR2ECR_SOURCE": ("PLAINTEXT", "ghcr.io/octo-org/app"),
-        "GHCR2ECR_DEST": ("PLAINTEXT", "123456789012.dkr.ecr.us-east-1.amazonaws.com/ghcr/octo-org/app"),
-        "GHCR2ECR_DIGEST": ("PLAINTEXT", digest),
-        "GHCR2ECR_TAG": ("PLAINTEXT", "v1.2.3"),
-        "GHCR2ECR_SIGNATURES": ("PLAINTEXT", "true"),
-        "GITHUB_API_URL": ("PLAINTEXT", app_env.github.url),
-        "GHCR2ECR_INSTALLATION_ID": ("PLAINTEXT", "77"),
-        "GHCR2ECR_DELIVERY_ID": ("PLAINTEXT", "a1f0c5e0-ca7b-11f0-8a1e-1c2f3e4d5a04"),
-        "GHCR2ECR_CREATE_REPOSITORY": ("PLAINTEXT", "true"),
-        "GHCR2ECR_OWNER_ID": ("PLAINTEXT", "1001"),
-        "GHCR2ECR_SOURCE_TOKEN": ("PARAMETER_STORE", parameter),
-    }
+    assert set(variables) == {"GHCR2ECR_JOB", "GITHUB_API_URL", "GHCR2ECR_INSTALLATION_ID", "GHCR2ECR_SOURCE_TOKEN"}
+    assert variables["GHCR2ECR_SOURCE_TOKEN"] == ("PARAMETER_STORE", parameter)
+    assert variables["GITHUB_API_URL"] == ("PLAINTEXT", app_env.github.url)
+    assert variables["GHCR2ECR_INSTALLATION_ID"] == ("PLAINTEXT", "77")
+    job = app_env.build_job()
+    assert (job.origin, job.correlation_id, job.installation_id, job.owner) == (
+        "webhook", "a1f0c5e0-ca7b-11f0-8a1e-1c2f3e4d5a04", 77, "octo-org")
+    assert (job.selection.digest, job.selection.tag, job.create_repository) == (digest, "v1.2.3", True)
+    [target] = job.targets
+    assert target.source == "ghcr.io/octo-org/app"
+    assert target.dest == "123456789012.dkr.ecr.us-east-1.amazonaws.com/ghcr/octo-org/app"
+    assert (target.owner_id, target.repository, target.tags, target.signatures) == (1001, "app", None, True)
+    assert job.deadline > 0 and variables["GHCR2ECR_JOB"][0] == "PLAINTEXT"
     stored = app_env.boto("ssm").get_parameter(Name=parameter, WithDecryption=True)["Parameter"]
     assert (stored["Type"], stored["Value"]) == ("SecureString", token.value)
     assert not token.revoked  # the build revokes it when it is done
@@ -70,7 +72,7 @@ def test_a_package_without_repository_reads_organization_variables(client, app_e
     assert mint.body["permissions"] == {"packages": "read", "metadata": "read",
                                         "organization_actions_variables": "read"}
     assert any(r.path == "/orgs/octo-org/actions/variables" for r in app_env.github.requests)
-    assert app_env.codebuild.variables()["GHCR2ECR_DEST"][1].endswith("/ghcr/octo-org/mirrors/base")
+    assert app_env.build_job().targets[0].dest.endswith("/ghcr/octo-org/mirrors/base")
 
 
 def test_a_user_package_without_repository_uses_defaults(client, app_env: AppEnv) -> None:
@@ -78,15 +80,15 @@ def test_a_user_package_without_repository_uses_defaults(client, app_env: AppEnv
     [mint] = minted(app_env)
     assert mint.body["permissions"] == {"packages": "read", "metadata": "read"}
     assert not any("variables" in r.path for r in app_env.github.requests)
-    assert app_env.codebuild.variables()["GHCR2ECR_DEST"][1].endswith("/ghcr/jane-dev/dotfiles")
+    assert app_env.build_job().targets[0].dest.endswith("/ghcr/jane-dev/dotfiles")
 
 
 def test_upper_case_and_nested_names_make_lower_case_destinations(client, app_env: AppEnv) -> None:
     queue_and_dispatch(client, app_env, "published-uppercase-login")
     queue_and_dispatch(client, app_env, "published-nested-name")
-    dests = [c["variables"][1]["value"].split("/", 1)[1] for c in app_env.codebuild.calls]
+    dests = [app_env.build_job(i).targets[0].dest.split("/", 1)[1] for i in (0, 1)]
     assert dests == ["ghcr/mixed-case-org/service-api", "ghcr/octo-org/tools/builder"]
-    assert app_env.codebuild.variables(0)["GHCR2ECR_SOURCE"][1] == "ghcr.io/mixed-case-org/service-api"
+    assert app_env.build_job(0).targets[0].source == "ghcr.io/mixed-case-org/service-api"
 
 
 def test_repository_variables_win_over_organization_ones(client, app_env: AppEnv) -> None:
@@ -94,9 +96,9 @@ def test_repository_variables_win_over_organization_ones(client, app_env: AppEnv
     app_env.github.set_org_variable("octo-org", "GHCR2ECR_SIGNATURES", "false")
     app_env.github.set_repo_variables("octo-org", "app", {"ghcr2ecr_tags": "v*"})
     queue_and_dispatch(client, app_env)
-    variables = app_env.codebuild.variables()
-    assert variables["GHCR2ECR_TAG"][1] == "v1.2.3"
-    assert variables["GHCR2ECR_SIGNATURES"][1] == "false"  # organization value still applies
+    [target] = app_env.build_job().targets
+    assert target.tags == "v*"  # the repository's value
+    assert target.signatures is False  # organization value still applies
 
 
 def test_an_organization_variable_not_shared_with_the_repository_does_not_apply(client, app_env: AppEnv) -> None:
@@ -123,17 +125,19 @@ def test_disabled_installation_starts_nothing_and_revokes_the_token(client, app_
     assert [t.revoked for t in app_env.github.tokens] == [True]
 
 
-def test_a_tag_filtered_out_starts_nothing(client, app_env: AppEnv) -> None:
+def test_a_filtered_out_event_tag_still_starts_the_build_with_the_filter(client, app_env: AppEnv) -> None:
+    # DESIGN.md: GHCR2ECR_TAGS is applied in the build, since the digest's other tags (aliases) may pass.
     app_env.github.set_repo_variables("octo-org", "app", {"GHCR2ECR_TAGS": "v*,!*.3"})
     queue_and_dispatch(client, app_env)
-    assert app_env.codebuild.calls == []
-    assert app_env.github.tokens[0].revoked
+    job = app_env.build_job()
+    assert job.selection.tag == "v1.2.3" and job.targets[0].tags == "v*,!*.3"
+    assert not app_env.github.tokens[0].revoked  # the build's to revoke
 
 
 def test_signatures_false_is_passed_to_the_build(client, app_env: AppEnv) -> None:
     app_env.github.set_repo_variables("octo-org", "app", {"GHCR2ECR_SIGNATURES": "FALSE"})
     queue_and_dispatch(client, app_env)
-    assert app_env.codebuild.variables()["GHCR2ECR_SIGNATURES"] == ("PLAINTEXT", "false")
+    assert app_env.build_job().targets[0].signatures is False
 
 
 @pytest.mark.parametrize("name,value", [
@@ -187,7 +191,7 @@ def test_a_repository_outside_the_installation_is_a_permanent_failure(client, ap
 
 
 def test_a_disallowed_account_in_the_queue_is_dropped_without_calling_github(client, app_env: AppEnv) -> None:
-    request = SyncRequest("d-1", 666, "evil-corp", 6666, "payload", "sha256:" + "a" * 64, "v1", None, "published")
+    request = Job(666, (Package("evil-corp", 6666, "payload"),), Selection("sha256:" + "a" * 64, "v1"), "webhook", "d-1")
     event = client.events.generate_sqs_event([request.to_json()])
     assert client.lambda_.invoke("dispatch", event).payload is None
     assert app_env.github.requests == [] and app_env.codebuild.calls == []
@@ -205,8 +209,9 @@ def test_github_server_errors_raise_for_redelivery_then_the_retry_succeeds(clien
     [message] = app_env.receive()
     event = client.events.generate_sqs_event([message["Body"]])
     app_env.github.inject("/app/installations/77/access_tokens", status=502, count=3)  # beyond 2 quick retries
-    with pytest.raises(Exception):
+    with pytest.raises(RequestFailed) as raised:
         client.lambda_.invoke("dispatch", event)
+    assert raised.value.response.status_code == 502
     assert app_env.codebuild.calls == []
     [line] = json_logs.find("dispatch failed; SQS will redeliver the message")
     assert line["error"] == "RequestFailed" and line["delivery"] == "a1f0c5e0-ca7b-11f0-8a1e-1c2f3e4d5a04"
@@ -214,21 +219,30 @@ def test_github_server_errors_raise_for_redelivery_then_the_retry_succeeds(clien
     assert len(app_env.codebuild.calls) == 1
 
 
+class TimingOut(httpx.HTTPTransport):
+    """The network to the GitHub stand-in, where the next `count` requests under `prefix` time out."""
+
+    def __init__(self, prefix: str, count: int) -> None:
+        super().__init__()
+        self.prefix, self.count = prefix, count
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        """Raise httpx's read timeout for a matching request; pass the others through."""
+        if self.count > 0 and request.url.path.startswith(self.prefix):
+            self.count -= 1
+            raise httpx.ReadTimeout("timed out", request=request)
+        return super().handle_request(request)
+
+
 def test_a_github_timeout_raises_for_redelivery(client, app_env: AppEnv, monkeypatch) -> None:
     from chalicelib import installations
-    from tests.support.app_fixtures import clear_caches
 
-    monkeypatch.setattr(installations, "TIMEOUT_SECONDS", 0.3)
-    clear_caches()
-    from chalicelib import aws
-
-    aws.use(aws.CodeBuild, app_env.codebuild)
-    aws.use(aws.Sqs, app_env.sqs)
+    network = TimingOut("/repos/octo-org/app/actions/", count=3)  # the first try and both quick retries
+    monkeypatch.setattr(installations, "TRANSPORT", network)
     assert post(client, load_delivery(INDEX)).status_code == 202
-    app_env.github.inject("/repos/octo-org/app/actions/*", delay=1.0, count=3)
-    with pytest.raises(Exception):
+    with pytest.raises(RequestTimeout):
         dispatch_queued(client, app_env)
-    assert app_env.codebuild.calls == []
+    assert network.count == 0 and app_env.codebuild.calls == []
     assert [t.revoked for t in app_env.github.tokens] == [True]  # the unused token does not linger
 
 
@@ -266,11 +280,12 @@ def test_a_message_failing_every_time_ends_in_the_dead_letter_queue(client, app_
         if not batch:
             break
         attempts += 1
-        with pytest.raises(Exception):
+        with pytest.raises(RequestFailed) as raised:
             client.lambda_.invoke("dispatch", client.events.generate_sqs_event([batch[0]["Body"]]))
+        assert raised.value.response.status_code == 503
         assert attempts <= 5
     [dead] = sqs.receive_message(QueueUrl=app_env.dlq_url).get("Messages", [])
-    assert attempts == 5 and SyncRequest.from_json(dead["Body"]).tag == "v1.2.3"
+    assert attempts == 5 and Job.from_json(dead["Body"]).selection.tag == "v1.2.3"
     assert app_env.codebuild.calls == [] and app_env.token_parameters() == []
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from githubkit.exception import RequestFailed
+
+from chalicelib.installations import rate_limited
 
 from tests.support.app_fixtures import AppEnv, dispatch_queued, load_delivery, post
 
@@ -20,8 +23,9 @@ def test_a_rate_limited_variables_read_is_redelivered_not_dropped(client, app_en
     event = queued_event(client, app_env)
     app_env.github.inject("/repos/octo-org/app/actions/*", status=403, headers={"Retry-After": "60"},
                           message="You have exceeded a secondary rate limit")
-    with pytest.raises(Exception):  # Lambda reports the batch failed: SQS redelivers the message
+    with pytest.raises(RequestFailed) as raised:  # Lambda reports the batch failed: SQS redelivers the message
         client.lambda_.invoke("dispatch", event)
+    assert raised.value.response.status_code == 403 and rate_limited(raised.value)
     assert json_logs.find("sync not started") == []
     assert [t.revoked for t in app_env.github.tokens] == [True]
     client.lambda_.invoke("dispatch", event)  # the limit has passed
@@ -61,8 +65,9 @@ def test_the_installation_is_asked_about_once_per_container(client, app_env: App
 def test_a_rate_limited_installation_lookup_is_redelivered(client, app_env: AppEnv, json_logs) -> None:
     event = queued_event(client, app_env)
     app_env.github.inject("/app/installations/77", status=429, headers={"Retry-After": "5"})
-    with pytest.raises(Exception):
+    with pytest.raises(RequestFailed) as raised:
         client.lambda_.invoke("dispatch", event)
+    assert raised.value.response.status_code == 429
     assert json_logs.find("sync not started") == [] and app_env.github.tokens == []
     client.lambda_.invoke("dispatch", event)
     assert len(app_env.codebuild.calls) == 1

@@ -34,7 +34,7 @@ def test_the_setting_reaches_the_build_as_plaintext(client, app_env: AppEnv, mon
     aws.use(aws.Sqs, app_env.sqs)
     assert post(client, load_delivery("multiplatform-tagged-index")).status_code == 202
     dispatch_queued(client, app_env)
-    assert app_env.codebuild.variables()["GHCR2ECR_CREATE_REPOSITORY"] == ("PLAINTEXT", passed)
+    assert app_env.build_job().create_repository is (passed == "true")
 
 
 def test_the_operator_guide_states_how_long_the_key_and_the_secret_are_cached() -> None:

@@ -26,9 +26,8 @@ def test_a_cosign_tag_is_exempt_from_the_tag_filter(client, app_env: AppEnv, suf
     app_env.github.set_repo_variables("octo-org", "app", {"GHCR2ECR_TAGS": "v*,!*-rc*"})
     tag = f"sha256-{SIGNED[7:]}.{suffix}"
     push_tag(client, app_env, tag)
-    variables = app_env.codebuild.variables()
-    assert variables["GHCR2ECR_TAG"] == ("PLAINTEXT", tag)
-    assert variables["GHCR2ECR_DIGEST"] == ("PLAINTEXT", SIGNATURE_MANIFEST)
+    job = app_env.build_job()
+    assert (job.selection.tag, job.selection.digest) == (tag, SIGNATURE_MANIFEST)
 
 
 def test_signatures_false_skips_a_cosign_push(client, app_env: AppEnv, json_logs) -> None:
@@ -40,12 +39,12 @@ def test_signatures_false_skips_a_cosign_push(client, app_env: AppEnv, json_logs
 
 
 @pytest.mark.parametrize("tag", ["sha256-abc.sig", f"sha256-{SIGNED[7:]}.sigx", f"SHA256-{SIGNED[7:]}.sig"])
-def test_a_tag_only_resembling_a_signature_is_filtered_as_usual(client, app_env: AppEnv, json_logs,
-                                                                tag: str) -> None:
+def test_a_tag_only_resembling_a_signature_goes_to_the_build_with_the_filter(client, app_env: AppEnv,
+                                                                             tag: str) -> None:
     app_env.github.set_repo_variables("octo-org", "app", {"GHCR2ECR_TAGS": "v*"})
     push_tag(client, app_env, tag)
-    assert app_env.codebuild.calls == []
-    assert [line["code"] for line in json_logs.find("sync skipped")] == ["tag_filtered"]
+    [target] = app_env.build_job().targets  # the build applies GHCR2ECR_TAGS (tests/test_run_job.py)
+    assert target.tags == "v*" and target.signatures
 
 
 def test_a_disabled_installation_skips_signatures_too(client, app_env: AppEnv, json_logs) -> None:

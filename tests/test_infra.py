@@ -218,7 +218,9 @@ LAMBDA_RESOURCES = {  # action prefix -> regex every resource must match
     "codebuild": ARN.format(service="codebuild") + re.escape("project/ghcr2ecr-dev-copy"),
     "secretsmanager": ARN.format(service="secretsmanager") + re.escape("secret:ghcr2ecr/ghcr-pull/") + r"\*",
     "ssm": ARN.format(service="ssm")
-    + r"parameter(/ghcr2ecr/tokens(/\*)?|/ghcr2ecr/github/private-key|/ghcr2ecr/github/webhook-secret)",
+    + r"parameter(/ghcr2ecr/tokens(/\*)?|/ghcr2ecr/github/private-key|/ghcr2ecr/github/webhook-secret"
+    + r"|/ghcr2ecr/redelivery/state)",
+    "ecr": ARN.format(service="ecr") + r"repository/(ghcr/)?\*",
 }
 
 
@@ -302,6 +304,23 @@ def test_the_sweep_can_only_list_and_delete_token_parameters() -> None:
                             "ssm:GetParametersByPath", "ssm:DeleteParameter"}
     assert allowed["ssm:GetParametersByPath"] == {"arn:aws:ssm:*:*:parameter/ghcr2ecr/tokens"}  # admits what is under it
     assert allowed["ssm:DeleteParameter"] == {"arn:aws:ssm:*:*:parameter/ghcr2ecr/tokens/*"}
+
+
+def test_redeliver_failed_reads_only_the_app_key_and_its_own_state() -> None:
+    allowed = _allowed(_policy("policy-dev-redeliver_failed.json"))
+    assert set(allowed) == {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "ssm:GetParameter",
+                            "ssm:PutParameter"}
+    assert allowed["ssm:GetParameter"] == {"arn:aws:ssm:*:*:parameter/ghcr2ecr/github/private-key",
+                                           "arn:aws:ssm:*:*:parameter/ghcr2ecr/redelivery/state"}
+    assert allowed["ssm:PutParameter"] == {"arn:aws:ssm:*:*:parameter/ghcr2ecr/redelivery/state"}
+
+
+def test_reconcile_reads_the_key_and_the_mirrors_records_and_only_enqueues() -> None:
+    allowed = _allowed(_policy("policy-dev-reconcile.json"))
+    assert set(allowed) == {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "ssm:GetParameter",
+                            "ecr:DescribeRepositories", "ecr:ListTagsForResource", "sqs:SendMessage"}
+    assert allowed["ssm:GetParameter"] == {"arn:aws:ssm:*:*:parameter/ghcr2ecr/github/private-key"}
+    assert allowed["ecr:ListTagsForResource"] == {"arn:aws:ecr:*:*:repository/ghcr/*"}
 
 
 def test_on_build_state_revokes_tokens_reads_the_app_key_and_only_reads_reports_and_writes_markers() -> None:

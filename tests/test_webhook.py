@@ -6,15 +6,16 @@ import json
 
 import pytest
 
-from chalicelib.webhooks import MAX_BODY_BYTES, SyncRequest, sign, signature_valid
+from chalicelib.jobs import Job
+from chalicelib.webhooks import MAX_BODY_BYTES, sign, signature_valid
 from tests.support.app_fixtures import WEBHOOK_SECRET, AppEnv, load_delivery, post
 
 INDEX = "multiplatform-tagged-index"
 
 
-def queued(env: AppEnv) -> list[SyncRequest]:
+def queued(env: AppEnv) -> list[Job]:
     """Return the sync requests on the queue (and remove them)."""
-    return [SyncRequest.from_json(m["Body"]) for m in env.receive()]
+    return [Job.from_json(m["Body"]) for m in env.receive()]
 
 
 def test_github_documented_signature_vector_verifies() -> None:
@@ -38,8 +39,11 @@ def test_a_multi_platform_burst_queues_only_the_tagged_index(client, app_env: Ap
     assert json.loads(response.body)["status"] == "queued"
     [request] = queued(app_env)
     index = load_delivery(INDEX).payload["registry_package"]["package_version"]["version"]
-    assert (request.source("ghcr.io"), request.digest, request.tag) == ("ghcr.io/octo-org/app", index, "v1.2.3")
-    assert request.repository == "app" and request.installation_id == 77 and request.organization
+    package = request.package
+    assert (package.source("ghcr.io"), request.selection.digest, request.selection.tag) == (
+        "ghcr.io/octo-org/app", index, "v1.2.3")
+    assert package.repository == "app" and request.installation_id == 77 and package.organization
+    assert (request.origin, request.correlation_id) == ("webhook", load_delivery(INDEX).delivery)
 
 
 def test_a_manual_redelivery_is_accepted_but_queued_once(client, app_env: AppEnv) -> None:
@@ -55,7 +59,7 @@ def test_published_and_updated_are_both_synced_with_distinct_deduplication(clien
     assert post(client, load_delivery(INDEX)).status_code == 202
     assert post(client, load_delivery("updated-linked")).status_code == 202
     requests = queued(app_env)
-    assert sorted((r.action, r.tag) for r in requests) == [("published", "v1.2.3"), ("updated", "latest")]
+    assert sorted(r.selection.tag for r in requests) == ["latest", "v1.2.3"]
     assert len({r.dedup_id for r in requests}) == 2
     assert len({r.group_id for r in requests}) == 1  # one package, one message group
 
@@ -63,7 +67,8 @@ def test_published_and_updated_are_both_synced_with_distinct_deduplication(clien
 def test_a_package_without_linked_repository_is_queued_without_repository(client, app_env: AppEnv) -> None:
     assert post(client, load_delivery("published-no-repository")).status_code == 202
     [request] = queued(app_env)
-    assert request.repository is None and request.package == "base-images" and request.organization
+    assert request.package.repository is None and request.package.name == "base-images"
+    assert request.package.organization
 
 
 def test_an_upper_case_login_and_name_become_a_lower_case_source(client, app_env: AppEnv) -> None:
@@ -71,7 +76,7 @@ def test_an_upper_case_login_and_name_become_a_lower_case_source(client, app_env
     assert response.status_code == 202
     assert json.loads(response.body)["source"] == "ghcr.io/mixed-case-org/service-api"
     [request] = queued(app_env)
-    assert request.owner == "Mixed-Case-Org"  # kept as GitHub spells it; lower-cased where used
+    assert request.package.owner == "Mixed-Case-Org"  # kept as GitHub spells it; lower-cased where used
 
 
 def test_a_nested_package_name_is_kept(client, app_env: AppEnv) -> None:
@@ -86,7 +91,7 @@ def test_a_user_package_with_trailing_colon_url_is_queued(client, app_env: AppEn
     payload["registry_package"]["package_version"]["package_url"] = "ghcr.io/jane-dev/dotfiles:"
     assert post(client, delivery.with_payload(payload)).status_code == 202
     [request] = queued(app_env)
-    assert request.package_path == "jane-dev/dotfiles" and not request.organization
+    assert request.package.path == "jane-dev/dotfiles" and not request.package.organization
 
 
 def test_an_npm_package_is_ignored(client, app_env: AppEnv) -> None:
@@ -114,14 +119,49 @@ def test_an_unknown_event_is_ignored(client, app_env: AppEnv) -> None:
     assert response.status_code == 200 and json.loads(response.body)["status"] == "ignored"
 
 
-@pytest.mark.parametrize("name", ["installation-created", "installation-suspend", "installation-deleted",
-                                  "installation-repositories-added"])
+@pytest.mark.parametrize("name", ["installation-suspend", "installation-deleted"])
 def test_installation_lifecycle_events_are_acknowledged(client, app_env: AppEnv, name: str) -> None:
     response = post(client, load_delivery(name))
     assert response.status_code == 200
     body = json.loads(response.body)
     assert body["status"] == "ignored" and "installation" in body["reason"]
     assert app_env.sqs.sent == []
+
+
+@pytest.mark.parametrize("name,repository", [("installation-created", "app"),
+                                             ("installation-repositories-added", "tools")])
+def test_an_installation_bringing_repositories_queues_their_backfill(client, app_env: AppEnv, name: str,
+                                                                     repository: str) -> None:
+    delivery = load_delivery(name)
+    response = post(client, delivery)
+    assert response.status_code == 202
+    body = json.loads(response.body)
+    assert body["status"] == "queued" and body["jobs"] == 1 and "backfill" in body["reason"]
+    [job] = queued(app_env)
+    assert (job.origin, job.correlation_id, job.installation_id, job.selection.all_tags) == (
+        "backfill", delivery.delivery, 77, True)
+    # the package is looked up under the repository's own name, linked to that repository
+    assert [(p.owner, p.owner_id, p.name, p.repository, p.organization) for p in job.packages] == [
+        ("octo-org", 1001, repository, repository, True)]
+
+
+def test_a_backfill_of_2000_repositories_is_40_jobs_not_2000(client, app_env: AppEnv) -> None:
+    delivery = load_delivery("installation-created")
+    payload = delivery.payload
+    payload["repositories"] = [{"id": i, "name": f"repo-{i}", "full_name": f"octo-org/repo-{i}", "private": True}
+                               for i in range(2000)]
+    assert post(client, delivery.with_payload(payload)).status_code == 202
+    jobs = queued(app_env)
+    assert len(jobs) == 40 and {len(j.packages) for j in jobs} == {50}
+    assert len({p.name for j in jobs for p in j.packages}) == 2000
+    assert len({j.dedup_id for j in jobs}) == 40
+
+
+def test_a_redelivered_installation_event_queues_its_backfill_once(client, app_env: AppEnv) -> None:
+    delivery = load_delivery("installation-created")
+    assert post(client, delivery).status_code == 202
+    assert post(client, delivery).status_code == 202
+    assert len(queued(app_env)) == 1  # same delivery GUID: the same dedup ids
 
 
 def test_a_disallowed_account_gets_403_and_nothing_is_queued(client, app_env: AppEnv) -> None:
@@ -205,8 +245,9 @@ def test_the_queue_message_holds_ids_and_names_only(client, app_env: AppEnv) -> 
     assert post(client, load_delivery(INDEX)).status_code == 202
     [message] = app_env.receive()
     body = json.loads(message["Body"])
-    assert set(body) == {"delivery_id", "installation_id", "owner", "owner_id", "package", "digest", "tag",
-                         "repository", "action", "organization"}
+    assert set(body) == {"installation_id", "packages", "selection", "origin", "correlation_id"}
+    assert set(body["packages"][0]) == {"owner", "owner_id", "name", "repository", "organization"}
+    assert set(body["selection"]) == {"digest", "tag", "revision"}
     assert message["Attributes"]["MessageGroupId"] == "77/octo-org/app"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.naming import destination
-from chalicelib.webhooks import SyncRequest
+from chalicelib.jobs import Job
 from tests.support.app_fixtures import AppEnv, load_delivery, post
 
 
@@ -29,15 +29,15 @@ def test_repository_names_dot_and_dot_dot_are_refused(client, app_env: AppEnv, n
 @pytest.mark.parametrize("name", [".github", "...", "a..b", "my_repo.v2"])
 def test_other_repository_names_with_dots_are_accepted(client, app_env: AppEnv, name: str) -> None:
     assert deliver(client, repository=name) == 202
-    assert SyncRequest.from_json(app_env.sqs.sent[0]["body"]).repository == name
+    assert Job.from_json(app_env.sqs.sent[0]["body"]).package.repository == name
 
 
 @pytest.mark.parametrize("login", ["Octo-Cat_acme", "2abvd19d_admin"])  # `<handle>_<enterprise shortcode>`
 def test_enterprise_managed_user_logins_are_accepted(client, app_env: AppEnv, login: str) -> None:
     assert deliver(client, login=login) == 202
-    request = SyncRequest.from_json(app_env.sqs.sent[0]["body"])
-    assert request.owner == login and request.package_path == f"{login.lower()}/app"
-    assert destination("ghcr", request.owner, request.package) == f"ghcr/{login.lower()}/app"
+    package = Job.from_json(app_env.sqs.sent[0]["body"]).package
+    assert package.owner == login and package.path == f"{login.lower()}/app"
+    assert destination("ghcr", package.owner, package.name) == f"ghcr/{login.lower()}/app"
 
 
 @pytest.mark.parametrize("login", ["_octo", "octo_", "octo__acme", "octo_ac-me", "octo.cat", "-octo"])
@@ -46,10 +46,10 @@ def test_logins_outside_githubs_grammar_are_refused(client, app_env: AppEnv, log
 
 
 def test_the_webhook_checks_digests_tags_and_names_with_the_engines_grammar() -> None:
-    from chalicelib import webhooks
+    from chalicelib import jobs
     from chalicelib.registry import reference
 
-    # One grammar: a request the webhook queues is one `ghcr2ecr sync` accepts, and the two cannot drift apart.
-    assert webhooks.DIGEST_PATTERN is reference.DIGEST_PATTERN
-    assert webhooks.TAG_PATTERN is reference.TAG_PATTERN
-    assert webhooks.REPOSITORY_PATTERN is reference.REPOSITORY_PATTERN
+    # One grammar: a job the webhook queues is one `ghcr2ecr sync` accepts, and the two cannot drift apart.
+    assert jobs.DIGEST_PATTERN is reference.DIGEST_PATTERN
+    assert jobs.TAG_PATTERN is reference.TAG_PATTERN
+    assert jobs.REPOSITORY_PATTERN is reference.REPOSITORY_PATTERN

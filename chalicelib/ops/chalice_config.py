@@ -13,7 +13,7 @@ from chalicelib.config import setting
 # The Lambda functions app.py defines, by the names Chalice gives them. Chalice runs every route in one
 # function named "api_handler" (chalice/constants.py DEFAULT_HANDLER_NAME), so the webhook route's
 # per-function settings live under that key, not under the route function's name.
-FUNCTIONS = ("api_handler", "dispatch", "on_build_state", "sweep_tokens")
+FUNCTIONS = ("api_handler", "dispatch", "on_build_state", "sweep_tokens", "redeliver_failed", "reconcile")
 
 # Settings a stage gets when `deploy` or `create-app` meets it for the first time.
 NEW_STAGE: dict[str, Any] = {
@@ -24,6 +24,8 @@ NEW_STAGE: dict[str, Any] = {
         "dispatch": {"lambda_timeout": 60, "reserved_concurrency": 10},
         "on_build_state": {"lambda_timeout": 30},
         "sweep_tokens": {"lambda_timeout": 300},
+        "redeliver_failed": {"lambda_timeout": 300},
+        "reconcile": {"lambda_timeout": 300},
     },
 }
 

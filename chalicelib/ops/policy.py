@@ -52,6 +52,9 @@ def lambda_policies(
     # Secret ARNs end in "-" plus 6 random characters, hence the trailing wildcard.
     pull_prefix = setting("GHCR_PULL_SECRET_PREFIX", env)
     pull_secrets = arn.format(service="secretsmanager", resource=f"secret:{pull_prefix}*")
+    redelivery_state = ssm_parameter(setting("REDELIVERY_STATE_PARAMETER", env))
+    prefix = setting("ECR_REPOSITORY_PREFIX", env).strip("/")
+    mirrors = arn.format(service="ecr", resource=f"repository/{prefix}/*")
 
     def logs(function: str) -> dict[str, Any]:
         group = arn.format(service="logs", resource=f"log-group:/aws/lambda/{lambda_name(app_name, stage, function)}")
@@ -90,6 +93,20 @@ def lambda_policies(
             # without decryption and never revokes (old tokens have expired): no kms:Decrypt even with a CMK.
             _statement("ListBuildTokens", ["ssm:GetParametersByPath"], [token_path]),
             _statement("DeleteBuildTokens", ["ssm:DeleteParameter"], [tokens]),
+        ],
+        "redeliver_failed": [
+            # The App key (a JWT lists and redelivers the App's deliveries) and its own state; no token, no queue.
+            _statement("ReadAppKey", ["ssm:GetParameter"], [private_key]),
+            _statement("RedeliveryState", ["ssm:GetParameter", "ssm:PutParameter"], [redelivery_state]),
+        ],
+        "reconcile": [
+            _statement("ReadAppKey", ["ssm:GetParameter"], [private_key]),
+            # UNVERIFIED whether DescribeRepositories without names is authorized against repository/<prefix>/*:
+            # listing names and ARNs of the account's repositories is granted; their tags only under the prefix.
+            _statement("ListRepositories", ["ecr:DescribeRepositories"],
+                       [arn.format(service="ecr", resource="repository/*")]),
+            _statement("ReadMirrorRecords", ["ecr:ListTagsForResource"], [mirrors]),
+            _statement("EnqueueSyncs", ["sqs:SendMessage"], [queue]),
         ],
     }
     baseline, files = policy_files(stage)

@@ -64,22 +64,33 @@ class EcrCredential:
 
 
 OWNER_ID_TAG = "ghcr2ecr:owner-id"
+# What reconcile needs to find a package again (chalicelib/reconcile.py), recorded when the repository is made
+# and brought up to date by each sync: the source, the owner's id, the linked repository, the installation.
+SOURCE_TAG, OWNER_TAG, PACKAGE_TAG = "ghcr2ecr:source", "ghcr2ecr:owner", "ghcr2ecr:package"
+LINKED_REPOSITORY_TAG, INSTALLATION_TAG = "ghcr2ecr:repository", "ghcr2ecr:installation-id"
+RECORDED = (SOURCE_TAG, OWNER_TAG, PACKAGE_TAG, LINKED_REPOSITORY_TAG, INSTALLATION_TAG)  # kept current
 
 
 def prepare_repository(client: Callable[[], Any], name: str, source: Any, env: Mapping[str, str], *,
                        create: bool) -> bool | None:
     """Create (when `create`) and check the destination repository; True/False: created or not, None: not asked.
 
-    `env` may name the owner's numeric GitHub id (`GHCR2ECR_OWNER_ID`, set by the App's build).
+    `env` may name the owner's numeric GitHub id (`GHCR2ECR_OWNER_ID`), the installation
+    (`GHCR2ECR_INSTALLATION_ID`) and the linked repository (`GHCR2ECR_LINKED_REPOSITORY`), as the App's build does.
     """
     owner, _, package = source.name.partition("/")
-    tags = {"ghcr2ecr:source": str(source)[:256], "ghcr2ecr:owner": owner[:256],
-            "ghcr2ecr:package": (package or owner)[:256]}
-    owner_id = env.get("GHCR2ECR_OWNER_ID", "").strip()
-    if owner_id:
-        if not owner_id.isdigit():
-            raise ValueError(f"GHCR2ECR_OWNER_ID must be a numeric GitHub account id, not {owner_id[:40]!r}")
-        tags[OWNER_ID_TAG] = owner_id
+    tags = {SOURCE_TAG: str(source)[:256], OWNER_TAG: owner[:256], PACKAGE_TAG: (package or owner)[:256]}
+    for variable, key, what in (("GHCR2ECR_OWNER_ID", OWNER_ID_TAG, "account"),
+                                ("GHCR2ECR_INSTALLATION_ID", INSTALLATION_TAG, "installation")):
+        value = env.get(variable, "").strip()
+        if value and not value.isdigit():
+            raise ValueError(f"{variable} must be a numeric GitHub {what} id, not {value[:40]!r}")
+        if value:
+            tags[key] = value
+    linked = env.get("GHCR2ECR_LINKED_REPOSITORY", "").strip()
+    if linked:
+        tags[LINKED_REPOSITORY_TAG] = linked[:256]
+    owner_id = tags.get(OWNER_ID_TAG, "")
     if not (create or owner_id):
         return None
     created = ensure_repository(client(), name, tags, create=create)
@@ -110,22 +121,26 @@ def ensure_repository(client: Any, name: str, tags: Mapping[str, str], *, create
         except client.exceptions.RepositoryAlreadyExistsException:
             pass  # an expected answer: someone (or a creation template) made it already
     if owner_id:
-        _check_owner(client, name, owner_id)
+        _check_owner(client, name, owner_id, tags)
     return False
 
 
-def _check_owner(client: Any, name: str, owner_id: str) -> None:
-    """Refuse a repository tagged for another owner id; tag an untagged one with ours."""
+def _check_owner(client: Any, name: str, owner_id: str, wanted: Mapping[str, str]) -> None:
+    """Refuse a repository tagged for another owner id; tag an untagged one with ours; bring RECORDED up to date."""
     try:
         arn = client.describe_repositories(repositoryNames=[name])["repositories"][0]["repositoryArn"]
     except client.exceptions.RepositoryNotFoundException:
         return  # --no-create-repository and no repository: the push itself says what is missing
     tags = {t["Key"]: t["Value"] for t in client.list_tags_for_resource(resourceArn=arn).get("tags", [])}
     holder = tags.get(OWNER_ID_TAG)
+    changed = {key: wanted[key] for key in RECORDED if key in wanted and tags.get(key) != wanted[key]}
     if holder is None:
-        client.tag_resource(resourceArn=arn, tags=[{"Key": OWNER_ID_TAG, "Value": owner_id}])
-    elif holder != owner_id:
-        raise RepositoryOwnedElsewhere(
-            f"ECR repository {name} was created for GitHub account id {holder}, not {owner_id}: the login was "
-            "probably renamed and taken by another account; nothing was copied (delete or retag the "
-            f"repository's {OWNER_ID_TAG} tag if this is intended)")
+        changed[OWNER_ID_TAG] = owner_id
+    if holder is None or holder == owner_id:
+        if changed:
+            client.tag_resource(resourceArn=arn, tags=[{"Key": k, "Value": v} for k, v in changed.items()])
+        return
+    raise RepositoryOwnedElsewhere(
+        f"ECR repository {name} was created for GitHub account id {holder}, not {owner_id}: the login was "
+        "probably renamed and taken by another account; nothing was copied (delete or retag the "
+        f"repository's {OWNER_ID_TAG} tag if this is intended)")

@@ -129,6 +129,12 @@ class AppEnv:
                 sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
             found.extend(batch)
 
+    def build_job(self, index: int = -1) -> Any:
+        """Return the BuildJob (GHCR2ECR_JOB) of one StartBuild call."""
+        from chalicelib.build_job import BuildJob
+
+        return BuildJob.from_json(self.codebuild.variables(index)["GHCR2ECR_JOB"][1])
+
     def token_parameters(self) -> list[str]:
         """Return the names of token parameters currently in SSM."""
         pages = self.boto("ssm").get_paginator("describe_parameters").paginate()
