@@ -32,6 +32,7 @@ class Target:
     repository: str | None  # the linked repository
     tags: str | None  # GHCR2ECR_TAGS as written (None: every tag)
     signatures: bool
+    checks: bool = True  # GHCR2ECR_CHECKS (dispatch creates the check run; the build never writes to GitHub)
 
 
 @dataclass(frozen=True)

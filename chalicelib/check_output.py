@@ -80,19 +80,25 @@ def not_started(variable: str | None, problem: str) -> Output:
 
 def started(source: str, destination: str, tag: str) -> Output:
     """Describe a build that was just started."""
-    return Output(f"Mirroring {tag} to ECR", f"Copying `{_text(source)}:{_text(tag)}` to `{_text(destination)}`.")
+    return Output(f"Mirroring {tag} to ECR", f"Copying `{_text(bare(source))}:{_text(tag)}` to "
+                  f"`{_text(bare(destination))}`.")
 
 
 def pull_reference(state: FinalState) -> str:
     """Return the ECR image URI by digest."""
-    return f"{state.destination}@{state.digest}"
+    return f"{bare(state.destination)}@{state.digest}"
+
+
+def bare(reference: str) -> str:
+    """Return a reference without the `http://` a loopback registry carries (the demo's ECR stand-in)."""
+    return reference.removeprefix("http://").removeprefix("https://")
 
 
 def _success(state: FinalState) -> Output:
     report = state.report or {}
     tags = _tags(report)
     set_now, unchanged = _strings(tags.get("set")), _strings(tags.get("unchanged"))
-    aliases = _strings(report.get("aliases"))
+    aliases = _strings(tags.get("aliases")) or _strings(report.get("aliases"))
     on_digest = [t for t in [*set_now, *unchanged] if _digests(report).get(t, state.digest) == state.digest]
     shown = list(dict.fromkeys([*on_digest, *aliases])) or [state.tag]
     uri = pull_reference(state)
@@ -164,12 +170,12 @@ def _conflict_tag(report: Mapping[str, Any], message: str) -> str | None:
 
 
 def _short(state: FinalState) -> str:
-    repository = state.destination.split("/", 1)[-1]
+    repository = bare(state.destination).split("/", 1)[-1]
     return _text(f"{repository}@{state.digest[:19]}…", 160)
 
 
 def _package(state: FinalState) -> str:
-    return _text(state.source.split("/", 1)[-1], 120)
+    return _text(bare(state.source).split("/", 1)[-1], 120)
 
 
 def _tags(report: Mapping[str, Any]) -> Mapping[str, Any]:

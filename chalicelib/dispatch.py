@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-from chalicelib import aws, jobs, logs, naming
+from chalicelib import aws, dispatch_reports, jobs, logs, naming
 from chalicelib.build_job import VARIABLE as JOB, BuildJob, Target
 from chalicelib.config import Settings, settings
 from chalicelib.installations import (
@@ -181,6 +181,7 @@ def _target(config: Settings, app: GitHubApp, job: Job, package: Package, token:
     try:
         install = config_from_variables(variables)
     except InvalidConfig as exc:
+        dispatch_reports.refused(app, job, package, variables, exc.variable, str(exc))
         return Outcome("failed", str(exc), code="invalid_config")
     if install.unknown:
         logs.logger.warning("unknown GHCR2ECR_* Actions variables ignored", extra={"variables": install.unknown})
@@ -198,11 +199,13 @@ def _target(config: Settings, app: GitHubApp, job: Job, package: Package, token:
         repository = naming.destination(config.ecr_repository_prefix, package.owner, install.repository or package.name)
     except naming.InvalidName as exc:
         variable = "GHCR2ECR_REPOSITORY" if install.repository else "the package name"
+        dispatch_reports.refused(app, job, package, variables, "GHCR2ECR_REPOSITORY" if install.repository else None,
+                                 f"destination from {variable}: {exc}")
         return Outcome("failed", f"destination from {variable}: {exc}", code="invalid_destination")
     return Target(package=package.path, source=package.source(config.ghcr_registry),
                   dest=f"{ecr_registry(config)}/{repository}", owner_id=package.owner_id,
                   repository=package.repository, tags=str(install.tags) if install.tags else None,
-                  signatures=install.signatures)
+                  signatures=install.signatures, checks=install.checks)
 
 
 def _deadline(token: InstallationToken) -> float:
@@ -226,6 +229,18 @@ def _start(config: Settings, app: GitHubApp, job: Job, token: InstallationToken)
     fallback = secret if aws.secrets_manager().exists(secret) else None
     parameter = token_parameter(config, job)
     variables = build_variables(config, build, parameter, fallback)
+    variables += dispatch_reports.start(app, config, job, targets)  # the check run, queued; ids only
+    try:
+        return _start_build(config, app, job, targets, token, parameter, variables)
+    except StartUncertain:
+        raise  # the build may have started: it completes its check run
+    except BaseException:
+        dispatch_reports.abandon(app, job, variables, "The build could not be started; it is retried.")
+        raise
+
+
+def _start_build(config: Settings, app: GitHubApp, job: Job, targets: list[Target], token: InstallationToken,
+                 parameter: str, variables: list[dict[str, str]]) -> Outcome:
     written = datetime.now(timezone.utc) - CLOCK_SLACK
     aws.ssm().put_secret(parameter, token.value,
                          f"ghcr2ecr installation token for one build ({job.origin} {job.correlation_id})")
@@ -242,6 +257,7 @@ def _start(config: Settings, app: GitHubApp, job: Job, token: InstallationToken)
             raise StartUncertain(type(exc).__name__) from exc
         _delete_quietly(parameter)  # this attempt's own parameter: an earlier build's is another name
         if aws.idempotency_mismatch(exc):
+            dispatch_reports.abandon(app, job, variables, "An earlier build of this image reports its outcome.")
             return Outcome("skipped", "a build for this request was already started (CodeBuild refused the "
                            "repeated idempotency token with this attempt's token parameter)", code="already_built")
         raise
@@ -251,6 +267,7 @@ def _start(config: Settings, app: GitHubApp, job: Job, token: InstallationToken)
     # handle_message revokes the token of what was not started.
     if started.began_before(written):
         _delete_quietly(parameter)
+        dispatch_reports.abandon(app, job, variables, "An earlier build of this image reports its outcome.")
         return Outcome("skipped", f"build {started.id} for this request was already started", build_id=started.id,
                        code="already_built")
     what = targets[0].dest.split("/", 1)[1] if len(targets) == 1 else f"{len(targets)} packages"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from chalicelib.check_output import FinalState
+from chalicelib.check_output import FinalState, bare
 from chalicelib.github_reports import DIGEST, StorageRecord
 
 _ECR_HOST = re.compile(r"(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?")
@@ -23,7 +23,7 @@ def records_for(state: FinalState, github_repository: str) -> list[StorageRecord
     if _SIGNATURE_TAG.fullmatch(state.tag):
         return []  # a signature push: its build copies a signature, or nothing
     report = state.report or {}
-    host, _, repository = state.destination.removeprefix("http://").removeprefix("https://").partition("/")
+    host, _, repository = bare(state.destination).partition("/")
     digests = report.get("digests") if isinstance(report.get("digests"), dict) else {}
     tags = report.get("tags") if isinstance(report.get("tags"), dict) else {}
     done = {t for key in ("set", "unchanged") for t in (tags.get(key) or []) if isinstance(t, str)}
@@ -31,7 +31,7 @@ def records_for(state: FinalState, github_repository: str) -> list[StorageRecord
     for tag, digest in digests.items():
         if isinstance(tag, str) and isinstance(digest, str) and tag in done and not _SIGNATURE_TAG.fullmatch(tag):
             by_digest.setdefault(digest, []).append(tag)
-    package = state.source.split("/", 2)[-1]
+    package = bare(state.source).split("/", 2)[-1]  # HOST/owner/package: the package name (nested: a/b)
     records = []
     for digest, names in list(by_digest.items())[:MAX_RECORDS]:
         if not DIGEST.fullmatch(digest):

@@ -22,8 +22,10 @@ class Delivery:
 
 def registry_package_payload(owner: str, owner_id: int, package: str, digest: str, tag: str, *,
                              installation_id: int, repository: str | None = None,
-                             action: str = "published", package_type: str = "CONTAINER") -> dict[str, Any]:
-    """Return a `registry_package` payload: one manifest version, tagged or not (tag "" for platform manifests)."""
+                             action: str = "published", package_type: str = "CONTAINER",
+                             revision: str = "") -> dict[str, Any]:
+    """Return a `registry_package` payload: one manifest version, tagged or not (tag "" for platform manifests);
+    `revision` is the image's `org.opencontainers.image.revision` label (docker/metadata-action sets it)."""
     url_tag = f":{tag}" if tag else ":"  # GitHub sends a bare trailing ':' for untagged versions
     payload: dict[str, Any] = {
         "action": action,
@@ -36,7 +38,7 @@ def registry_package_payload(owner: str, owner_id: int, package: str, digest: st
                 "id": int(digest[7:15], 16), "version": digest, "name": digest, "description": "",
                 "package_url": f"ghcr.io/{owner.lower()}/{package.lower()}{url_tag}",
                 "container_metadata": {"tag": {"name": tag, "digest": digest if tag else ""},
-                                       "labels": {"description": "", "source": "", "revision": ""},
+                                       "labels": {"description": "", "source": "", "revision": revision},
                                        "manifest": {"digest": digest, "media_type": "", "uri": "", "size": 0,
                                                     "config": {}, "layers": []}},
             },
@@ -73,15 +75,16 @@ def signed(event: str, payload: dict[str, Any], secret: bytes, *, app_id: int | 
 
 def multi_platform_burst(owner: str, owner_id: int, package: str, index_digest: str, child_digests: list[str],
                          tag: str, secret: bytes, *, installation_id: int, repository: str | None = None,
-                         app_id: int | str = 1) -> list[Delivery]:
+                         app_id: int | str = 1, revision: str = "") -> list[Delivery]:
     """Return what one multi-platform push sends: an untagged event per platform, then the tagged index."""
     deliveries = [
         signed("registry_package", registry_package_payload(owner, owner_id, package, child, "",
                                                             installation_id=installation_id,
-                                                            repository=repository), secret, app_id=app_id)
+                                                            repository=repository, revision=revision),
+               secret, app_id=app_id)
         for child in child_digests
     ]
     deliveries.append(signed("registry_package", registry_package_payload(
-        owner, owner_id, package, index_digest, tag, installation_id=installation_id, repository=repository),
-        secret, app_id=app_id))
+        owner, owner_id, package, index_digest, tag, installation_id=installation_id, repository=repository,
+        revision=revision), secret, app_id=app_id))
     return deliveries

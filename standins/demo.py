@@ -29,7 +29,7 @@ from standins import codebuild, images, skopeo
 from standins.aws import ACCOUNT_ID, MotoServer, apply_aws_environment
 from standins.deliveries import multi_platform_burst
 from standins.ghcr_ecr import EcrStandin, GhcrStandin, push_to, start_ghcr
-from standins.github import GitHubStandIn
+from standins.github import DEFAULT_PERMISSIONS, GitHubStandIn
 from standins.registry import BasicAuth, RegistryProcess
 from standins.tokens import PULL, Credential, Principal
 
@@ -37,6 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 APP_ID = 4242
 INSTALLATION_ID = 7
 OWNER, OWNER_ID, PACKAGE, TAG = "Octo-Org", 1001, "hello-world", "v1.0.0"
+REVISION = "3f786850e387550fdab836ed7e6dc881de23001b"  # the commit CI built the image from
+REPORT_BUCKET = "ghcr2ecr-demo-reports"
 STAGE_PREFIX = "ghcr2ecr-demo"
 
 
@@ -67,6 +69,7 @@ class Demo:
         build = self.dispatch_queue()
         self.run_build(build)
         self.finish_build(build)
+        self.show_check_run()
         self.verify(image)
         self.step(f"done: {PACKAGE}:{TAG} went from delivery to ECR in {time.monotonic() - delivered_at:.2f}s, "
                   "identical digests on both sides")
@@ -82,7 +85,10 @@ class Demo:
         self.ecr = self.stack.enter_context(EcrStandin(ecr_registry, login))
         self.moto_url: str = self.stack.enter_context(MotoServer())
         self.github: GitHubStandIn = self.stack.enter_context(GitHubStandIn(app_id=APP_ID))
-        self.github.add_installation(INSTALLATION_ID, OWNER, OWNER_ID, repositories=["hello-world"])
+        # an installation that accepted the App's permissions, the two reporting writes included (manifest.yml)
+        self.github.add_installation(INSTALLATION_ID, OWNER, OWNER_ID, repositories=["hello-world"],
+                                     permissions={**DEFAULT_PERMISSIONS, "checks": "write",
+                                                  "artifact_metadata": "write"})
         self.github.set_repo_variables(OWNER.lower(), "hello-world", {"GHCR2ECR_TAGS": "v*,latest,!*-rc*"})
         self.step(f"stand-ins up: GHCR {self.ghcr.url}, ECR {self.ecr.url}, moto {self.moto_url}, "
                   f"GitHub API {self.github.url}")
@@ -102,6 +108,7 @@ class Demo:
             QueueName=f"{STAGE_PREFIX}-sync.fifo",
             Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "false", "VisibilityTimeout": "360"})
         self.queue_url = queue["QueueUrl"]
+        boto3.client("s3").create_bucket(Bucket=REPORT_BUCKET)
         boto3.client("codebuild").create_project(
             name=f"{STAGE_PREFIX}-copy", source={"type": "S3", "location": "bundle/ghcr2ecr.zip"},
             artifacts={"type": "NO_ARTIFACTS"}, serviceRole=f"arn:aws:iam::{ACCOUNT_ID}:role/ghcr2ecr-copy",
@@ -116,10 +123,10 @@ class Demo:
             "GITHUB_APP_ID": str(APP_ID), "GITHUB_API_URL": self.github.url, "ALLOWED_ACCOUNTS": OWNER.lower(),
             "SYNC_QUEUE_URL": self.queue_url, "SYNC_QUEUE_NAME": f"{STAGE_PREFIX}-sync.fifo",
             "CODEBUILD_PROJECT": f"{STAGE_PREFIX}-copy", "GHCR_REGISTRY": self.ghcr.url,
-            "ECR_REGISTRY": self.ecr.url, "POWERTOOLS_SERVICE_NAME": "ghcr2ecr",
+            "ECR_REGISTRY": self.ecr.url, "POWERTOOLS_SERVICE_NAME": "ghcr2ecr", "REPORT_BUCKET": REPORT_BUCKET,
         })
         self.step("AWS resources in moto: App key and webhook secret (SSM SecureString), FIFO sync queue, "
-                  f"copy project, read credential ghcr2ecr/ghcr-pull/{OWNER_ID} (Secrets Manager)")
+                  f"copy project, report bucket, read credential ghcr2ecr/ghcr-pull/{OWNER_ID} (Secrets Manager)")
 
     def publish_image(self) -> images.Manifest:
         """Push a three-platform image with shared layers to the GHCR stand-in, as CI would."""
@@ -164,7 +171,8 @@ class Demo:
         """Send what GitHub sends for one multi-platform push: untagged platform events, then the tagged one."""
         deliveries = multi_platform_burst(OWNER, OWNER_ID, PACKAGE, image.digest,
                                           [child.digest for child in image.children], TAG, self.secret,
-                                          installation_id=INSTALLATION_ID, repository="hello-world", app_id=APP_ID)
+                                          installation_id=INSTALLATION_ID, repository="hello-world", app_id=APP_ID,
+                                          revision=REVISION)
         # a manual redelivery repeats the tagged delivery byte for byte; the FIFO queue's dedup collapses it
         deliveries.append(deliveries[-1])
         with httpx.Client(timeout=10) as client:
@@ -263,6 +271,27 @@ class Demo:
                   "installation tokens revoked")
         if len(revoked) != len(self.github.tokens):
             raise DemoFailure("an installation token was not revoked")
+
+    def show_check_run(self) -> None:
+        """Print the `ghcr2ecr` check run as the tenant sees it on the commit, and the storage records."""
+        runs = list(self.github.check_runs.values())
+        if len(runs) != 1 or runs[0].status != "completed" or runs[0].conclusion != "success":
+            raise DemoFailure(f"expected one successful ghcr2ecr check run, found {[(r.status, r.conclusion) for r in runs]}")
+        run = runs[0]
+        writers = {frozenset(token.permissions.items()) for _method, token in run.writes}
+        self.step(f"GitHub: check run {run.name!r} on {OWNER}/{run.repo}@{run.head_sha[:7]}: {run.conclusion}, "
+                  f"written with {len(run.writes)} tokens of checks: write only ({len(writers)} permission set)")
+        indent = "           │ "
+        print(f"{indent}{run.output.get('title', '')}", file=self.out)
+        for line in str(run.output.get("summary", "")).splitlines():
+            print(f"{indent}{line}", file=self.out)
+        for record in self.github.storage_records:
+            self.step(f"GitHub: storage record on {OWNER}'s linked artifacts: {record.body['name']} "
+                      f"{record.body['digest'][:19]}… version {record.body.get('version')} in "
+                      f"{record.body['registry_url']}/{record.body.get('repository')} "
+                      f"(token: {', '.join(f'{k}: {v}' for k, v in sorted(record.token.permissions.items()))})")
+        if len(self.github.storage_records) != 1:
+            raise DemoFailure(f"expected one storage record, found {len(self.github.storage_records)}")
 
     def verify(self, image: images.Manifest) -> None:
         """Ask skopeo, the independent oracle, for the digests on both sides: index and every child."""

@@ -36,7 +36,9 @@ def test_a_tagged_index_starts_one_build_with_the_token_by_reference(client, app
     assert parameter.startswith(TOKEN_PREFIX + request.dedup_id + "/")  # one per attempt: see test_dispatch_redelivery
     assert call["project"] == PROJECT
     assert call["idempotency_token"] == request.dedup_id
-    assert set(variables) == {"GHCR2ECR_JOB", "GITHUB_API_URL", "GHCR2ECR_INSTALLATION_ID", "GHCR2ECR_SOURCE_TOKEN"}
+    assert set(variables) == {"GHCR2ECR_JOB", "GITHUB_API_URL", "GHCR2ECR_INSTALLATION_ID", "GHCR2ECR_SOURCE_TOKEN",
+                              # where on_build_state reports (no revision label here: no check run)
+                              "GHCR2ECR_GITHUB_REPOSITORY", "GHCR2ECR_STORAGE_RECORDS"}
     assert variables["GHCR2ECR_SOURCE_TOKEN"] == ("PARAMETER_STORE", parameter)
     assert variables["GITHUB_API_URL"] == ("PLAINTEXT", app_env.github.url)
     assert variables["GHCR2ECR_INSTALLATION_ID"] == ("PLAINTEXT", "77")

@@ -99,7 +99,7 @@ def test_storage_record_fields_over_githubs_bounds_are_left_out_or_refused() -> 
 
 # ---- what the tenant reads -------------------------------------------------------------------------
 def test_success_shows_the_uri_by_digest_every_tag_bytes_duration_and_a_pull_command() -> None:
-    done = state(report=report(aliases=["v1"]))
+    done = state(report=report(tags={"set": ["v1.2.3", "v1.2"], "unchanged": ["latest"], "aliases": ["v1"]}))
     output = check_output.outcome_output(done)
     assert check_output.conclusion(done) == "success"
     assert output.title == "Mirrored to ECR: ghcr/octo-org/app@sha256:abababababab…"

@@ -144,3 +144,12 @@ def test_a_rate_limited_mint_is_transient(app: GitHubApp, github: GitHubStandIn,
     with pytest.raises(RequestFailed) as caught:
         app.mint_token(77, None, {"packages": "read"})
     assert caught.value.response.status_code == limit["status"]
+
+
+def test_ghcr2ecr_checks_turns_the_check_run_off_and_an_invalid_value_names_it() -> None:
+    assert config_from_variables({}).checks is True
+    assert config_from_variables({"ghcr2ecr_checks": "FALSE"}).checks is False
+    assert "GHCR2ECR_CHECKS" not in config_from_variables({"GHCR2ECR_CHECKS": "true"}).unknown
+    with pytest.raises(InvalidConfig, match="GHCR2ECR_CHECKS") as caught:
+        config_from_variables({"GHCR2ECR_CHECKS": "no"})
+    assert caught.value.variable == "GHCR2ECR_CHECKS"
