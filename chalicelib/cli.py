@@ -67,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="run the whole flow on this machine against local stand-ins")
     demo.add_argument("--keep", action="store_true", help="leave the stand-ins' files in place for inspection")
 
-    create_app = commands.add_parser("create-app", help="create the GitHub App from manifest.yml")
+    create_app = commands.add_parser("create-app", help="create the GitHub App from manifest.yml", epilog=AWS_HELP,
+                                     description="Create the stage's GitHub App with GitHub's manifest flow and "
+                                                 "store its key and webhook secret in the stage's SSM parameters.")
     create_app.add_argument("--org", help="create the App owned by this organization (default: your user)")
     create_app.add_argument("--stage", default="dev", help="Chalice stage to configure (default dev)")
     create_app.add_argument("--github-url", default="https://github.com", help=argparse.SUPPRESS)

@@ -127,6 +127,8 @@ class Job:
             data = json.loads(text)
             if not isinstance(data, dict):
                 raise TypeError("not an object")
+            if "packages" not in data and "delivery_id" in data:
+                data = _from_sync_request(data)
             packages = data.pop("packages")
             selection = data.pop("selection", None) or {}
             if not isinstance(packages, list) or not isinstance(selection, dict):
@@ -136,6 +138,14 @@ class Job:
             raise InvalidJob(f"queue message is not a job: {type(exc).__name__}: {str(exc)[:120]}") from None
         check(job)
         return job
+
+
+def _from_sync_request(data: dict[str, Any]) -> dict[str, Any]:
+    """Read a message queued by the previous release (webhooks.SyncRequest), so a deploy loses none in flight."""
+    package = {"owner": data["owner"], "owner_id": data["owner_id"], "name": data["package"],
+               "repository": data.get("repository"), "organization": data.get("organization", False)}
+    return {"installation_id": data["installation_id"], "packages": [package], "origin": "webhook",
+            "selection": {"digest": data["digest"], "tag": data["tag"]}, "correlation_id": data["delivery_id"]}
 
 
 def event_job(installation_id: int, package: Package, digest: str, tag: str, delivery_id: str,

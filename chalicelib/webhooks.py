@@ -112,11 +112,10 @@ def _registry_package(delivery_id: str, payload: dict[str, Any]) -> Decision:
     owner = _obj(package, "owner")
     login, owner_id = _str(owner, "login"), _int(owner, "id")
     action = _str(payload, "action")
-    # GHCR sends "CONTAINER", older docs say "container"; "docker" is the legacy docker.pkg.github.com.
     package_type = str(package.get("package_type") or "")
     if action not in SYNC_ACTIONS:
         return Ignored(f"action {action[:32]!r} is not a publication", login, owner_id)
-    if package_type.lower() != "container":
+    if not _container_image(package):
         return Ignored(f"{package_type[:32] or 'unknown'} package: only container images are mirrored", login, owner_id)
     version = _obj(package, "package_version")
     metadata = version.get("container_metadata")
@@ -141,6 +140,25 @@ def _registry_package(delivery_id: str, payload: dict[str, Any]) -> Decision:
     except InvalidJob as exc:
         problem = str(exc).removeprefix("job has ").removeprefix("a package with ")
         raise MalformedDelivery(f"registry_package delivery has {problem}") from None
+
+
+def _container_image(package: dict[str, Any]) -> bool:
+    """Tell whether a `registry_package` is a container image on GHCR, from every field that can say so.
+
+    GHCR sends "CONTAINER" in package_type, ecosystem and registry.type (older docs: "container"); GitHub's
+    own published example (octokit/webhooks payload-examples, published.docker.payload.json) says package_type
+    "npm", ecosystem "docker", registry.type "CONTAINER", package_url on ghcr.io. "docker" alone is also the
+    legacy docker.pkg.github.com, so it counts only with a package_url on ghcr.io (FACTS.md §1).
+    """
+    registry = package.get("registry")
+    fields = (package.get("package_type"), package.get("ecosystem"),
+              registry.get("type") if isinstance(registry, dict) else None)
+    kinds = {value.lower() for value in fields if isinstance(value, str)}
+    if "container" in kinds:
+        return True
+    version = package.get("package_version")
+    url = version.get("package_url") if isinstance(version, dict) else None
+    return "docker" in kinds and isinstance(url, str) and url.lower().startswith("ghcr.io/")
 
 
 def _revision(metadata: Any) -> str | None:

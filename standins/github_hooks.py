@@ -64,9 +64,9 @@ def status_text(code: int) -> str:
     """Return the `status` text GitHub records with a status code (0: no answer)."""
     if code == 0:
         return "timed out"
-    return "OK" if 200 <= code < 300 else {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-                                          413: "Payload Too Large", 500: "Internal Server Error",
-                                          502: "Bad Gateway", 503: "Service Unavailable"}.get(code, "Invalid HTTP Response")
+    texts = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 413: "Payload Too Large",
+             500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+    return "OK" if 200 <= code < 300 else texts.get(code, "Invalid HTTP Response")
 
 
 @dataclass

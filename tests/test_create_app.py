@@ -133,7 +133,7 @@ def test_app_id_and_slug_are_written_into_the_stage_and_the_rest_of_the_file_is_
     assert after["stages"]["dev"]["environment_variables"]["GITHUB_APP_ID"] == "31337"
     assert after["stages"]["dev"]["environment_variables"]["GITHUB_APP_SLUG"] == "ghcr2ecr-octo-org"
     for name in ("GITHUB_APP_ID", "GITHUB_APP_SLUG", "ALLOWED_ACCOUNTS", "GITHUB_PRIVATE_KEY_PARAMETER",
-                 "GITHUB_WEBHOOK_SECRET_PARAMETER"):
+                 "GITHUB_WEBHOOK_SECRET_PARAMETER", "REDELIVERY_STATE_PARAMETER"):
         after["stages"]["dev"]["environment_variables"].pop(name)
         before["stages"]["dev"]["environment_variables"].pop(name, None)
     assert after == before

@@ -37,10 +37,12 @@ class RecordSeen(FakeChalice):
     def __init__(self) -> None:
         super().__init__()
         self.record_present: list[bool] = []
+        self.stage_in_config: list[bool] = []
 
     def __call__(self, command: Any, cwd: Path, env: Any) -> int:
         stage = command[command.index("--stage") + 1]
         self.record_present.append((cwd / ".chalice" / "deployed" / f"{stage}.json").is_file())
+        self.stage_in_config.append(stage in config(cwd)["stages"])
         return super().__call__(command, cwd, env)
 
 
@@ -72,6 +74,7 @@ def test_a_second_checkout_updates_and_destroys_what_the_first_deployed(
     assert destroy(args(command="destroy", stage="prod"), project_dir=third, aws=aws, runner=chalice,
                    say=lines.append) == 0
     assert chalice.record_present == [True] and chalice.calls[0][0][1:] == ["delete", "--stage", "prod"]
+    assert chalice.stage_in_config == [True]  # chalice delete reads the stage from the file
     assert chalice.calls[0][2]["SYNC_QUEUE_NAME"] == "ghcr2ecr-prod-sync.fifo"
     assert not [s for s in aws.cloudformation.describe_stacks()["Stacks"] if s["StackStatus"] != "DELETE_COMPLETE"]
     kept = json.loads(aws.ssm.get_parameter(Name=state_parameter("ghcr2ecr", "prod"))["Parameter"]["Value"])
@@ -99,6 +102,8 @@ def test_two_stages_in_one_account_get_their_own_app_parameters_and_policies(
                      stage_env(project, stage)["GITHUB_WEBHOOK_SECRET_PARAMETER"]) for stage in ("dev", "prod")}
     assert names == {"dev": ("/ghcr2ecr/dev/github/private-key", "/ghcr2ecr/dev/github/webhook-secret"),
                      "prod": ("/ghcr2ecr/prod/github/private-key", "/ghcr2ecr/prod/github/webhook-secret")}
+    assert {stage: stage_env(project, stage)["REDELIVERY_STATE_PARAMETER"] for stage in ("dev", "prod")} == {
+        "dev": "/ghcr2ecr/dev/redelivery/state", "prod": "/ghcr2ecr/prod/redelivery/state"}
     for stage, (key, secret) in names.items():
         document = json.loads((project / ".chalice" / f"policy-{stage}-api_handler.json").read_text())
         resources = [r for statement in document["Statement"] for r in statement["Resource"]]

@@ -69,7 +69,8 @@ def test_the_latest_failed_attempt_of_a_guid_is_the_one_redelivered_once(client,
 def test_deliveries_are_listed_by_cursor_pages_of_100(client, app_env: AppEnv) -> None:
     hooks = app_env.github.hooks
     for number in range(250):
-        hooks.record(f"guid-{number}", status_code=202 if number % 50 else 503, delivered_at=hooks.clock() - 1000 + number)
+        hooks.record(f"guid-{number}", status_code=202 if number % 50 else 503,
+                     delivered_at=hooks.clock() - 1000 + number)
     run(client)
     pages = [r for r in app_env.github.requests if r.path == "/app/hook/deliveries"]
     assert len(pages) == 3 and pages[0].query == {"per_page": ["100"]} and "cursor" in pages[1].query

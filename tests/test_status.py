@@ -102,6 +102,7 @@ def test_a_working_stage_shows_its_builds_and_last_delivery_and_exits_0(deployed
     assert "SUCCEEDED" in newest and "42 s" in newest and DIGEST[:19] in newest
     assert "v1.2.3,latest,v1" in newest  # the tags the build's report says it set or found in place
     assert older.rstrip().endswith("v1.2.2")  # no report: the tag the event named
+    assert "  redeliveries:  redeliver_failed has not run yet" in lines
     [delivery] = [line for line in lines if "last delivery" in line]
     assert delivery.startswith("  last delivery: in the 5 minutes from ") and delivery.endswith(" UTC")
 
@@ -183,3 +184,12 @@ def test_the_status_command_reads_the_environments_aws(deployed: Path, monkeypat
     assert cli.main(["status", "--stage", "dev"]) == EXIT_OK
     out = capsys.readouterr().out
     assert f"stage dev in {REGION}" in out and out.splitlines()[-1] == "status: ok"
+
+
+def test_status_shows_what_redeliver_failed_saved_for_the_stage(deployed: Path, aws: Aws) -> None:
+    name = json.loads((deployed / ".chalice" / "config.json").read_text())["stages"]["dev"]["environment_variables"][
+        "REDELIVERY_STATE_PARAMETER"]
+    aws.ssm.put_parameter(Name=name, Type="String", Value=json.dumps({"since": 1.0, "tries": {"g1": 1, "g2": 2}}))
+    _, lines = run_status(deployed, codebuild_answering())
+    [line] = [line for line in lines if line.startswith("  redeliveries:")]
+    assert "last saved its state" in line and line.endswith("retrying 2 failed delivery(s)")

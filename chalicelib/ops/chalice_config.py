@@ -30,8 +30,11 @@ NEW_STAGE: dict[str, Any] = {
 }
 
 
-# The App's credentials: each stage gets its own parameters, named after it, unless configured otherwise.
-APP_PARAMETERS = {"GITHUB_PRIVATE_KEY_PARAMETER": "private-key", "GITHUB_WEBHOOK_SECRET_PARAMETER": "webhook-secret"}
+# Per-stage SSM parameters (the App's credentials, redeliver_failed's state): each stage gets its own, named
+# after it (`/<app>/<stage>/<leaf>`), unless configured otherwise.
+APP_PARAMETERS = {"GITHUB_PRIVATE_KEY_PARAMETER": "github/private-key",
+                  "GITHUB_WEBHOOK_SECRET_PARAMETER": "github/webhook-secret",
+                  "REDELIVERY_STATE_PARAMETER": "redelivery/state"}
 
 
 class ChaliceConfig:
@@ -75,7 +78,7 @@ class ChaliceConfig:
         return {key: str(value) for key, value in values.items()}
 
     def app_parameter_names(self, stage: str) -> dict[str, str]:
-        """Return the stage's App key and webhook secret parameter names, as deploy and create-app write them.
+        """Return the stage's App key, webhook secret and redelivery state parameter names, as deploy writes them.
 
         The stage's own setting wins, then one set at the top level (shared on purpose); a stage that already has
         an App without either keeps the documented defaults it was created with; a new one gets its own names,
@@ -88,7 +91,7 @@ class ChaliceConfig:
             configured = own.get(variable, "").strip() or str(top.get(variable, "")).strip()
             if not configured and legacy:
                 configured = setting(variable, {})
-            names[variable] = configured or f"/{self.app_name}/{stage}/github/{leaf}"
+            names[variable] = configured or f"/{self.app_name}/{stage}/{leaf}"
         return names
 
     def set_env(self, stage: str, values: dict[str, str]) -> list[str]:

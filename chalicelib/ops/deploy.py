@@ -180,14 +180,13 @@ def deploy(
     return 0
 
 
-def recall_stage(aws: Aws, config: ChaliceConfig, stage: str, say: Say) -> None:
-    """Fill what this checkout lacks of the stage from the settings recorded in AWS."""
+def recall_stage(aws: Aws, config: ChaliceConfig, stage: str, say: Say) -> list[str]:
+    """Fill what this checkout lacks of the stage from the settings recorded in AWS; return what was filled."""
     recorded = state.load_stage(aws.ssm, config, stage)
-    if recorded is None:
-        return
-    filled = state.merge_stage(config, stage, recorded)
+    filled = state.merge_stage(config, stage, recorded) if recorded is not None else []
     if filled:
         say(f"  from {state.state_parameter(config.app_name, stage)}: {', '.join(filled)}")
+    return filled
 
 
 def report_next_steps(config: ChaliceConfig, stage: str, say: Say) -> None:
@@ -210,7 +209,8 @@ def destroy(
     """Remove everything `deploy` created for `args.stage`; return the exit code."""
     stage = args.stage
     config = ChaliceConfig(project_dir)
-    recall_stage(aws, config, stage, say)
+    if recall_stage(aws, config, stage, say):
+        config.save()  # chalice delete reads the stage from the file
     env = config.env(stage)
     stack = SupportStack(aws.cloudformation, stack_name(config.app_name, stage), say)
     bucket = stack.outputs().get("CodeBundleBucketName")

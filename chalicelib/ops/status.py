@@ -20,6 +20,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import report_store
+from chalicelib.config import setting
 from chalicelib.ops import state
 from chalicelib.ops.chalice_config import ChaliceConfig
 from chalicelib.ops.policy import lambda_name
@@ -160,6 +161,23 @@ def last_delivery(cloudwatch: Any, function_name: str, now: datetime) -> tuple[d
     return None
 
 
+def redelivery_state(ssm: Any, name: str) -> str:
+    """Describe redeliver_failed's saved state: when it last ran, how many deliveries it is retrying."""
+    try:
+        parameter = ssm.get_parameter(Name=name)["Parameter"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ParameterNotFound":
+            return "redeliver_failed has not run yet"
+        raise
+    try:
+        tries = json.loads(parameter["Value"]).get("tries") or {}
+    except (ValueError, AttributeError):
+        tries = {}
+    when = parameter.get("LastModifiedDate")
+    last = f"{when.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC" if isinstance(when, datetime) else "?"
+    return f"redeliver_failed last saved its state {last}; retrying {len(tries)} failed delivery(s)"
+
+
 def status(args: argparse.Namespace, *, project_dir: Path, clients: Clients, say: Say = say_stdout,
            now: datetime | None = None) -> int:
     """Print the stage's health; return EXIT_OK, EXIT_ATTENTION or EXIT_UNKNOWN."""
@@ -191,8 +209,9 @@ def status(args: argparse.Namespace, *, project_dir: Path, clients: Clients, say
         say(f"  last delivery: in the {span} from {when.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC")
 
     recorded = state.load_stage(clients.ssm, config, stage) or {}
-    app_id = str(recorded.get("environment_variables", {}).get("GITHUB_APP_ID", "") or
-                 config.env(stage).get("GITHUB_APP_ID", ""))
+    env = {**config.env(stage), **{k: v for k, v in recorded.get("environment_variables", {}).items() if v}}
+    say("  redeliveries:  " + redelivery_state(clients.ssm, setting("REDELIVERY_STATE_PARAMETER", env)))
+    app_id = env.get("GITHUB_APP_ID", "")
     if not app_id:
         health.problems.append("no GitHub App")
         say(f"  GitHub App:    none yet (ghcr2ecr create-app --stage {stage})")
