@@ -17,9 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from chalicelib import check_output, logs, report_store, reporting, token_cleanup
+from chalicelib import logs, token_cleanup
+
+if TYPE_CHECKING:  # imported where used: app.py imports this module, and the webhook route's cold start matters
+    from chalicelib import check_output
 from chalicelib.build_job import BuildJob
 from chalicelib.dispatch import INSTALLATION_ID, SOURCE_TOKEN
 
@@ -88,6 +91,8 @@ def handle_event(event: dict[str, Any]) -> BuildOutcome | None:
 
 def parse(event: dict[str, Any]) -> BuildOutcome | None:
     """Read a final build's ids, names and reporting targets from the event (no I/O)."""
+    from chalicelib import report_store, reporting
+
     detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
     status = str(detail.get("build-status", ""))
     if status not in FINAL_STATES:
@@ -139,6 +144,8 @@ def _revoke_and_delete(outcome: BuildOutcome) -> None:
 
 
 def _complete_check_run(outcome: BuildOutcome) -> None:
+    from chalicelib import check_output, reporting
+
     state = final_state(outcome)
     outcome.done["check_run"] = reporting.complete_check_run(
         _app(), _target(outcome), outcome.check_run_id or 0, outcome.check_run_external_id,
@@ -146,6 +153,7 @@ def _complete_check_run(outcome: BuildOutcome) -> None:
 
 
 def _storage_records(outcome: BuildOutcome) -> None:
+    from chalicelib import reporting
     from chalicelib.storage_records import records_for
 
     state = final_state(outcome)
@@ -177,6 +185,7 @@ def _log(outcome: BuildOutcome) -> None:
 
 def final_state(outcome: BuildOutcome) -> check_output.FinalState:
     """Return what the check run describes: the event's state and the build's stored report (read once)."""
+    from chalicelib import check_output, report_store
     from chalicelib.config import settings
 
     if "report" not in outcome.cache:
@@ -197,6 +206,8 @@ def final_state(outcome: BuildOutcome) -> check_output.FinalState:
 
 def _claim(outcome: BuildOutcome, effect: str) -> bool:
     """Claim an effect's marker; an unwritable ledger counts as claimed elsewhere only for storage records."""
+    from chalicelib import report_store
+
     try:
         return report_store.claim(outcome.report_bucket, outcome.build_id, effect)
     except Exception as exc:  # S3 unavailable or refused: never write twice, always log once
@@ -210,7 +221,10 @@ def _app() -> Any:
     return github_app()
 
 
-def _target(outcome: BuildOutcome) -> reporting.Target:
+def _target(outcome: BuildOutcome) -> Any:
+    """Return where this build's reports go."""
+    from chalicelib import reporting
+
     return reporting.Target(int(outcome.installation_id), outcome.repository)
 
 

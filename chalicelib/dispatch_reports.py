@@ -11,14 +11,18 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from chalicelib import check_output, reporting
-from chalicelib.build_job import Target
-from chalicelib.config import Settings
-from chalicelib.jobs import Job, Package
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where used: app.py imports dispatch, and the webhook route's cold start matters
+    from chalicelib import reporting
+    from chalicelib.build_job import Target
+    from chalicelib.config import Settings
+    from chalicelib.jobs import Job, Package
 
 
 def _where(job: Job, package: Package, checks: bool) -> reporting.BuildReporting | None:
     """Return the reporting target of a one-image job, or None when the job is not one pushed image."""
+    from chalicelib import reporting
     from chalicelib.registry.signatures import signed_digest
 
     tag = job.selection.tag or ""
@@ -31,6 +35,8 @@ def _where(job: Job, package: Package, checks: bool) -> reporting.BuildReporting
 
 def start(app: Any, config: Settings, job: Job, targets: list[Target]) -> list[dict[str, str]]:
     """Create the queued check run when the job is one pushed image; return the build's reporting variables."""
+    from chalicelib import check_output, reporting
+
     variables = {"GHCR2ECR_REPORT_BUCKET": config.report_bucket}
     where = _where(job, job.package, targets[0].checks) if len(targets) == 1 else None
     if where is not None:
@@ -42,6 +48,8 @@ def start(app: Any, config: Settings, job: Job, targets: list[Target]) -> list[d
 
 def abandon(app: Any, job: Job, variables: list[dict[str, str]], reason: str) -> None:
     """Complete the check run of a build that did not start after all (an earlier build reports the image)."""
+    from chalicelib import reporting
+
     plain = {v["name"]: v["value"] for v in variables if v["type"] == "PLAINTEXT"}
     reporting.abandon_check_run(app, plain, job.installation_id, reason)
 
@@ -49,6 +57,8 @@ def abandon(app: Any, job: Job, variables: list[dict[str, str]], reason: str) ->
 def refused(app: Any, job: Job, package: Package, variables: Mapping[str, str], variable: str | None,
             problem: str) -> None:
     """Conclude a check run at once for a sync refused before any build (an invalid variable names it)."""
+    from chalicelib import check_output, reporting
+
     raw = {name.upper(): value for name, value in variables.items()}.get("GHCR2ECR_CHECKS", "true")
     where = _where(job, package, raw.strip().lower() != "false")  # GHCR2ECR_CHECKS itself invalid: not false
     if where is not None:

@@ -151,3 +151,11 @@ def test_a_stopped_run_cancels_its_open_upload(source: HostileRegistry, dest: Ho
     assert re.fullmatch(r"ghcr2ecr sync: stopped by SIGTERM: \d+ open upload\(s\) cancelled; no tag was set for "
                         "content not yet complete", err.splitlines()[-1])
     assert len(stuck) == 1 and stuck[0] in dest.uploads_deleted and "v1" not in dest.manifests
+
+
+def test_a_silent_token_endpoint_is_given_up_within_the_same_budget(dest: HostileRegistry) -> None:
+    with HostileRegistry("octo/app", token_auth=True).serve(IMAGE, ["v1"]) as source:
+        source.on("GET", "^/token", silent())
+        report = run_sync(source.host, "octo/app", dest.host, "dst/app", dict(SHORT), tags=["v1"])
+    assert not report.ok and "GHCR2ECR_REQUEST_GIVE_UP" in report.cause(), report.cause()
+    assert dest.requests == []

@@ -128,3 +128,13 @@ def test_a_truncated_tag_listing_is_an_error_not_a_short_list(recorder: HostileR
 def test_a_port_out_of_range_is_refused_at_parse_time(text: str) -> None:
     with pytest.raises(InvalidReference, match="not a registry host"):
         parse_repository(text)
+
+
+def test_a_header_digest_outside_the_grammar_fails_a_manifest_read_by_tag(recorder: HostileRegistry) -> None:
+    def bad(handler: HostileHandler) -> None:
+        handler.reply(200, b'{"schemaVersion": 2, "manifests": []}', {"Docker-Content-Digest": "sha256:/../x",
+                                                                     "Content-Type": images.OCI_INDEX})
+
+    recorder.on("GET", "/manifests/", bad)
+    with pytest.raises(RefusedValue, match="Docker-Content-Digest 'sha256:/../x' is not sha256"):
+        get_manifest(_transport(recorder), "v1")
