@@ -1,8 +1,11 @@
 """Benchmark `ghcr2ecr sync` against skopeo on the same local registries, each behind a counting proxy.
 
-Run by hand: `.venv/bin/python bench/copy_vs_skopeo.py [--quick] [--large-size 1G] [--tags 200]`.
+Run by hand: `.venv/bin/python bench/copy_vs_skopeo.py [--quick] [--large-size 1G] [--tags 200]
+[--latency-ms 10] [--repeat 3]`.
 Scenarios: (a) cold copy of a multi-platform release series with shared layers, (b) re-run with nothing
 missing over many tags, (c) one more tag on a digest already present, (d) one large layer.
+`--latency-ms` delays every request to the source (as a distant GHCR does); `--repeat` runs (b) and (c)
+that many times and reports the run of median wall time for each tool.
 """
 
 from __future__ import annotations
@@ -131,7 +134,13 @@ def scenario_a(bench: Bench, releases: int, base: int) -> Row:
     return title, g, s, unique, ok
 
 
-def scenario_b(bench: Bench, count: int) -> Row:
+def median_run(runs: list[Run]) -> Run:
+    """Return the run of median wall time (a failed run wins: failures must show)."""
+    failed = [r for r in runs if not r.ok]
+    return failed[0] if failed else sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
+
+
+def scenario_b(bench: Bench, count: int, repeat: int = 1) -> Row:
     """Re-run over many tags when the destination already has everything."""
     series = images.release_series("bench-b", count, base_size=4096, shared_size=1024, own_size=512)
     tags = push_series(bench, "bench/many", series, "t")
@@ -141,24 +150,30 @@ def scenario_b(bench: Bench, count: int) -> Row:
     for name, run in zip(("ghcr2ecr", "skopeo"), warm):
         if not run.ok:
             print(f"warning: (b) warm-up {name} failed: {run.error}", file=sys.stderr)
-    g = bench.ghcr2ecr("bench/many", "g2e/many", "--all-tags")
-    s = bench.skopeo("sync", "--src", "docker", "--dest", "docker", "--all", "--preserve-digests",
-                     f"{bench.source.host}/bench/many", f"{bench.dest.host}/skopeo")
+    g = median_run([bench.ghcr2ecr("bench/many", "g2e/many", "--all-tags") for _ in range(repeat)])
+    s = median_run([bench.skopeo("sync", "--src", "docker", "--dest", "docker", "--all", "--preserve-digests",
+                                 f"{bench.source.host}/bench/many", f"{bench.dest.host}/skopeo")
+                    for _ in range(repeat)])
     ok = bench.same(f"bench/many:{tags[-1]}", f"g2e/many:{tags[-1]}") and \
         bench.same(f"bench/many:{tags[-1]}", f"skopeo/many:{tags[-1]}")
     return f"(b) no-op re-run over {count} tags ({count * 4} manifests)", g, s, 0, ok
 
 
-def scenario_c(bench: Bench) -> Row:
-    """One more tag on a digest both destinations already hold."""
-    with RegistryClient(bench.ghcr.url, "bench/set", bench.ghcr.pusher) as client:
-        media_type, raw = client.get_manifest("r000")
-        client.put_manifest(images.Manifest(media_type, raw), "extra")
-    g = bench.ghcr2ecr("bench/set", "g2e/set", "--tag", "extra")
-    s = bench.skopeo("copy", "--all", "--preserve-digests", f"docker://{bench.source.host}/bench/set:extra",
-                     f"docker://{bench.dest.host}/skopeo/set:extra")
-    ok = bench.same("bench/set:extra", "g2e/set:extra") and bench.same("bench/set:extra", "skopeo/set:extra")
-    return "(c) one more tag on a digest already present", g, s, 0, ok
+def scenario_c(bench: Bench, repeat: int = 1) -> Row:
+    """One more tag on a digest both destinations already hold (a new tag each repetition)."""
+    g_runs, s_runs, ok = [], [], True
+    for n in range(repeat):
+        tag = f"extra{n}"
+        with RegistryClient(bench.ghcr.url, "bench/set", bench.ghcr.pusher) as client:
+            media_type, raw = client.get_manifest("r000")
+            client.put_manifest(images.Manifest(media_type, raw), tag)
+        g_runs.append(bench.ghcr2ecr("bench/set", "g2e/set", "--tag", tag))
+        s_runs.append(bench.skopeo("copy", "--all", "--preserve-digests",
+                                   f"docker://{bench.source.host}/bench/set:{tag}",
+                                   f"docker://{bench.dest.host}/skopeo/set:{tag}"))
+        ok = ok and bench.same(f"bench/set:{tag}", f"g2e/set:{tag}") and \
+            bench.same(f"bench/set:{tag}", f"skopeo/set:{tag}")
+    return "(c) one more tag on a digest already present", median_run(g_runs), median_run(s_runs), 0, ok
 
 
 def scenario_d(bench: Bench, size: int) -> Row:
@@ -208,6 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--large-size", type=parse_size, help="size of scenario (d)'s layer (default 1G; quick 64M)")
     parser.add_argument("--tags", type=int, help="tags in scenario (b) (default 200; quick 40)")
     parser.add_argument("--releases", type=int, help="releases in scenario (a) (default 6; quick 3)")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every source request")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of (b) and (c); the median is shown")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
     large = args.large_size or (64 << 20 if args.quick else 1 << 30)
@@ -228,14 +245,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             reader = Credential("x-access-token", "bench-reader")
             ghcr.tokens.policy.principals.append(Principal(reader, {"*": PULL}))
             bench = Bench(workdir, ghcr, ecr, source, dest, reader)
+            source.latency = args.latency_ms / 1000
             rows = []
-            for step in (lambda: scenario_startup(bench), lambda: scenario_a(bench, releases, base), lambda: scenario_b(bench, count),
-                         lambda: scenario_c(bench), lambda: scenario_d(bench, large)):
+            for step in (lambda: scenario_startup(bench), lambda: scenario_a(bench, releases, base), lambda: scenario_b(bench, count, args.repeat),
+                         lambda: scenario_c(bench, args.repeat), lambda: scenario_d(bench, large)):
                 rows.append(step())
                 print(f"done: {rows[-1][0]} ({time.monotonic() - started:.0f}s)", file=sys.stderr)
         print_table(rows)
         print(f"\nsource and destination: docker-registry {ghcr.host} / {ecr.host} behind counting proxies; "
-              f"skopeo {skopeo.run(['--version']).decode().split()[-1]}; total {time.monotonic() - started:.0f}s")
+              f"skopeo {skopeo.run(['--version']).decode().split()[-1]}; {args.latency_ms:g} ms added per source "
+              f"request; (b), (c): median of {args.repeat}; total {time.monotonic() - started:.0f}s")
         return 0 if all(ok is not False and g.ok and s.ok for _, g, s, _, ok in rows) else 1
     finally:
         if args.keep:

@@ -35,25 +35,22 @@ The run's shape:
 3. the copier moves what the plan lacks (trees the destination lacks, missing blobs, manifests
    children-first), in batches of tags, and the tags are set last, only on content now complete, in
    waves that never race (registry/tagging.py);
-4. cosign tags follow the digests they sign, once those are in the destination: the source's tags are
-   listed again when this run pushed or set anything (a signature pushed meanwhile is found), and a
-   cosign tag asked for by name (`--tag sha256-<hex>.sig`, its own registry_package event) is set only
-   when `sha256:<hex>` is in the destination; otherwise it is listed in `tags_skipped` ("signed image
-   not mirrored") and a `--digest` given with only such tags (the signature's own manifest) is not copied.
-   With --no-signatures such a tag is skipped the same way. Children of an index already in the
-   destination are not re-read, so a signature pushed later on a child alone is found only with its
-   index's next copy. Cosign-shaped tags are never selected by globs or aliases: they follow their image.
+4. cosign tags follow the digests they sign once those are in the destination (registry/signatures.py):
+   the source's tags are listed (again, when this run listed them and then pushed or set anything) while
+   the tags are set; a cosign tag asked for by name (`--tag sha256-<hex>.sig`, its own event) is set only
+   when `sha256:<hex>` is in the destination, else listed in `tags_skipped`, and a `--digest` given with
+   only such tags (the signature's own manifest) is then not copied.
 
 With --aliases and --tags, a run whose filter admits no tag (and no --tag) copies nothing, creates no
-repository and succeeds, saying so in `notes`. Once the deadline has passed no new blob, manifest or
-batch starts; tags whose content was not completed are listed in `left_undone` and the run fails.
+repository and succeeds, saying so in `notes`. Past the deadline no new blob, manifest or batch starts;
+tags whose content was not completed are listed in `left_undone` and the run fails.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -65,7 +62,7 @@ from chalicelib.dest_state import DestinationState
 from chalicelib.globs import TagFilter, parse_tag_globs
 from chalicelib.registry import ecr, endpoints
 from chalicelib.registry.auth import secret_values
-from chalicelib.registry.bounds import Deadline, batches
+from chalicelib.registry.bounds import Deadline, alongside, batches
 from chalicelib.registry.copy import Copier, CopyError, Stats
 from chalicelib.registry.errors import RegistryError, describe_unexpected
 from chalicelib.registry.reference import Repository, check_digest, check_tag, parse_repository
@@ -188,9 +185,21 @@ class _Sync:
         self.index = SourceIndex(copier, copier.meta_pool)
         bulk = boto if request.dest.ecr is not None else None  # ListImages only on a real ECR host
         self.dest = DestinationState(copier, copier.meta_pool, ecr=bulk)
+        self._listing: Callable[[], list[str]] | None = None  # the signatures' listing, started early
 
     def run(self) -> None:
-        """The sync's steps, in order."""
+        """The sync's steps, in order; a listing started alongside always ends before the run does."""
+        try:
+            self._steps()
+        finally:
+            if self._listing is not None:
+                try:
+                    self._listing()
+                except Exception:  # noqa: S110 - only its result was of use, and the run is over
+                    pass
+
+    def _steps(self) -> None:
+        """Desired state, diff and copy, then signatures."""
         request, report = self.request, self.report
         filtered = request.aliases and request.tag_filter is not None  # may admit nothing: then create nothing
         if not filtered:
@@ -209,7 +218,7 @@ class _Sync:
             return
         if filtered:
             self._prepare_repository()
-        self._converge(desired.tags, desired.roots)
+        self._converge(desired.tags, desired.roots, images_phase=True)
         self._signatures(asked, own_signature)
         if report.left_undone:
             report.errors.append(f"deadline of {request.deadline:g}s reached: {len(report.left_undone)} tag(s) "
@@ -237,7 +246,7 @@ class _Sync:
                        "requests was spent (see tags.unchecked; raise --budget / GHCR2ECR_SYNC_BUDGET)")
             (report.warnings if request.aliases and not request.all_tags else report.errors).append(message)
 
-    def _converge(self, wanted: Mapping[str, str], roots: Sequence[str]) -> list[str]:
+    def _converge(self, wanted: Mapping[str, str], roots: Sequence[str], images_phase: bool = False) -> list[str]:
         """Diff against the destination, copy what it lacks, set the tags last; return the tags now right."""
         copier, report = self.copier, self.report
         self.phase("planning")
@@ -249,6 +258,7 @@ class _Sync:
         untagged = [d for d in roots if d not in set(updates.values())]
         pending = list(updates.items())
         done = list(unchanged)
+        last = max(0, (len(pending) - 1) // TAG_BATCH)
         for number, batch in enumerate(batches(pending, TAG_BATCH) if pending else [[]]):
             if copier.deadline.expired():
                 report.left_undone += [t for t, _ in pending[number * TAG_BATCH:]]
@@ -260,12 +270,24 @@ class _Sync:
             cause = copier.first_failure()
             if cause and cause not in report.errors:
                 report.errors.append(cause)
+            if images_phase and number == last:
+                self._start_listing(changed=bool(pending or copier.pushed))
             self.phase("tagging")
             ready = {t: d for t, d in batch if d in copier.present}  # never a tag on incomplete content
             done += self._set(ready)
             if copier.deadline.expired():
                 report.left_undone += [t for t, _ in batch if t not in ready]
         return done
+
+    def _start_listing(self, changed: bool) -> None:
+        """Start the signatures' listing of the source's tags while tags are set (the images are in place now).
+
+        A listing made earlier in the run is reused unless this run pushes or sets something: then a
+        signature pushed meanwhile must be seen.
+        """
+        if not self.request.signatures or (self.index.listings and not changed):
+            return
+        self._listing = alongside(self.index.relist if self.index.listings else self.index.listed)
 
     def _set(self, ready: Mapping[str, str]) -> list[str]:
         """Set tags whose content is complete; record each outcome; return the tags now right."""
@@ -289,8 +311,8 @@ class _Sync:
                   if d in copier.present}  # a signature follows only an image that is in the destination
         if request.signatures and signed:
             try:
-                changed = bool(copier.pushed or report.tags_set) and self.index.listings > 0
-                listed = self.index.relist() if changed else self.index.listed()
+                listing, self._listing = self._listing, None
+                listed = listing() if listing else self.index.listed()
                 tags = discover(listed, signed, {*report.digests, *asked})
                 found = {t: d for t, d in self.index.resolve(tags).items() if d}
             except RegistryError as exc:  # the images are there; the run reports that signatures could not be checked

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from chalicelib.dest_state import DestinationState
 from chalicelib.globs import TagFilter
-from chalicelib.registry.bounds import batches
+from chalicelib.registry.bounds import alongside, batches
 from chalicelib.registry.signatures import COSIGN_TAG
 from chalicelib.source_index import SourceIndex
 
@@ -50,11 +50,13 @@ def prioritised(candidates: Sequence[str], dest: DestinationState, known: Mappin
 
 def _spend(index: SourceIndex, tags: Sequence[str], budget: int) -> tuple[dict[str, str | None], list[str]]:
     """HEAD as many of these tags as the budget allows, in bounded batches; return digests and the rest."""
+    cached = [t for t in tags if t in index.digests]  # resolved earlier in this run: free
+    todo = [t for t in tags if t not in index.digests]
     allowed = max(0, budget - index.heads)
-    resolved: dict[str, str | None] = {}
-    for batch in batches(tags[:allowed], HEAD_BATCH):
+    resolved: dict[str, str | None] = index.resolve(cached)
+    for batch in batches(todo[:allowed], HEAD_BATCH):
         resolved.update(index.resolve(batch))
-    return resolved, list(tags[allowed:])
+    return resolved, todo[allowed:]
 
 
 def desire(index: SourceIndex, dest: DestinationState, *, explicit: Sequence[str], digest: str | None,
@@ -72,7 +74,13 @@ def desire(index: SourceIndex, dest: DestinationState, *, explicit: Sequence[str
     candidates = [t for t in index.listed() if not COSIGN_TAG.fullmatch(t) and t not in desired.tags
                   and (tag_filter is None or tag_filter.matches(t))]
     dest.load()
-    current = dest.digests(candidates)
+    if select_all and len(candidates) <= budget - index.heads:
+        # every candidate gets its HEAD, so their order does not matter: both sides are read at once
+        theirs = alongside(lambda: dest.digests(candidates))
+        resolved, _ = _spend(index, candidates, budget)
+        current = theirs()
+    else:
+        current = dest.digests(candidates)
     if aliases and not select_all:
         roots = set(desired.roots)
         free = [t for t in candidates if current.get(t) in roots]  # already right: no source request

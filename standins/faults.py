@@ -82,6 +82,7 @@ class FaultProxy(LoopbackServer):
         self.faults: list[Fault] = []
         self.traffic = Traffic()
         self.is_down = False
+        self.latency = 0.0  # seconds added before forwarding each request (bench: a distant GHCR)
         self._lock = threading.Lock()
         self._sockets: set[socket.socket] = set()
 

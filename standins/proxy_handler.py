@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING
@@ -84,6 +85,8 @@ class ProxyHandler(BaseHTTPRequestHandler):
         proxy, method, path = self.proxy, self.command, self.path
         if proxy.is_down:
             return self._abort()
+        if proxy.latency:
+            time.sleep(proxy.latency)  # a distant registry: one round trip's delay per request
         fault = proxy.take_fault(method, path)
         if fault and fault.kind == "close":
             proxy.count(method, path, 0, 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -35,6 +36,29 @@ def batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
             batch = []
     if batch:
         yield batch
+
+
+def alongside(fn: Callable[[], R]) -> Callable[[], R]:
+    """Start `fn` in a thread of its own; return a function that waits for its result (or its exception)."""
+    outcome: list[tuple[bool, object]] = []
+
+    def work() -> None:
+        try:
+            outcome.append((True, fn()))
+        except BaseException as exc:  # handed to the caller when it joins
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=work, name="ghcr2ecr-alongside", daemon=True)
+    thread.start()
+
+    def join() -> R:
+        thread.join()
+        ok, value = outcome[0]
+        if not ok:
+            raise value  # type: ignore[misc]
+        return value  # type: ignore[return-value]
+
+    return join
 
 
 class Deadline:
