@@ -17,7 +17,6 @@ sets nothing and creates nothing (the engine's `--aliases --tags`). Both exit 0 
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import sys
@@ -139,14 +138,11 @@ def _sync_target(job: BuildJob, target: Target, env: Mapping[str, str], clock: C
         admits = parse_tag_globs(target.tags).matches if target.tags else (lambda t: True)
         named = [tag] if signature or admits(tag) else []
         options.update(tags=named, digest=selection.digest)
-        if not signature and ALIASES:
+        if not signature:
             # The engine sets the digest's other tags the filter admits; when it admits none it copies nothing,
             # creates no repository and succeeds (chalicelib/sync.py).
             options.update(aliases=True, tag_globs=target.tags)
-        elif not named:
-            return _result(target, "skipped", f"GHCR2ECR_TAGS={target.tags} does not admit the event's tag {tag}: "
-                           "nothing set, nothing created")
-    if DEADLINE and stop_at != float("inf"):
+    if stop_at != float("inf"):
         options["deadline"] = max(stop_at - clock(), 1.0)  # seconds left of the token's hour and the build
     try:
         request = sync.SyncRequest.build(target.source, target.dest, **options)
@@ -191,13 +187,3 @@ def _source_has_tags(target: Target, env: Mapping[str, str]) -> bool:
 def _result(target: Target, status: str, reason: str, report: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"package": target.package, "source": target.source, "destination": target.dest, "status": status,
             "reason": reason, "report": report}
-
-
-def _engine_takes(option: str) -> bool:
-    """Tell whether the engine's SyncRequest.build takes `option` (`aliases`, `deadline`: issue 7's engine)."""
-    from chalicelib import sync
-
-    return option in inspect.signature(sync.SyncRequest.build).parameters
-
-
-ALIASES, DEADLINE = _engine_takes("aliases"), _engine_takes("deadline")
