@@ -25,8 +25,8 @@ from chalicelib.registry.errors import (AccessDenied, DigestMismatch, RedirectTa
                                        RegistryError)
 from chalicelib.registry import uploads
 from chalicelib.registry.limits import Limits
-from chalicelib.registry.manifests import Descriptor
-from chalicelib.registry.reference import InvalidReference, check_digest
+from chalicelib.registry.manifests import Descriptor, checked_path
+from chalicelib.registry.reference import check_digest
 from chalicelib.registry.transport import Transport, raise_for
 
 log = logging.getLogger(__name__)
@@ -36,11 +36,7 @@ MAX_MOUNT_TRIES = 4  # repositories tried for a cross-repository mount before up
 
 def blob_path(transport: Transport, digest: str, method: str) -> str:
     """Build `/v2/<name>/blobs/<digest>`, refusing anything but a sha256 digest."""
-    try:
-        check_digest(digest)
-    except InvalidReference as exc:
-        raise RefusedValue(method, f"{transport.repository}", f"refusing blob reference: {exc}") from None
-    return f"/v2/{transport.repository.name}/blobs/{digest}"
+    return checked_path(transport, "blobs", digest, check_digest, method)
 
 
 def blob_exists(transport: Transport, digest: str, *, actions: str = "pull") -> bool:

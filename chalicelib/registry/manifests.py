@@ -11,7 +11,7 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urljoin
 from dataclasses import dataclass, field
 from typing import Any
@@ -146,13 +146,18 @@ def _media_type(content_type: str, raw: bytes, where: str) -> str:
     return media_type
 
 
+def checked_path(transport: Transport, kind: str, reference: str, check: Callable[[str], str], method: str) -> str:
+    """Build `/v2/<name>/<kind>/<reference>` once `check` accepts the reference; refuse it otherwise."""
+    try:
+        check(reference)
+    except InvalidReference as exc:
+        raise RefusedValue(method, f"{transport.repository}", f"refusing {kind[:-1]} reference: {exc}") from None
+    return f"/v2/{transport.repository.name}/{kind}/{reference}"
+
+
 def manifest_path(transport: Transport, reference: str, method: str) -> str:
     """Build `/v2/<name>/manifests/<reference>`, refusing a reference that is not a tag or sha256 digest."""
-    try:
-        check_reference(reference)
-    except InvalidReference as exc:
-        raise RefusedValue(method, f"{transport.repository}", f"refusing manifest reference: {exc}") from None
-    return f"/v2/{transport.repository.name}/manifests/{reference}"
+    return checked_path(transport, "manifests", reference, check_reference, method)
 
 
 def header_digest(response: httpx.Response, where: str) -> str | None:
