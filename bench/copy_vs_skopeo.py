@@ -225,6 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--releases", type=int, help="releases in scenario (a) (default 6; quick 3)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every source request")
     parser.add_argument("--repeat", type=int, default=1, help="runs of (b) and (c); the median is shown")
+    parser.add_argument("--only", default="0abcd", help="the scenarios to run, e.g. 'ac' (default: 0abcd, all)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
     large = args.large_size or (64 << 20 if args.quick else 1 << 30)
@@ -247,9 +248,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench = Bench(workdir, ghcr, ecr, source, dest, reader)
             source.latency = args.latency_ms / 1000
             rows = []
-            for step in (lambda: scenario_startup(bench), lambda: scenario_a(bench, releases, base), lambda: scenario_b(bench, count, args.repeat),
-                         lambda: scenario_c(bench, args.repeat), lambda: scenario_d(bench, large)):
-                rows.append(step())
+            steps = {"0": lambda: scenario_startup(bench), "a": lambda: scenario_a(bench, releases, base),
+                     "b": lambda: scenario_b(bench, count, args.repeat), "c": lambda: scenario_c(bench, args.repeat),
+                     "d": lambda: scenario_d(bench, large)}
+            if "c" in args.only and "a" not in args.only:  # (c) tags a digest of (a)'s series
+                args.only = "a" + args.only
+            for key in "0abcd":
+                if key not in args.only:
+                    continue
+                rows.append(steps[key]())
                 print(f"done: {rows[-1][0]} ({time.monotonic() - started:.0f}s)", file=sys.stderr)
         print_table(rows)
         print(f"\nsource and destination: docker-registry {ghcr.host} / {ecr.host} behind counting proxies; "

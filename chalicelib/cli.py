@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import logging
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 # subcommand -> module whose `main(args) -> int` runs it (imported only when that subcommand runs)
 _HANDLERS = {
@@ -163,5 +166,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(handler.main(args) or 0)
 
 
+# The build's commands leave nothing to atexit: they end with os._exit once their output is flushed, skipping
+# the interpreter's teardown (freeing every object one by one: 50-90 ms of each run, measured in bench/).
+FAST_EXIT = frozenset({"sync", "run-job"})
+
+
+def entry() -> NoReturn:
+    """The `ghcr2ecr` console script and `python -m chalicelib.cli`: run main() and exit with its code."""
+    argv = sys.argv[1:]
+    code = main(argv)
+    if argv[:1] and argv[0] in FAST_EXIT:
+        logging.shutdown()
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said anyway
+            pass
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

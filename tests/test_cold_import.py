@@ -21,3 +21,15 @@ def test_importing_app_loads_none_of_the_heavy_libraries() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           check=True)
     assert json.loads(done.stdout) == []
+
+# What every build's commands (`sync`, `run-job`) must not import at start: the AWS SDK and GitHub's client (an
+# ECR destination and the token's revocation import them on first use), httpx's CLI, the CA bundle.
+BUILD_LAZY = ("githubkit", "pydantic", "boto3", "botocore", "click", "pygments", "rich", "certifi", "chalice")
+
+
+def test_the_build_commands_start_without_the_sdks() -> None:
+    code = (f"import json, sys, chalicelib.sync_cli, chalicelib.run_job; "
+            f"print(json.dumps([m for m in {BUILD_LAZY!r} if m in sys.modules]))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          check=True)
+    assert json.loads(done.stdout) == []

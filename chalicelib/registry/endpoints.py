@@ -8,7 +8,9 @@ other hosts with GHCR2ECR_DEST_USERNAME / GHCR2ECR_DEST_PASSWORD, or anonymously
 from __future__ import annotations
 
 import functools
+import os
 import ssl
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -29,10 +31,46 @@ ECR_HINT = "check that the build role may push to this ECR repository (ecr:GetAu
 BASIC_HINT = "set GHCR2ECR_DEST_USERNAME and GHCR2ECR_DEST_PASSWORD to a credential that may push there"
 
 
+class LazyCAContext(ssl.SSLContext):
+    """A verifying client TLS context that loads its CA bundle at its first handshake, not when it is made.
+
+    Loading the bundle takes 40-60 ms; a sync between plain-HTTP loopback registries never needs it, and one
+    over TLS loads it once, before its first handshake. The bundle is httpx's choice: SSL_CERT_FILE, else
+    SSL_CERT_DIR, else certifi's. Hostname checking and CERT_REQUIRED are PROTOCOL_TLS_CLIENT's defaults.
+    """
+
+    _lock = threading.Lock()
+
+    def load_once(self) -> None:
+        """Load the CA bundle unless it already is (thread-safe)."""
+        with self._lock:
+            if getattr(self, "_ca_loaded", False):
+                return
+            if os.environ.get("SSL_CERT_FILE"):
+                self.load_verify_locations(cafile=os.environ["SSL_CERT_FILE"])
+            elif os.environ.get("SSL_CERT_DIR"):
+                self.load_verify_locations(capath=os.environ["SSL_CERT_DIR"])
+            else:
+                import certifi  # noqa: PLC0415 - only a TLS connection needs it
+
+                self.load_verify_locations(cafile=certifi.where())
+            self._ca_loaded = True
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:  # type: ignore[override]
+        """Load the CA bundle, then wrap as usual (httpcore's direct TLS connections)."""
+        self.load_once()
+        return super().wrap_socket(*args, **kwargs)
+
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:  # type: ignore[override]
+        """Load the CA bundle, then wrap as usual (httpcore's TLS through an HTTPS proxy)."""
+        self.load_once()
+        return super().wrap_bio(*args, **kwargs)
+
+
 @functools.cache
 def _ssl_context() -> ssl.SSLContext:
-    """Load the CA bundle once per process (tens of milliseconds each time otherwise)."""
-    return httpx.create_ssl_context()
+    """The process's one TLS context, shared by every client; its CA bundle is loaded on first use."""
+    return LazyCAContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 def http_client(concurrency: int, transport: httpx.BaseTransport | None = None) -> httpx.Client:
