@@ -4,8 +4,8 @@ Run by hand: `.venv/bin/python bench/copy_vs_skopeo.py [--quick] [--large-size 1
 [--latency-ms 10] [--repeat 3]`.
 Scenarios: (a) cold copy of a multi-platform release series with shared layers, (b) re-run with nothing
 missing over many tags, (c) one more tag on a digest already present, (d) one large layer.
-`--latency-ms` delays every request to the source (as a distant GHCR does); `--repeat` runs (b) and (c)
-that many times and reports the run of median wall time for each tool.
+`--latency-ms` delays every request to the source (as a distant GHCR does); `--repeat` runs (a), (b) and
+(c) that many times and reports the run of median wall time for each tool; `--only ac` runs some of them.
 """
 
 from __future__ import annotations
@@ -29,12 +29,13 @@ from standins.push import RegistryClient, push
 from standins.tokens import PULL, Credential, Principal
 
 RUN_TIMEOUT = 1800.0
-# Runs the tool as its only child and reports its wall time and peak RSS (ru_maxrss of reaped children).
+# Runs the tool as its only child and reports its wall time, CPU time and peak RSS (rusage of reaped children).
 WRAPPER = """import json, resource, subprocess, sys, time
 t = time.monotonic()
 rc = subprocess.run(sys.argv[2:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 seconds = time.monotonic() - t
-json.dump({"rc": rc.returncode, "seconds": seconds, "maxrss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+json.dump({"rc": rc.returncode, "seconds": seconds, "maxrss_kb": usage.ru_maxrss, "cpu": usage.ru_utime + usage.ru_stime,
            "stderr": rc.stderr.decode(errors="replace")[-2000:]}, open(sys.argv[1], "w"))
 """
 
@@ -50,6 +51,7 @@ class Run:
     peak_rss_mb: float
     ok: bool
     error: str = ""
+    cpu_seconds: float = 0.0
 
 
 Row = tuple[str, Run, Run, int, bool | None]  # title, ghcr2ecr, skopeo, unique missing bytes, digests same
@@ -77,7 +79,7 @@ class Bench:
         src, dst = self.source.reset_traffic(), self.dest.reset_traffic()
         last_line = (result["stderr"].strip().splitlines() or [f"exit {result['rc']}"])[-1]
         return Run(result["seconds"], src.blob_bytes, src.total, dst.total, result["maxrss_kb"] / 1024,
-                   result["rc"] == 0, "" if result["rc"] == 0 else last_line)
+                   result["rc"] == 0, "" if result["rc"] == 0 else last_line, result["cpu"])
 
     def ghcr2ecr(self, repository: str, dest: str, *flags: str) -> Run:
         """Measure `ghcr2ecr sync` from the source proxy to the destination proxy."""
@@ -120,22 +122,33 @@ def push_series(bench: Bench, repository: str, series: list[images.Manifest], pr
     return tags
 
 
-def scenario_a(bench: Bench, releases: int, base: int) -> Row:
-    """Cold copy of a release series with layers shared across releases and platforms."""
-    series = images.release_series("bench-a", releases, base_size=base, shared_size=base // 4, own_size=base // 8)
-    tags = push_series(bench, "bench/set", series, "r")
-    unique = sum(b.size for b in {d: b for m in series for d, b in m.all_blobs().items()}.values())
-    g = bench.ghcr2ecr("bench/set", "g2e/set", "--all-tags")
-    s = bench.skopeo("sync", "--src", "docker", "--dest", "docker", "--all", "--preserve-digests",
-                     f"{bench.source.host}/bench/set", f"{bench.dest.host}/skopeo")
-    ok = all(bench.same(f"bench/set:{t}", f"g2e/set:{t}") and bench.same(f"bench/set:{t}", f"skopeo/set:{t}")
-             for t in tags[:2] + tags[-1:])
-    title = f"(a) cold copy: {releases} releases x 3 platforms, {len(tags)} tags"
-    return title, g, s, unique, ok
+def scenario_a(bench: Bench, releases: int, base: int, repeat: int = 1) -> Row:
+    """Cold copy of a release series with layers shared across releases and platforms.
+
+    Each repetition pushes a series of its own (new blobs): skopeo remembers where it has seen a blob
+    (its blob-info cache) and would mount a repeated series instead of copying it.
+    """
+    g_runs, s_runs, ok, unique, count = [], [], True, 0, 0
+    for n in range(repeat):
+        suffix = "" if n == 0 else str(n)  # (c) adds tags to the first series
+        series = images.release_series(f"bench-a{suffix}", releases, base_size=base, shared_size=base // 4,
+                                       own_size=base // 8)
+        tags = push_series(bench, f"bench/set{suffix}", series, "r")
+        unique, count = sum(b.size for b in {d: b for m in series for d, b in m.all_blobs().items()}.values()), len(tags)
+        g_runs.append(bench.ghcr2ecr(f"bench/set{suffix}", f"g2e/set{suffix}", "--all-tags"))
+        s_runs.append(bench.skopeo("sync", "--src", "docker", "--dest", "docker", "--all", "--preserve-digests",
+                                   f"{bench.source.host}/bench/set{suffix}", f"{bench.dest.host}/skopeo{suffix}"))
+        ok = ok and all(bench.same(f"bench/set{suffix}:{t}", f"g2e/set{suffix}:{t}")
+                        and bench.same(f"bench/set{suffix}:{t}", f"skopeo{suffix}/set{suffix}:{t}")
+                        for t in tags[:2] + tags[-1:])
+    title = f"(a) cold copy: {releases} releases x 3 platforms, {count} tags"
+    return title, median_run(g_runs), median_run(s_runs), unique, ok
 
 
 def median_run(runs: list[Run]) -> Run:
-    """Return the run of median wall time (a failed run wins: failures must show)."""
+    """Return the run of median wall time (a failed run wins: failures must show); print them all to stderr."""
+    if len(runs) > 1:
+        print(f"  runs: {' '.join(f'{r.seconds:.2f}' for r in runs)} s", file=sys.stderr)
     failed = [r for r in runs if not r.ok]
     return failed[0] if failed else sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
 
@@ -208,6 +221,7 @@ def print_table(rows: list[Row]) -> None:
         failed = "".join(f"; {name} FAILED: {run.error}" for name, run in (("ghcr2ecr", g), ("skopeo", s)) if not run.ok)
         print(f"{title}  [{status}{failed}; unique missing blob bytes {expected:,}]")
         metrics = [("wall time (s)", g.seconds, s.seconds, "{:.2f}"),
+                   ("CPU time, user + system (s)", g.cpu_seconds, s.cpu_seconds, "{:.2f}"),
                    ("blob bytes read from source", g.source_blob_bytes, s.source_blob_bytes, "{:,}"),
                    ("HTTP requests to source", g.source_requests, s.source_requests, "{:,}"),
                    ("HTTP requests to destination", g.dest_requests, s.dest_requests, "{:,}"),
@@ -224,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tags", type=int, help="tags in scenario (b) (default 200; quick 40)")
     parser.add_argument("--releases", type=int, help="releases in scenario (a) (default 6; quick 3)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every source request")
-    parser.add_argument("--repeat", type=int, default=1, help="runs of (b) and (c); the median is shown")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of (a), (b) and (c); the median is shown")
     parser.add_argument("--only", default="0abcd", help="the scenarios to run, e.g. 'ac' (default: 0abcd, all)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args(argv)
@@ -248,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench = Bench(workdir, ghcr, ecr, source, dest, reader)
             source.latency = args.latency_ms / 1000
             rows = []
-            steps = {"0": lambda: scenario_startup(bench), "a": lambda: scenario_a(bench, releases, base),
+            steps = {"0": lambda: scenario_startup(bench), "a": lambda: scenario_a(bench, releases, base, args.repeat),
                      "b": lambda: scenario_b(bench, count, args.repeat), "c": lambda: scenario_c(bench, args.repeat),
                      "d": lambda: scenario_d(bench, large)}
             if "c" in args.only and "a" not in args.only:  # (c) tags a digest of (a)'s series
@@ -261,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_table(rows)
         print(f"\nsource and destination: docker-registry {ghcr.host} / {ecr.host} behind counting proxies; "
               f"skopeo {skopeo.run(['--version']).decode().split()[-1]}; {args.latency_ms:g} ms added per source "
-              f"request; (b), (c): median of {args.repeat}; total {time.monotonic() - started:.0f}s")
+              f"request; (a), (b), (c): median of {args.repeat}; total {time.monotonic() - started:.0f}s")
         return 0 if all(ok is not False and g.ok and s.ok for _, g, s, _, ok in rows) else 1
     finally:
         if args.keep:

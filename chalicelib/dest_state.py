@@ -51,6 +51,7 @@ class DestinationState:
         self.tags: dict[str, str | None] = {}
         self.bulk = False  # every tag of the destination is in self.tags
         self._existing: set[str] | None = None  # the destination's tag names (registry API path)
+        self.empty = False  # load() found no tag at all (a new repository, or one never tagged)
         self._ecr = ecr
 
     def load(self) -> None:
@@ -62,7 +63,7 @@ class DestinationState:
                 log.info("listing ECR images failed (%s); reading tags through the registry API", type(exc).__name__)
             else:
                 self.tags.update(listed or {})
-                self.bulk = True
+                self.bulk, self.empty = True, not listed
                 return
         dest = self.copier.dest
         names: set[str] = set()
@@ -74,7 +75,7 @@ class DestinationState:
         except RegistryError as exc:  # a registry that will not list: HEAD every tag of interest instead
             log.info("listing the destination's tags failed (%s); checking each tag by HEAD", exc)
             return
-        self._existing = names
+        self._existing, self.empty = names, not names
 
     def exists(self, tag: str) -> bool:
         """Tell whether the destination has this tag at all (without a HEAD)."""
@@ -85,7 +86,10 @@ class DestinationState:
     def digests(self, tags: Iterable[str]) -> dict[str, str | None]:
         """Return tag → digest for these tags (None: absent), HEADing only tags that exist and are unknown."""
         tags = list(dict.fromkeys(tags))
-        todo = [t for t in tags if t not in self.tags and not self.bulk and self.exists(t)]
+        for tag in tags:
+            if tag not in self.tags and not self.exists(tag):
+                self.tags[tag] = None  # known absent: setting it later needs no HEAD
+        todo = [t for t in tags if t not in self.tags]
         for tag, head in zip(todo, bounded_map(self.pool, self._head, todo)):
             self.tags[tag] = head
         return {tag: self.tags.get(tag) for tag in tags}

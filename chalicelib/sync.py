@@ -264,6 +264,7 @@ class _Sync:
                 report.left_undone += [t for t, _ in pending[number * TAG_BATCH:]]
                 break
             self.phase("planning")
+            copier.dest_empty = self.dest.empty  # a first copy: nearly every manifest HEAD would answer 404
             copier.plan([*(untagged if number == 0 else []), *dict.fromkeys(d for _, d in batch)])
             self.phase("copying")
             copier.transfer()

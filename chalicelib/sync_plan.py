@@ -71,9 +71,13 @@ def desire(index: SourceIndex, dest: DestinationState, *, explicit: Sequence[str
     desired.roots = list(dict.fromkeys([*([digest] if digest else []), *desired.tags.values()]))
     if not (select_all or aliases):
         return desired
-    candidates = [t for t in index.listed() if not COSIGN_TAG.fullmatch(t) and t not in desired.tags
+    loading = alongside(dest.load)  # the destination's listing goes out with the source's
+    try:
+        listed = index.listed()
+    finally:
+        loading()
+    candidates = [t for t in listed if not COSIGN_TAG.fullmatch(t) and t not in desired.tags
                   and (tag_filter is None or tag_filter.matches(t))]
-    dest.load()
     if select_all and len(candidates) <= budget - index.heads:
         # every candidate gets its HEAD, so their order does not matter: both sides are read at once
         theirs = alongside(lambda: dest.digests(candidates))

@@ -41,6 +41,31 @@ def test_a_corrupt_blob_fails_before_its_last_chunk_is_sent() -> None:
     assert sum(map(len, sent)) < len(DATA)
 
 
+BIG = bytes(range(256)) * (14 * 1024)  # 3.5 MiB
+BIG_BLOB = Descriptor(digest="sha256:" + hashlib.sha256(BIG).hexdigest(), size=len(BIG))
+
+
+def _records(data: bytes, size: int = 16 * 1024) -> Iterator[bytes]:
+    """Cut data the way a TLS connection delivers it: 16 KiB records."""
+    return (data[i:i + size] for i in range(0, len(data), size))
+
+
+def test_small_reads_reach_the_upload_joined_into_pieces_of_about_one_mib() -> None:
+    pieces = list(_verified(_records(BIG), BIG_BLOB, "blob", lambda n: None))
+    assert b"".join(pieces) == BIG
+    assert [len(p) for p in pieces] == [1 << 20, 1 << 20, 1 << 20, len(BIG) - 3 * (1 << 20)]
+
+
+def test_a_corrupt_large_blob_fails_before_its_last_piece_is_sent() -> None:
+    corrupt = bytearray(BIG)
+    corrupt[-1] ^= 0xFF
+    sent: list[bytes] = []
+    with pytest.raises(DigestMismatch):
+        for piece in _verified(_records(bytes(corrupt)), BIG_BLOB, "blob", lambda n: None):
+            sent.append(piece)
+    assert sum(map(len, sent)) == 2 * (1 << 20)  # the third full piece and the tail are held back
+
+
 def test_more_bytes_than_declared_are_refused_at_once() -> None:
     with pytest.raises(DigestMismatch, match="more than the declared"):
         list(_verified(iter([DATA, b"x"]), BLOB, "blob", lambda n: None))

@@ -6,8 +6,8 @@ Copy (distribution spec "Pushing blobs", monolithic upload):
 2. GET /v2/<source>/blobs/<digest>, following redirects (ghcr.io answers 307 to a CDN; httpx drops the
    Authorization header on a cross-origin redirect).
 3. PUT <Location>&digest=<digest> with the GET body streamed straight through, hashing every chunk.
-   The last chunk is held back until the hash is checked, so a corrupted blob is never completed; the
-   registry also checks `?digest=` itself. Memory stays at one chunk whatever the blob's size.
+   The last piece is held back until the hash is checked, so a corrupted blob is never completed; the
+   registry also checks `?digest=` itself. Memory stays at two 1 MiB pieces whatever the blob's size.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from chalicelib.registry.transport import Transport, raise_for
 log = logging.getLogger(__name__)
 Outcome = Literal["copied", "mounted", "skipped"]
 MAX_MOUNT_TRIES = 4  # repositories tried for a cross-repository mount before uploading
+UPLOAD_PIECE = 1 << 20  # bytes handed to the upload at a time (see _verified)
 
 
 def blob_path(transport: Transport, digest: str, method: str) -> str:
@@ -100,9 +101,16 @@ def _source_chunks(chunks: Iterator[bytes], what: str, limits: Limits) -> Iterat
 
 def _verified(chunks: Iterator[bytes], blob: Descriptor, what: str, on_bytes: Callable[[int], None],
               limits: Limits = Limits()) -> Iterator[bytes]:
-    """Pass chunks through, hashing them; hold the last one back until size and digest check out."""
+    """Pass the bytes on in pieces of UPLOAD_PIECE, hashing them; hold the last back until size and digest check out.
+
+    Reads come in 16-64 KiB (a TLS record, httpcore's read size); every piece handed to the upload costs a pass
+    through httpx, httpcore and h11, so they are joined first (bench/: a 200 MiB PUT costs 0.48 s of CPU in
+    16 KiB pieces, 0.06 s in 1 MiB ones). Memory: two pieces per blob copy.
+    """
     hasher = hashlib.sha256()
     size = 0
+    gathered: list[bytes] = []
+    gathered_size = 0
     pending: bytes | None = None
     for chunk in _source_chunks(chunks, what, limits):
         if not chunk:
@@ -111,16 +119,20 @@ def _verified(chunks: Iterator[bytes], blob: Descriptor, what: str, on_bytes: Ca
         size += len(chunk)
         if size > blob.size:
             raise DigestMismatch(what, blob.digest, f"more than the declared {blob.size} bytes")
-        if pending is not None:
-            yield pending
-            on_bytes(len(pending))
-        pending = chunk
+        gathered.append(chunk)
+        gathered_size += len(chunk)
+        if gathered_size >= UPLOAD_PIECE:
+            if pending is not None:
+                yield pending
+                on_bytes(len(pending))
+            pending, gathered, gathered_size = b"".join(gathered), [], 0
     actual = "sha256:" + hasher.hexdigest()
     if actual != blob.digest:
         raise DigestMismatch(what, blob.digest, actual)
-    if pending is not None:
-        yield pending
-        on_bytes(len(pending))
+    for piece in (pending, b"".join(gathered)):
+        if piece:
+            yield piece
+            on_bytes(len(piece))
 
 
 def open_upload(transport: Transport, digest: str, mount_from: Sequence[str]) -> str | None:

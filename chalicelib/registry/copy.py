@@ -5,8 +5,9 @@ unreferenced blobs, which the next run skips by HEAD):
 1. plan: for each wanted digest the destination lacks, read the manifest from the source; an index
    brings every child. A manifest the destination already has is skipped with its whole tree: the
    registry only accepted it once everything it references was there.
-2. blobs: config and layers of every planned image, deduplicated, each HEAD-checked on the destination
-   and copied (or mounted) when missing, `concurrency` at a time.
+2. blobs: config and layers of every planned image, deduplicated, HEAD-checked on the destination all at
+   once (the metadata pool's width), then those missing copied (or mounted): the large ones largest first,
+   `concurrency` at a time, the small ones alongside on the metadata pool.
 3. manifests: PUT by digest, children before parents; a manifest with a failed blob or child is not
    pushed, and neither is anything above it.
 """
@@ -20,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from chalicelib.registry.blobs import blob_exists, copy_blob_with_retries
-from chalicelib.registry.bounds import DEADLINE_REACHED, Deadline, bounded_map
+from chalicelib.registry.bounds import DEADLINE_REACHED, Deadline, alongside, bounded_map
 from chalicelib.registry.errors import AccessDenied, DigestMismatch, RegistryError, UnsupportedManifest
 from chalicelib.registry.manifests import Descriptor, Manifest, get_manifest, head_manifest, put_manifest
 from chalicelib.registry.transport import Transport
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 CopyError = (RegistryError, DigestMismatch, UnsupportedManifest)
 MAX_DEPTH = 8  # index levels a tree may nest (index → image is 2; in practice at most 3)
 MAX_CHILDREN = 1000  # manifests one index may name (multi-platform indexes name tens)
+SMALL_BLOB = 1 << 20  # bytes up to which a blob copy is latency-bound: copied on the metadata pool
 
 
 @dataclass
@@ -73,6 +75,7 @@ class Copier:
         self.present: set[str] = set()  # manifest digests the destination has
         self.pushed: set[str] = set()  # manifest digests this copier pushed
         self.failed: dict[str, str] = {}  # digest -> why it could not be copied
+        self.dest_empty = False  # the destination held no tag when the run began: plan() reads, not HEADs (_probe)
         self._planned: list[Manifest] = []  # to push, children before parents
         self._planned_set: set[str] = set()
         self._lock = threading.Lock()
@@ -110,14 +113,18 @@ class Copier:
                                              "deep; refused before copying")
                 break
             missing: list[str] = []
-            for digest, there in zip(level, bounded_map(self.meta_pool, self._dest_has, level)):
+            heads, ahead = self._probe(level)
+            for digest, there in zip(level, heads):
                 if there:
                     self.present.add(digest)
                     self.stats.add("manifests_skipped")
                 else:
                     missing.append(digest)
+            reads = [ahead[d] for d in missing] if ahead else bounded_map(self.meta_pool, self._read, missing)
             children: list[str] = []
-            for digest, read in zip(missing, bounded_map(self.meta_pool, self._read, missing)):
+            for digest, read in zip(missing, reads):
+                if isinstance(read, AccessDenied):
+                    raise read
                 if isinstance(read, str):
                     self.failed[digest] = read
                 elif digest not in self._planned_set:
@@ -140,6 +147,25 @@ class Copier:
             found = [m for m in found if m.digest not in dropped]
         self._planned += found
 
+    def _probe(self, level: list[str]) -> tuple[list[bool], dict[str, Manifest | str | AccessDenied]]:
+        """HEAD one level's digests on the destination, or, when it held no tag (`dest_empty`), read them instead.
+
+        An empty destination would answer 404 to nearly every HEAD: its manifests are read from the source at
+        once, a round trip and a request fewer each. What an interrupted earlier run pushed by digest is then
+        read and pushed again (a few KB each); blobs are still HEADed, so no layer moves twice. A source
+        denial is returned, and raised by plan() for a manifest the destination lacks.
+        """
+        if not self.dest_empty:
+            return list(bounded_map(self.meta_pool, self._dest_has, level)), {}
+        return [False] * len(level), dict(zip(level, bounded_map(self.meta_pool, self._read_ahead, level)))
+
+    def _read_ahead(self, digest: str) -> Manifest | str | AccessDenied:
+        """Read a manifest from the source, returning a denial instead of raising it."""
+        try:
+            return self._read(digest)
+        except AccessDenied as exc:
+            return exc
+
     def _dest_has(self, digest: str) -> bool:
         """HEAD the destination for a manifest digest."""
         return head_manifest(self.dest, digest, actions="pull,push") is not None
@@ -161,9 +187,26 @@ class Copier:
             for blob in manifest.blobs():
                 blobs.setdefault(blob.digest, blob)
         self.stats.add("bytes_planned", sum(b.size for b in blobs.values()))
-        for digest, error in zip(blobs, bounded_map(self.pool, self._copy_blob, blobs.values())):
+        missing: list[Descriptor] = []
+        for blob, there in zip(blobs.values(), bounded_map(self.meta_pool, self._blob_there, blobs.values())):
+            if isinstance(there, str):
+                self.failed[blob.digest] = there
+            elif there:
+                self.stats.add("blobs_skipped")
+            else:
+                missing.append(blob)
+        # Small blobs (configs, signature layers) are round trips, not bandwidth: they go on the wide metadata
+        # pool while the large ones take the blob pool, largest first (the longest copy never starts last).
+        small = [b for b in missing if b.size <= SMALL_BLOB]
+        large = sorted((b for b in missing if b.size > SMALL_BLOB), key=lambda b: -b.size)
+        small_done = alongside(lambda: list(bounded_map(self.meta_pool, self._copy_blob, small)))
+        try:
+            done = list(zip(large, bounded_map(self.pool, self._copy_blob, large)))
+        finally:
+            done += zip(small, small_done())
+        for blob, error in done:
             if error:
-                self.failed[digest] = error
+                self.failed[blob.digest] = error
         # Push level by level (images, then indexes of them, ...); one level's manifests go in parallel.
         level = push_levels(self._planned)
         for depth in sorted(set(level.values())):
@@ -192,15 +235,19 @@ class Copier:
             return str(exc)
         return None
 
+    def _blob_there(self, blob: Descriptor) -> bool | str:
+        """HEAD the destination for one blob: whether it has it, or an error message."""
+        try:
+            return blob_exists(self.dest, blob.digest, actions="pull,push")
+        except CopyError as exc:
+            log.warning("blob %s failed: %s", blob.digest, exc)
+            return str(exc)
+
     def _copy_blob(self, blob: Descriptor) -> str | None:
-        """Copy one blob unless the destination has it; return an error message or None."""
+        """Copy one blob the destination lacks; return an error message or None."""
         if self.deadline.expired():
             return DEADLINE_REACHED
         try:
-            if blob_exists(self.dest, blob.digest, actions="pull,push"):
-                self.stats.add("blobs_skipped")
-                return None
-
             def moved(count: int) -> None:
                 self.stats.add("bytes_moved", count)
                 self.on_bytes(count)
