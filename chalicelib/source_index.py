@@ -66,13 +66,22 @@ class SourceIndex:
             self.digests[tag] = manifest.digest if manifest is not None else None
         return {tag: self.digests[tag] for tag in tags}
 
-    def resolve(self, tags: Iterable[str]) -> dict[str, str | None]:
-        """Resolve tags by HEAD, each at most once per run; return tag -> digest or None."""
+    def resolve(self, tags: Iterable[str], *, read: bool = False) -> dict[str, str | None]:
+        """Resolve tags by HEAD, each at most once per run; return tag -> digest or None.
+
+        `read`: by GET instead, one request each all the same, when the run will need their manifests
+        (a first copy of every tag): plan() then finds them read, a round trip and a request fewer per digest.
+        """
         todo = [t for t in dict.fromkeys(tags) if t not in self.digests]
         self.heads += len(todo)
-        for tag, digest in zip(todo, bounded_map(self.pool, self._head, todo)):
+        for tag, digest in zip(todo, bounded_map(self.pool, self._read if read else self._head, todo)):
             self.digests[tag] = digest
         return {tag: self.digests[tag] for tag in tags}
+
+    def _read(self, tag: str) -> str | None:
+        """GET one tag's manifest (kept by the copier); return its digest."""
+        manifest = self.copier.fetch(tag)
+        return manifest.digest if manifest is not None else None
 
     def _head(self, tag: str) -> str | None:
         """HEAD one tag; fall back to GET when the source sends no usable digest header."""
@@ -81,8 +90,7 @@ class SourceIndex:
             return None
         if DIGEST_PATTERN.fullmatch(head.digest):
             return head.digest
-        manifest = self.copier.fetch(tag)
-        return manifest.digest if manifest is not None else None
+        return self._read(tag)
 
     def tags_on(self, digests: Iterable[str]) -> list[str]:
         """Return the resolved tags that point at one of these digests."""

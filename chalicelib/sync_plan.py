@@ -48,14 +48,16 @@ def prioritised(candidates: Sequence[str], dest: DestinationState, known: Mappin
     return sorted(candidates, key=rank.__getitem__)  # stable: listing order within a rank
 
 
-def _spend(index: SourceIndex, tags: Sequence[str], budget: int) -> tuple[dict[str, str | None], list[str]]:
-    """HEAD as many of these tags as the budget allows, in bounded batches; return digests and the rest."""
+def _spend(index: SourceIndex, tags: Sequence[str], budget: int,
+           read: bool = False) -> tuple[dict[str, str | None], list[str]]:
+    """HEAD (or GET, when `read`) as many of these tags as the budget allows, in bounded batches; return digests
+    and the rest."""
     cached = [t for t in tags if t in index.digests]  # resolved earlier in this run: free
     todo = [t for t in tags if t not in index.digests]
     allowed = max(0, budget - index.heads)
     resolved: dict[str, str | None] = index.resolve(cached)
     for batch in batches(todo[:allowed], HEAD_BATCH):
-        resolved.update(index.resolve(batch))
+        resolved.update(index.resolve(batch, read=read))
     return resolved, todo[allowed:]
 
 
@@ -81,7 +83,7 @@ def desire(index: SourceIndex, dest: DestinationState, *, explicit: Sequence[str
     if select_all and len(candidates) <= budget - index.heads:
         # every candidate gets its HEAD, so their order does not matter: both sides are read at once
         theirs = alongside(lambda: dest.digests(candidates))
-        resolved, _ = _spend(index, candidates, budget)
+        resolved, _ = _spend(index, candidates, budget, read=dest.empty)  # a first copy reads every manifest
         current = theirs()
     else:
         current = dest.digests(candidates)

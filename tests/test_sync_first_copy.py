@@ -24,12 +24,15 @@ def _env(ghcr: GhcrStandin, ecr: EcrStandin) -> dict[str, str]:
 def test_a_first_copy_reads_the_manifests_without_heading_the_empty_destination(ghcr: GhcrStandin,
         ecr: EcrStandin, fault_proxy: Proxies, push_image: Pusher, repo_name: str) -> None:
     pushed = push_image(ghcr, repo_name, images.multi_platform_index(seed=repo_name), ("v1", "latest"))
-    dest = fault_proxy(ecr)
-    report = run_sync(ghcr.host, repo_name, dest.host, repo_name, _env(ghcr, ecr), all_tags=True)
+    source, dest = fault_proxy(ghcr), fault_proxy(ecr)
+    report = run_sync(source.host, repo_name, dest.host, repo_name, _env(ghcr, ecr), all_tags=True)
     assert report.ok, report.errors
     assert sorted(report.tags_set) == ["latest", "v1"]
     assert dest.traffic.count("manifest", "HEAD") == 0  # neither the tree's digests nor the tags being set
     assert dest.traffic.count("blob", "HEAD") == len(pushed.blobs)  # blobs are still checked, all at once
+    # each tag read by GET (its manifest is needed), no HEAD first; the children once each
+    assert source.traffic.count("manifest", "HEAD") == 0
+    assert source.traffic.count("manifest", "GET") == 2 + len(pushed.child_digests)
     for tag in ("v1", "latest"):
         assert skopeo.manifest_tree(f"{ecr.host}/{repo_name}:{tag}", ecr.credential) == \
             skopeo.manifest_tree(f"{ghcr.host}/{repo_name}:{tag}", ghcr.fallback)
