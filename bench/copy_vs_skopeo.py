@@ -72,6 +72,7 @@ class Bench:
         """Run a command in a fresh wrapper process and collect time, traffic and peak RSS."""
         self.source.reset_traffic()
         self.dest.reset_traffic()
+        os.sync()  # write back what earlier steps wrote (pushes, copies), so it does not compete with this run
         out = self.workdir / "run.json"
         subprocess.run([sys.executable, "-c", WRAPPER, str(out), *command], env=env or dict(os.environ),
                        timeout=RUN_TIMEOUT, check=True)
