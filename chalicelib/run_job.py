@@ -65,13 +65,34 @@ def run(job: BuildJob, env: Mapping[str, str], clock: Callable[[], float] = time
     """Sync each target in turn; return one result per target (status synced, skipped, failed, not_started)."""
     stop_at = _stop_at(job, env, clock())
     results = []
+    clients: dict[str | None, Any] = {}  # region -> the one boto3 ECR client of this job
     for target in job.targets:
         target_env = {**env, **_target_env(job, target)}
+        options = sync_options if "ecr_client" in sync_options else \
+            {**sync_options, "ecr_client": _shared_ecr_client(target, target_env, clients)}
         if clock() >= stop_at - RECORD_MARGIN:
-            results.append(_not_started(job, target, target_env, sync_options.get("ecr_client")))
+            results.append(_not_started(job, target, target_env, options["ecr_client"]))
             continue
-        results.append(_sync_target(job, target, target_env, clock, stop_at, **sync_options))
+        results.append(_sync_target(job, target, target_env, clock, stop_at, **options))
     return results
+
+
+def _shared_ecr_client(target: Target, env: Mapping[str, str], clients: dict[str | None, Any]) -> Any:
+    """Return the job's ECR client for this target's region (made once: about 0.1 s each, and its
+    GetAuthorizationToken answer is reused by every sync that shares it), or None off the ECR path."""
+    from chalicelib.registry import ecr, endpoints
+    from chalicelib.registry.reference import parse_repository
+
+    try:
+        dest = parse_repository(target.dest)
+    except ValueError:
+        return None  # the sync itself reports the bad destination
+    if not endpoints.uses_ecr(dest, env):
+        return None
+    region = dest.ecr[1] if dest.ecr else None
+    if region not in clients:
+        clients[region] = ecr.ecr_client(region)
+    return clients[region]
 
 
 RECORD_MARGIN = 30.0  # seconds kept, before the stop, to record the packages not started

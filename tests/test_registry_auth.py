@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime
 import logging
+import time
 from collections.abc import Callable
 
 import httpx
@@ -306,3 +307,20 @@ def test_the_registrys_own_realm_and_allowed_origins_are_used(registry: Reposito
 def test_a_malformed_or_plain_http_allowed_realm_is_refused(value: str) -> None:
     with pytest.raises(ValueError, match="GHCR2ECR_TOKEN_REALMS"):
         allowed_realms({"GHCR2ECR_TOKEN_REALMS": value})
+
+
+def test_an_expiry_already_past_is_kept_for_a_minute_not_asked_again_at_every_request() -> None:
+    fake = FakeEcr(expires_in=-3600)  # moto answers expiresAt=2015-01-01 for every token
+    now = [time.time()]
+    credential = EcrCredential(lambda: fake, clock=lambda: now[0])
+    assert credential.basic() == credential.basic() == ("AWS", "pw1")
+    now[0] += 61
+    assert credential.basic() == ("AWS", "pw2")
+
+
+def test_credentials_sharing_a_client_share_its_login() -> None:
+    fake = FakeEcr(expires_in=12 * 3600)
+    first, second = EcrCredential(lambda: fake), EcrCredential(lambda: fake)
+    assert first.basic() == second.basic() == ("AWS", "pw1")
+    assert EcrCredential(lambda: FakeEcr(expires_in=12 * 3600)).basic() == ("AWS", "pw1")  # another client: its own
+    assert len(fake.calls) == 1

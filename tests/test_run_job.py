@@ -149,3 +149,35 @@ def test_the_build_s_own_timeout_stops_new_syncs(ghcr: GhcrStandin, moto_ecr: Ec
     [result] = run(job(target(ghcr, moto_ecr, repo_name), deadline=10_000.0), env,
                    clock=lambda: next(times, 900.0))
     assert result["status"] == "not_started"
+
+
+def test_the_packages_of_a_job_share_one_ecr_client_and_its_login(
+        ghcr: GhcrStandin, moto_ecr: EcrStandin, build_env: dict[str, str], new_repo_name: Callable[..., str],
+        push_image: Callable[..., PushedImage], monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.registry import ecr
+
+    made: list[Any] = []
+    logins: list[dict[str, Any]] = []
+
+    class Counting:
+        """A real boto3 ECR client (moto), counting GetAuthorizationToken."""
+
+        def __init__(self, region: str | None) -> None:
+            self.client = real(region)
+            made.append(self)
+
+        def get_authorization_token(self, **kwargs: Any) -> dict[str, Any]:
+            logins.append(kwargs)
+            return self.client.get_authorization_token(**kwargs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.client, name)
+
+    real = ecr.ecr_client
+    monkeypatch.setattr(ecr, "ecr_client", Counting)
+    repos = [new_repo_name() for _ in range(3)]
+    for repo in repos:
+        push_image(ghcr, repo, images.single_image(seed=repo), ("v1",))
+    results = run(job(*(target(ghcr, moto_ecr, r) for r in repos)), build_env)
+    assert [r["status"] for r in results] == ["synced"] * 3
+    assert len(made) == 1 and len(logins) == 1  # one client, one login, for three packages

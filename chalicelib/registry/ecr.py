@@ -11,6 +11,7 @@ import datetime
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -32,8 +33,14 @@ def ecr_forced(env: Mapping[str, str]) -> bool:
     return env.get("GHCR2ECR_DEST_ECR", "").strip().lower() in ("1", "true", "yes")
 
 
+# GetAuthorizationToken answers per client (its account, region and role), for the whole registry: every sync
+# that uses the same client (run-job shares one across its packages) reuses the answer until it is due.
+_TOKENS: weakref.WeakKeyDictionary[Any, dict[str | None, tuple[str, str, float]]] = weakref.WeakKeyDictionary()
+_TOKENS_LOCK = threading.Lock()
+
+
 class EcrCredential:
-    """Basic credentials `AWS:<password>` from GetAuthorizationToken, cached until shortly before expiry."""
+    """Basic credentials `AWS:<password>` from GetAuthorizationToken, cached per client until shortly before expiry."""
 
     kind = "ECR GetAuthorizationToken"
 
@@ -42,24 +49,33 @@ class EcrCredential:
         self._client = client
         self._registry_id = registry_id
         self._clock = clock
-        self._cached: tuple[str, str, float] | None = None
-        self._lock = threading.Lock()
+        self._own: dict[str | None, tuple[str, str, float]] = {}  # for a client that takes no weak reference
 
     def __repr__(self) -> str:
         """Never show the cached password."""
         return f"EcrCredential(registry_id={self._registry_id!r})"
 
     def basic(self) -> tuple[str, str] | None:
-        """Return ("AWS", password), calling GetAuthorizationToken when the cache is empty or stale."""
-        with self._lock:
-            if self._cached and self._cached[2] - RENEW_BEFORE_SECONDS > self._clock():
-                return self._cached[0], self._cached[1]
+        """Return ("AWS", password), calling GetAuthorizationToken when the client's cache is empty or stale."""
+        client = self._client()
+        with _TOKENS_LOCK:
+            try:
+                cache = _TOKENS.setdefault(client, {})
+            except TypeError:  # not weakly referenceable: this credential keeps its own
+                cache = self._own
+            cached = cache.get(self._registry_id)
+            if cached and cached[2] - RENEW_BEFORE_SECONDS > self._clock():
+                return cached[0], cached[1]
             kwargs = {"registryIds": [self._registry_id]} if self._registry_id else {}
-            data = self._client().get_authorization_token(**kwargs)["authorizationData"][0]
+            data = client.get_authorization_token(**kwargs)["authorizationData"][0]
             username, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
             expires = data.get("expiresAt")
             expiry = expires.timestamp() if isinstance(expires, datetime.datetime) else self._clock() + 3600
-            self._cached = (username, password, expiry)
+            # ECR's tokens last 12 h; moto answers expiresAt=2015-01-01 for every one (FACTS.md §9): an expiry
+            # already past is taken as one minute from now, so a stand-in is not asked again at every request.
+            if expiry <= self._clock():
+                expiry = self._clock() + RENEW_BEFORE_SECONDS + 60
+            cache[self._registry_id] = (username, password, expiry)
             return username, password
 
 
