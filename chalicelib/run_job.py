@@ -91,7 +91,10 @@ def _shared_ecr_client(target: Target, env: Mapping[str, str], clients: dict[str
         return None
     region = dest.ecr[1] if dest.ecr else None
     if region not in clients:
-        clients[region] = ecr.ecr_client(region)
+        try:
+            clients[region] = ecr.ecr_client(region)
+        except Exception:  # botocore's NoRegionError, say: each sync then makes its own and reports why it fails
+            return None
     return clients[region]
 
 

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from chalicelib.registry.bounds import bounded_map
-from chalicelib.registry.copy import Copier
-from chalicelib.registry.errors import RegistryError
+from chalicelib.registry.copy import Copier, CopyError
+from chalicelib.registry.errors import AccessDenied, RegistryError
 from chalicelib.registry.manifests import tag_pages, head_manifest
 from chalicelib.registry.reference import DIGEST_PATTERN, TAG_PATTERN
 
@@ -79,8 +79,18 @@ class SourceIndex:
         return {tag: self.digests[tag] for tag in tags}
 
     def _read(self, tag: str) -> str | None:
-        """GET one tag's manifest (kept by the copier); return its digest."""
-        manifest = self.copier.fetch(tag)
+        """GET one tag's manifest (kept by the copier); return its digest.
+
+        A manifest this client cannot take (schema 1, a digest that does not match) fails its own tree later,
+        as after a HEAD, not the whole run: its digest then comes from a HEAD.
+        """
+        try:
+            manifest = self.copier.fetch(tag)
+        except AccessDenied:
+            raise
+        except CopyError:
+            head = head_manifest(self.copier.source, tag)
+            return head.digest if head is not None and DIGEST_PATTERN.fullmatch(head.digest) else None
         return manifest.digest if manifest is not None else None
 
     def _head(self, tag: str) -> str | None:

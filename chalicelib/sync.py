@@ -151,7 +151,7 @@ def run(request: SyncRequest, *, env: Mapping[str, str] | None = None, progress:
         with ThreadPoolExecutor(max_workers=request.concurrency, thread_name_prefix="ghcr2ecr-blob") as pool, \
                 ThreadPoolExecutor(max_workers=width, thread_name_prefix="ghcr2ecr-meta") as meta_pool:
             copier = Copier(source, dest, pool, meta_pool=meta_pool, deadline=deadline, stats=report.stats,
-                            mount_from=mount_from)
+                            mount_from=mount_from, blob_concurrency=request.concurrency)
             SyncSteps(request, env, report, copier, progress, boto).run()
     except (*CopyError, ValueError) as exc:
         report.errors.append(str(exc))

@@ -66,6 +66,12 @@ def test_a_corrupt_large_blob_fails_before_its_last_piece_is_sent() -> None:
     assert sum(map(len, sent)) == 2 * (1 << 20)  # the third full piece and the tail are held back
 
 
+def test_fewer_bytes_than_declared_are_refused_even_when_the_digest_matches() -> None:
+    declared_larger = Descriptor(digest=BLOB.digest, size=BLOB.size + 1)
+    with pytest.raises(DigestMismatch, match="not the declared"):
+        list(_verified(iter([DATA]), declared_larger, "blob", lambda n: None))
+
+
 def test_more_bytes_than_declared_are_refused_at_once() -> None:
     with pytest.raises(DigestMismatch, match="more than the declared"):
         list(_verified(iter([DATA, b"x"]), BLOB, "blob", lambda n: None))

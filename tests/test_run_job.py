@@ -181,3 +181,22 @@ def test_the_packages_of_a_job_share_one_ecr_client_and_its_login(
     results = run(job(*(target(ghcr, moto_ecr, r) for r in repos)), build_env)
     assert [r["status"] for r in results] == ["synced"] * 3
     assert len(made) == 1 and len(logins) == 1  # one client, one login, for three packages
+
+
+def test_an_ecr_client_that_cannot_be_made_fails_each_package_with_its_reason(
+        ghcr: GhcrStandin, moto_ecr: EcrStandin, build_env: dict[str, str], new_repo_name: Callable[..., str],
+        push_image: Callable[..., PushedImage], monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.exceptions import NoRegionError
+
+    from chalicelib.registry import ecr
+
+    def no_region(region: str | None) -> Any:
+        raise NoRegionError()
+
+    monkeypatch.setattr(ecr, "ecr_client", no_region)
+    repos = [new_repo_name() for _ in range(2)]
+    for repo in repos:
+        push_image(ghcr, repo, images.single_image(seed=repo), ("v1",))
+    results = run(job(*(target(ghcr, moto_ecr, r) for r in repos)), build_env)
+    assert [r["status"] for r in results] == ["failed", "failed"]
+    assert all("region" in r["reason"] for r in results)

@@ -49,3 +49,56 @@ def test_a_first_copy_that_stopped_before_its_tags_sends_no_layer_again(ghcr: Gh
     assert source.traffic.blob_bytes == 0
     assert report.stats.blobs_skipped == len(pushed.blobs)
     assert skopeo.digest(f"{ecr.host}/{repo_name}:v1", ecr.credential) == pushed.digest
+
+
+def test_a_tag_whose_manifest_cannot_be_read_by_tag_does_not_stop_the_first_copy(ghcr: GhcrStandin,
+        ecr: EcrStandin, fault_proxy: Proxies, push_image: Pusher, repo_name: str) -> None:
+    first = push_image(ghcr, repo_name, images.single_image(seed=repo_name + "/1"), ("v1",))
+    second = push_image(ghcr, repo_name, images.single_image(seed=repo_name + "/2"), ("v2",))
+    source = fault_proxy(ghcr)
+    source.corrupt("GET", "/manifests/v2$")  # its body no longer matches its digest: a HEAD resolves it instead
+    report = run_sync(source.host, repo_name, ecr.host, repo_name, _env(ghcr, ecr), all_tags=True)
+    assert report.ok, report.errors
+    assert sorted(report.tags_set) == ["v1", "v2"]
+    assert skopeo.digest(f"{ecr.host}/{repo_name}:v2", ecr.credential) == second.digest
+    assert skopeo.digest(f"{ecr.host}/{repo_name}:v1", ecr.credential) == first.digest
+
+
+def test_an_unexpected_failure_while_copying_blobs_is_reported_as_itself(ghcr: GhcrStandin, ecr: EcrStandin,
+        push_image: Pusher, repo_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.registry import copy
+
+    push_image(ghcr, repo_name, images.large_image(2 << 20, seed=repo_name), ("v1",))
+
+    def broken(*args: object, **kwargs: object) -> str:
+        raise RuntimeError("a bug in the copy")
+
+    monkeypatch.setattr(copy, "copy_blob_with_retries", broken)
+    report = run_sync(ghcr.host, repo_name, ecr.host, repo_name, _env(ghcr, ecr), all_tags=True)
+    assert not report.ok
+    assert "a bug in the copy" in report.cause() and "UnboundLocalError" not in report.cause()
+
+
+def test_small_blob_copies_alongside_stay_within_the_concurrency(ghcr: GhcrStandin, ecr: EcrStandin,
+        push_image: Pusher, repo_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from chalicelib.registry import copy
+
+    pushed = push_image(ghcr, repo_name, images.multi_platform_index(seed=repo_name), ("v1",))
+    real, lock, running, peak = copy.copy_blob_with_retries, threading.Lock(), [0], [0]
+
+    def counted(*args: object, **kwargs: object) -> str:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        try:
+            return real(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(copy, "copy_blob_with_retries", counted)
+    report = run_sync(ghcr.host, repo_name, ecr.host, repo_name, _env(ghcr, ecr), all_tags=True, concurrency=1)
+    assert report.ok and report.stats.blobs_copied == len(pushed.blobs), report.errors
+    assert peak[0] == 1  # every blob here is small: one at a time, as asked

@@ -7,13 +7,14 @@ unreferenced blobs, which the next run skips by HEAD):
    registry only accepted it once everything it references was there.
 2. blobs: config and layers of every planned image, deduplicated, HEAD-checked on the destination all at
    once (the metadata pool's width), then those missing copied (or mounted): the large ones largest first,
-   `concurrency` at a time, the small ones alongside on the metadata pool.
+   `concurrency` at a time, as many small ones (up to 1 MiB) alongside on the metadata pool.
 3. manifests: PUT by digest, children before parents; a manifest with a failed blob or child is not
    pushed, and neither is anything above it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -62,8 +63,9 @@ class Copier:
     def __init__(self, source: Transport, dest: Transport, pool: ThreadPoolExecutor, *,
                  meta_pool: ThreadPoolExecutor | None = None, deadline: Deadline | None = None,
                  mount_from: Sequence[str] = (), stats: Stats | None = None,
-                 on_bytes: Callable[[int], None] = lambda n: None) -> None:
+                 on_bytes: Callable[[int], None] = lambda n: None, blob_concurrency: int = 4) -> None:
         self.source, self.dest, self.pool = source, dest, pool
+        self.blob_concurrency = blob_concurrency  # large blob copies at once, and as many small ones
         self.meta_pool = meta_pool or pool
         self.deadline = deadline or Deadline()
         self.stats = stats or Stats()
@@ -195,16 +197,20 @@ class Copier:
                 self.stats.add("blobs_skipped")
             else:
                 missing.append(blob)
-        # Small blobs (configs, signature layers) are round trips, not bandwidth: they go on the wide metadata
-        # pool while the large ones take the blob pool, largest first (the longest copy never starts last).
+        # Small blobs (configs, signature layers) are round trips, not bandwidth: as many of them as blob copies
+        # go alongside on the metadata pool, while the large ones take the blob pool, largest first (the
+        # longest copy never starts last).
         small = [b for b in missing if b.size <= SMALL_BLOB]
         large = sorted((b for b in missing if b.size > SMALL_BLOB), key=lambda b: -b.size)
-        small_done = alongside(lambda: list(bounded_map(self.meta_pool, self._copy_blob, small)))
+        small_done = alongside(lambda: list(bounded_map(self.meta_pool, self._copy_blob, small,
+                                                        window=self.blob_concurrency)))
         try:
-            done = list(zip(large, bounded_map(self.pool, self._copy_blob, large)))
-        finally:
-            done += zip(small, small_done())
-        for blob, error in done:
+            large_done = list(bounded_map(self.pool, self._copy_blob, large))
+        except BaseException:
+            with contextlib.suppress(Exception):  # the first failure is the one to report
+                small_done()
+            raise
+        for blob, error in [*zip(large, large_done), *zip(small, small_done())]:
             if error:
                 self.failed[blob.digest] = error
         # Push level by level (images, then indexes of them, ...); one level's manifests go in parallel.
@@ -237,6 +243,8 @@ class Copier:
 
     def _blob_there(self, blob: Descriptor) -> bool | str:
         """HEAD the destination for one blob: whether it has it, or an error message."""
+        if self.deadline.expired():
+            return DEADLINE_REACHED
         try:
             return blob_exists(self.dest, blob.digest, actions="pull,push")
         except CopyError as exc:
