@@ -82,16 +82,24 @@ class SourceIndex:
         """GET one tag's manifest (kept by the copier); return its digest.
 
         A manifest this client cannot take (schema 1, a digest that does not match) fails its own tree later,
-        as after a HEAD, not the whole run: its digest then comes from a HEAD.
+        as after a HEAD, not the whole run: its digest then comes from a HEAD (the error stands when the HEAD
+        gives none).
         """
         try:
             manifest = self.copier.fetch(tag)
         except AccessDenied:
             raise
         except CopyError:
-            head = head_manifest(self.copier.source, tag)
-            return head.digest if head is not None and DIGEST_PATTERN.fullmatch(head.digest) else None
+            digest = self._head_digest(tag)
+            if digest is None:
+                raise
+            return digest
         return manifest.digest if manifest is not None else None
+
+    def _head_digest(self, tag: str) -> str | None:
+        """HEAD one tag: its digest, or None when the source lacks it or sends no usable digest header."""
+        head = head_manifest(self.copier.source, tag)
+        return head.digest if head is not None and DIGEST_PATTERN.fullmatch(head.digest) else None
 
     def _head(self, tag: str) -> str | None:
         """HEAD one tag; fall back to GET when the source sends no usable digest header."""
@@ -100,7 +108,8 @@ class SourceIndex:
             return None
         if DIGEST_PATTERN.fullmatch(head.digest):
             return head.digest
-        return self._read(tag)
+        manifest = self.copier.fetch(tag)
+        return manifest.digest if manifest is not None else None
 
     def tags_on(self, digests: Iterable[str]) -> list[str]:
         """Return the resolved tags that point at one of these digests."""

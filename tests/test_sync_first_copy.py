@@ -102,3 +102,15 @@ def test_small_blob_copies_alongside_stay_within_the_concurrency(ghcr: GhcrStand
     report = run_sync(ghcr.host, repo_name, ecr.host, repo_name, _env(ghcr, ecr), all_tags=True, concurrency=1)
     assert report.ok and report.stats.blobs_copied == len(pushed.blobs), report.errors
     assert peak[0] == 1  # every blob here is small: one at a time, as asked
+
+
+def test_a_tag_neither_its_get_nor_its_head_can_resolve_is_an_error_not_a_silent_skip(ghcr: GhcrStandin,
+        ecr: EcrStandin, fault_proxy: Proxies, push_image: Pusher, repo_name: str) -> None:
+    push_image(ghcr, repo_name, images.single_image(seed=repo_name + "/1"), ("v1",))
+    push_image(ghcr, repo_name, images.single_image(seed=repo_name + "/2"), ("v2",))
+    source = fault_proxy(ghcr)
+    source.corrupt("GET", "/manifests/v2$", count=-1)
+    source.fail("HEAD", "/manifests/v2$", status=404, count=-1)
+    report = run_sync(source.host, repo_name, ecr.host, repo_name, _env(ghcr, ecr), all_tags=True)
+    assert not report.ok
+    assert "v2" not in report.tags_set and "digest" in report.cause().lower()
