@@ -53,7 +53,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from standins.github_hooks import HookDeliveries, HookReply
+from standins.github_hooks import HookDeliveries
 from standins import github_checks
 from standins.github_checks import CheckRun, StorageRecordWrite
 from standins.loopback import LoopbackServer
@@ -251,11 +251,8 @@ class GitHubStandIn(LoopbackServer):
 
     def _hooks(self, method: str, parts: list[str], query: dict[str, list[str]], path: str) -> Reply:
         """The App's webhook deliveries: list them, or ask for one's redelivery (standins.github_hooks)."""
-        try:
-            status, body, headers = (self.hooks.list(query, self.url + path) if method == "GET"
-                                     else self.hooks.redeliver(parts[3]))
-        except HookReply as answer:
-            return Reply(answer.status, answer.body, answer.headers)
+        status, body, headers = (self.hooks.list(query, self.url + path) if method == "GET"
+                                 else self.hooks.redeliver(parts[3]))  # a refusal raises Reply
         return Reply(status, body, headers)
 
     def _installations_page(self, query: dict[str, list[str]], path: str) -> Reply:

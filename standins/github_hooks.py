@@ -24,16 +24,10 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlencode
 
+from standins.github_wire import Reply
+
 Send = Callable[[dict[str, str], bytes], int]  # (headers, body) -> HTTP status, or 0 for no answer
 MAX_PER_PAGE = 100
-
-
-class HookReply(Exception):
-    """An HTTP answer for the stand-in's handler (converted to its Reply)."""
-
-    def __init__(self, status: int, body: Any = None, headers: dict[str, str] | None = None) -> None:
-        super().__init__(status)
-        self.status, self.body, self.headers = status, body, headers or {}
 
 
 @dataclass
@@ -118,7 +112,7 @@ class HookDeliveries:
             per_page = min(max(int(query.get("per_page", ["30"])[0]), 1), MAX_PER_PAGE)
             cursor = int(query["cursor"][0]) if "cursor" in query else None
         except ValueError:
-            raise HookReply(422, {"message": "Invalid request"}) from None
+            raise Reply(422, {"message": "Invalid request"}) from None
         wanted = query.get("status", [None])[0]
         newest_first = sorted(self.items, key=lambda d: (d.delivered_at, d.id), reverse=True)
         if wanted == "success":
@@ -138,7 +132,7 @@ class HookDeliveries:
     def redeliver(self, delivery_id: str) -> tuple[int, Any, dict[str, str]]:
         """POST /app/hook/deliveries/{id}/attempts: 202 and remember it (404 for an unknown id)."""
         if not delivery_id.isdigit() or not any(d.id == int(delivery_id) for d in self.items):
-            raise HookReply(404, {"message": "Not Found"})
+            raise Reply(404, {"message": "Not Found"})
         self.attempts.append(int(delivery_id))
         return 202, {}, {}
 
