@@ -35,6 +35,17 @@ def in_ecr(ecr: EcrStandin, package: str, tag: str) -> bool:
     return dest_has(ecr, f"ghcr/octo-org/{package}", "manifests", tag)
 
 
+def mirrored(client, world: AppEnv, ghcr: GhcrStandin, prefix: str, seed: str = "") -> str:
+    """Push a new package's v1 to GHCR, deliver its event to the App, dispatch it and run the build; name it."""
+    package = unique_package(prefix)
+    pushed = push_to(ghcr, f"octo-org/{package}", images.single_image(seed=package + seed), ("v1",))
+    headers, body = delivery_for(package, pushed.digest, "v1")
+    assert client.http.post("/github/webhook", headers=headers, body=body).status_code == 202
+    dispatch_queued(client, world)
+    run_builds(world, ghcr)
+    return package
+
+
 def test_deliveries_answered_503_while_the_queue_was_down_are_redelivered_and_mirrored(
         client, world: AppEnv, ghcr: GhcrStandin, moto_ecr: EcrStandin) -> None:
     packages = [unique_package("outage") for _ in range(2)]
@@ -58,12 +69,7 @@ def test_deliveries_answered_503_while_the_queue_was_down_are_redelivered_and_mi
 
 def test_a_push_that_was_never_delivered_is_healed_by_reconcile(client, world: AppEnv, ghcr: GhcrStandin,
                                                                 moto_ecr: EcrStandin) -> None:
-    package = unique_package("heal")
-    first = push_to(ghcr, f"octo-org/{package}", images.single_image(seed=package + "1"), ("v1",))
-    headers, body = delivery_for(package, first.digest, "v1")
-    assert client.http.post("/github/webhook", headers=headers, body=body).status_code == 202
-    dispatch_queued(client, world)
-    run_builds(world, ghcr)
+    package = mirrored(client, world, ghcr, "heal", seed="1")
     assert in_ecr(moto_ecr, package, "v1")
     # v2 is pushed, and its delivery never arrives (the App was down, or GitHub lost it).
     push_to(ghcr, f"octo-org/{package}", images.single_image(seed=package + "2"), ("v2",))
@@ -103,12 +109,7 @@ def test_installing_on_an_organization_whose_repositories_have_images_mirrors_th
 
 def test_reconcile_skips_an_uninstalled_owner_with_a_logged_reason(client, world: AppEnv, ghcr: GhcrStandin,
                                                                    json_logs) -> None:
-    package = unique_package("gone")
-    pushed = push_to(ghcr, f"octo-org/{package}", images.single_image(seed=package), ("v1",))
-    headers, body = delivery_for(package, pushed.digest, "v1")
-    assert client.http.post("/github/webhook", headers=headers, body=body).status_code == 202
-    dispatch_queued(client, world)
-    run_builds(world, ghcr)
+    package = mirrored(client, world, ghcr, "gone")
     world.github.remove_installation(77)
     world.sqs.sent.clear()
     scheduled(client, "reconcile")
@@ -123,12 +124,7 @@ def test_reconcile_skips_a_suspended_or_no_longer_allowed_owner(client, world: A
                                                                reason: str) -> None:
     from tests.support.app_fixtures import clear_caches
 
-    package = unique_package("skip")
-    pushed = push_to(ghcr, f"octo-org/{package}", images.single_image(seed=package), ("v1",))
-    headers, body = delivery_for(package, pushed.digest, "v1")
-    assert client.http.post("/github/webhook", headers=headers, body=body).status_code == 202
-    dispatch_queued(client, world)
-    run_builds(world, ghcr)
+    package = mirrored(client, world, ghcr, "skip")
     if change == "suspend":
         world.github.suspend_installation(77)
     else:
