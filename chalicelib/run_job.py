@@ -68,11 +68,11 @@ def run(job: BuildJob, env: Mapping[str, str], clock: Callable[[], float] = time
     clients: dict[str | None, Any] = {}  # region -> the one boto3 ECR client of this job
     for target in job.targets:
         target_env = {**env, **_target_env(job, target)}
+        if clock() >= stop_at - RECORD_MARGIN:
+            results.append(_not_started(job, target, target_env, sync_options.get("ecr_client")))
+            continue
         options = sync_options if "ecr_client" in sync_options else \
             {**sync_options, "ecr_client": _shared_ecr_client(target, target_env, clients)}
-        if clock() >= stop_at - RECORD_MARGIN:
-            results.append(_not_started(job, target, target_env, options["ecr_client"]))
-            continue
         results.append(_sync_target(job, target, target_env, clock, stop_at, **options))
     return results
 
