@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="do not copy cosign sha256-<hex>.sig/.att/.sbom tags of copied digests")
     sync.add_argument("--no-create-repository", dest="create_repository", action="store_false",
                       help="for ECR destinations, do not create a missing repository")
-    sync.add_argument("--concurrency", type=int, default=4, metavar="N", help="large blobs copied at once, and as many small ones (up to 1 MiB) alongside (default 4)")
+    sync.add_argument("--concurrency", type=int, default=4, metavar="N",
+                      help="large blobs copied at once, and as many small ones (up to 1 MiB) alongside (default 4)")
     sync.add_argument("--quiet", action="store_true", help="no progress output")
 
     demo = commands.add_parser("demo", help="run the whole flow on this machine against local stand-ins")
