@@ -112,6 +112,24 @@ def _decoded(response: httpx.Response, limit: int, what: str) -> Iterator[bytes]
             from None
 
 
+def has_body(response: httpx.Response) -> bool:
+    """Tell whether an answer carries a body at all (RFC 9110 §6.4.1: not to HEAD, not 1xx, 204 or 304).
+
+    A bodiless answer's Content-Length describes the resource (a blob HEAD's is the blob's size), not
+    bytes to read, so no body cap applies to it.
+    """
+    status = response.status_code
+    return response.request.method != "HEAD" and status >= 200 and status not in (204, 304)
+
+
+def declared_length(response: httpx.Response, cap: int) -> int | None:
+    """Read Content-Length as a resource size: a plain decimal no larger than `cap`, else None (unknown)."""
+    text = response.headers.get("content-length", "").strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 20 or int(text) > cap:
+        return None
+    return int(text)
+
+
 def read_capped(response: httpx.Response, limit: int, what: str, *, truncate: bool = False) -> httpx.Response:
     """Read a streamed body through a byte counter and the attempt's deadline; return a read Response.
 
@@ -120,7 +138,8 @@ def read_capped(response: httpx.Response, limit: int, what: str, *, truncate: bo
     """
     try:
         declared = response.headers.get("content-length", "")
-        if not truncate and declared.isdigit() and int(declared) > limit:
+        # Refused early only when the header promises a body: a HEAD's (or 204's) describes the resource.
+        if not truncate and has_body(response) and declared.isdigit() and int(declared) > limit:
             raise ResponseTooLarge(response.request.method, response.request.url, what, limit)
         data = bytearray()
         for chunk in _decoded(response, limit, what):

@@ -20,7 +20,7 @@ import httpx
 
 from chalicelib.registry.errors import DigestMismatch, RefusedValue, RegistryError, ResponseTooLarge, UnsupportedManifest
 from chalicelib.registry.reference import DIGEST_PATTERN, TAG_PATTERN, InvalidReference, check_reference, is_digest, shown
-from chalicelib.registry.limits import read_capped
+from chalicelib.registry.limits import declared_length, read_capped
 from chalicelib.registry.redact import redact
 from chalicelib.registry.transport import Transport, raise_for
 
@@ -212,7 +212,8 @@ def head_manifest(transport: Transport, reference: str, *, actions: str = "pull"
     digest = header_digest(response, f"manifest {transport.repository}:{reference}") or ""
     if not digest and is_digest(reference):
         digest = reference
-    size = int(response.headers.get("content-length") or 0)
+    # A HEAD's Content-Length is the manifest's size: trusted only as a plain number within the manifest cap.
+    size = declared_length(response, MAX_MANIFEST_BYTES) or 0
     return Descriptor(digest=digest, size=size, media_type=response.headers.get("content-type", ""))
 
 
