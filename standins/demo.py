@@ -3,7 +3,8 @@
 A GHCR stand-in (docker-registry behind a GHCR-like token endpoint), an ECR stand-in (docker-registry with
 ECR's `AWS:<password>` Basic login, the password being the one moto's GetAuthorizationToken hands out), a
 moto server for SSM, SQS, CodeBuild, Secrets Manager and ECR, and a GitHub API stand-in. The App runs in
-Chalice's local HTTP server; the build runs the buildspec's own commands, as CodeBuild would.
+Chalice's local HTTP server; the build runs the buildspec's own commands, as CodeBuild would. Two releases go
+through the flow, the second sharing the first's base layers: its build must copy only what ECR lacks.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
@@ -38,12 +40,30 @@ APP_ID = 4242
 INSTALLATION_ID = 7
 OWNER, OWNER_ID, PACKAGE, TAG = "Octo-Org", 1001, "hello-world", "v1.0.0"
 REVISION = "3f786850e387550fdab836ed7e6dc881de23001b"  # the commit CI built the image from
+TAG_2, REVISION_2 = "v1.1.0", "89e6c98d92887913cadf06b2adb97f26cde4849b"  # the next release, on a later commit
+# Each platform's base layer is shared by both releases; at 2 MiB its HEAD's Content-Length is far over the
+# 64 KiB a small body may take, the shape of the bug that failed every release after the first.
+BASE_SIZE, SHARED_SIZE, OWN_SIZE = 2 << 20, 256 << 10, 128 << 10
 REPORT_BUCKET = "ghcr2ecr-demo-reports"
 STAGE_PREFIX = "ghcr2ecr-demo"
 
 
 class DemoFailure(RuntimeError):
     """A step of the demo did not have the expected effect."""
+
+
+@dataclass(frozen=True)
+class Release:
+    """One release CI pushes: the multi-platform index, its cosign signature, its tag and commit."""
+
+    tag: str
+    revision: str
+    image: images.Manifest
+    signature: images.Manifest
+
+    def blobs(self) -> dict[str, images.Blob]:
+        """Return every distinct blob of the image and its signature by digest."""
+        return {**self.image.all_blobs(), **self.signature.all_blobs()}
 
 
 class Demo:
@@ -62,17 +82,33 @@ class Demo:
         """Run every step in order; raise DemoFailure on the first unexpected effect."""
         self.start_standins()
         self.provision_aws()
-        image = self.publish_image()
+        first_image, second_image = images.release_series("demo", 2, base_size=BASE_SIZE, shared_size=SHARED_SIZE,
+                                                          own_size=OWN_SIZE)
+        first = Release(TAG, REVISION, first_image, images.cosign_signature(first_image))
+        second = Release(TAG_2, REVISION_2, second_image, images.cosign_signature(second_image))
+        self.publish_image(first)
         server_url = self.start_app()
+        self.mirror(server_url, first)
+        self.publish_image(second, first)
+        report = self.mirror(server_url, second)
+        self.check_incremental(second, first, report)
+
+    def mirror(self, url: str, release: Release) -> dict[str, Any]:
+        """Take one release from its deliveries to ECR; return the build's report of its package."""
         delivered_at = time.monotonic()
-        self.send_burst(server_url, image)
-        build = self.dispatch_queue()
-        self.run_build(build)
-        self.finish_build(build)
-        self.show_check_run()
-        self.verify(image)
-        self.step(f"done: {PACKAGE}:{TAG} went from delivery to ECR in {time.monotonic() - delivered_at:.2f}s, "
-                  "identical digests on both sides")
+        try:
+            self.send_burst(url, release)
+            build = self.dispatch_queue()
+            self.run_build(build)
+            report = self.build_report()
+            self.finish_build(build)
+            self.show_check_run(release)
+            self.verify(release)
+        except DemoFailure as exc:
+            raise DemoFailure(f"{PACKAGE}:{release.tag}: {exc}") from None
+        self.step(f"done: {PACKAGE}:{release.tag} went from delivery to ECR in "
+                  f"{time.monotonic() - delivered_at:.2f}s, identical digests on both sides")
+        return report
 
     # -- the world -------------------------------------------------------------------------------------------
 
@@ -128,15 +164,17 @@ class Demo:
         self.step("AWS resources in moto: App key and webhook secret (SSM SecureString), FIFO sync queue, "
                   f"copy project, report bucket, read credential ghcr2ecr/ghcr-pull/{OWNER_ID} (Secrets Manager)")
 
-    def publish_image(self) -> images.Manifest:
-        """Push a three-platform image with shared layers to the GHCR stand-in, as CI would."""
-        image = images.multi_platform_index("demo")
-        push_to(self.ghcr, f"{OWNER.lower()}/{PACKAGE}", image, (TAG,))
-        push_to(self.ghcr, f"{OWNER.lower()}/{PACKAGE}", images.cosign_signature(image),
-                (images.signature_tag(image.digest),))
-        self.step(f"CI pushed {OWNER.lower()}/{PACKAGE}:{TAG} to GHCR: index {image.digest[:19]}… with "
-                  f"{len(image.children)} platforms, {len(image.all_blobs())} blobs, and its cosign signature")
-        return image
+    def publish_image(self, release: Release, previous: Release | None = None) -> None:
+        """Push a three-platform release and its cosign signature to the GHCR stand-in, as CI would."""
+        image = release.image
+        push_to(self.ghcr, f"{OWNER.lower()}/{PACKAGE}", image, (release.tag,))
+        push_to(self.ghcr, f"{OWNER.lower()}/{PACKAGE}", release.signature, (images.signature_tag(image.digest),))
+        blobs = image.all_blobs()
+        shared = f", {len(blobs.keys() & previous.image.all_blobs().keys())} of them shared with {previous.tag} " \
+            "(its base layers)" if previous else ""
+        self.step(f"CI pushed {OWNER.lower()}/{PACKAGE}:{release.tag} to GHCR: index {image.digest[:19]}… with "
+                  f"{len(image.children)} platforms, {len(blobs)} blobs ({_size(sum(b.size for b in blobs.values()))})"
+                  f"{shared}, and its cosign signature")
 
     # -- the App ---------------------------------------------------------------------------------------------
 
@@ -167,12 +205,13 @@ class Demo:
         self.step(f"App listening at {url}/github/webhook")
         return url
 
-    def send_burst(self, url: str, image: images.Manifest) -> None:
+    def send_burst(self, url: str, release: Release) -> None:
         """Send what GitHub sends for one multi-platform push: untagged platform events, then the tagged one."""
+        image = release.image
         deliveries = multi_platform_burst(OWNER, OWNER_ID, PACKAGE, image.digest,
-                                          [child.digest for child in image.children], TAG, self.secret,
+                                          [child.digest for child in image.children], release.tag, self.secret,
                                           installation_id=INSTALLATION_ID, repository="hello-world", app_id=APP_ID,
-                                          revision=REVISION)
+                                          revision=release.revision)
         # a manual redelivery repeats the tagged delivery byte for byte; the FIFO queue's dedup collapses it
         deliveries.append(deliveries[-1])
         with httpx.Client(timeout=10) as client:
@@ -194,7 +233,7 @@ class Demo:
         if len(messages) != 1:  # two tagged deliveries of one version: the FIFO dedup id collapses them
             raise DemoFailure(f"expected one queued sync, found {len(messages)}")
         self.step("queue: 1 message for the tagged delivery and its redelivery (FIFO deduplication)")
-        message = messages[0]
+        message, started = messages[0], len(self.codebuild.builds)
         event = {"Records": [{
             "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"], "body": message["Body"],
             "attributes": message.get("Attributes", {}), "messageAttributes": {}, "md5OfBody": message["MD5OfBody"],
@@ -203,9 +242,9 @@ class Demo:
         }]}
         self.handlers.dispatch(event, _LambdaContext("dispatch"))
         sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-        if len(self.codebuild.builds) != 1:
-            raise DemoFailure(f"dispatch started {len(self.codebuild.builds)} builds, expected 1")
-        build = self.codebuild.builds[0]
+        if len(self.codebuild.builds) != started + 1:
+            raise DemoFailure(f"dispatch started {len(self.codebuild.builds) - started} builds, expected 1")
+        build = self.codebuild.builds[-1]
         from chalicelib.build_job import BuildJob
 
         job = BuildJob.from_variables({v["name"]: v for v in build["variables"]})
@@ -241,9 +280,19 @@ class Demo:
         if result.failed or result.finally_failed:
             raise DemoFailure(f"the build's command failed: {result.failed or result.finally_failed}")
 
+    def build_report(self) -> dict[str, Any]:
+        """Return the sync report of the job's one package, from the report file the buildspec has run-job write."""
+        try:
+            job_report = json.loads((self.workdir / "ghcr2ecr-report.json").read_text())
+            [package] = job_report["packages"]
+            return dict(package["report"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DemoFailure(f"the build's report is missing or unreadable ({type(exc).__name__})") from None
+
     def allow_installation_tokens(self) -> None:
         """Let minted installation tokens log in to the GHCR stand-in, and be denied private pulls, as on ghcr.io."""
-        for token in self.github.tokens:
+        known = {p.credential.password for p in self.ghcr.tokens.policy.principals}
+        for token in (t for t in self.github.tokens if t.value not in known):
             self.ghcr.tokens.policy.principals.append(
                 Principal(Credential("x-access-token", token.value), {self.ghcr.public_prefix + "*": PULL}))
 
@@ -272,9 +321,9 @@ class Demo:
         if len(revoked) != len(self.github.tokens):
             raise DemoFailure("an installation token was not revoked")
 
-    def show_check_run(self) -> None:
-        """Print the `ghcr2ecr` check run as the tenant sees it on the commit, and the storage records."""
-        runs = list(self.github.check_runs.values())
+    def show_check_run(self, release: Release) -> None:
+        """Print the `ghcr2ecr` check run as the tenant sees it on the commit, and the storage record."""
+        runs = [r for r in self.github.check_runs.values() if r.head_sha == release.revision]
         if len(runs) != 1 or runs[0].status != "completed" or runs[0].conclusion != "success":
             raise DemoFailure(f"expected one successful ghcr2ecr check run, found {[(r.status, r.conclusion) for r in runs]}")
         run = runs[0]
@@ -285,20 +334,22 @@ class Demo:
         print(f"{indent}{run.output.get('title', '')}", file=self.out)
         for line in str(run.output.get("summary", "")).splitlines():
             print(f"{indent}{line}", file=self.out)
-        for record in self.github.storage_records:
+        records = [r for r in self.github.storage_records if r.body["digest"] == release.image.digest]
+        for record in records:
             self.step(f"GitHub: storage record on {OWNER}'s linked artifacts: {record.body['name']} "
                       f"{record.body['digest'][:19]}… version {record.body.get('version')} in "
                       f"{record.body['registry_url']}/{record.body.get('repository')} "
                       f"(token: {', '.join(f'{k}: {v}' for k, v in sorted(record.token.permissions.items()))})")
-        if len(self.github.storage_records) != 1:
-            raise DemoFailure(f"expected one storage record, found {len(self.github.storage_records)}")
+        if len(records) != 1:
+            raise DemoFailure(f"expected one storage record, found {len(records)}")
 
-    def verify(self, image: images.Manifest) -> None:
+    def verify(self, release: Release) -> None:
         """Ask skopeo, the independent oracle, for the digests on both sides: index and every child."""
+        image, tag = release.image, release.tag
         source = f"{self.ghcr.host}/{OWNER.lower()}/{PACKAGE}"
         dest = f"{self.ecr.host}/ghcr/{OWNER.lower()}/{PACKAGE}"
-        src_digest = skopeo.digest(f"{source}:{TAG}", self.ghcr.fallback)
-        dst_digest = skopeo.digest(f"{dest}:{TAG}", self.ecr.credential)
+        src_digest = skopeo.digest(f"{source}:{tag}", self.ghcr.fallback)
+        dst_digest = skopeo.digest(f"{dest}:{tag}", self.ecr.credential)
         if src_digest != dst_digest or src_digest != image.digest:
             raise DemoFailure(f"index digests differ: source {src_digest}, destination {dst_digest}")
         for child in image.children:
@@ -309,8 +360,36 @@ class Demo:
         if skopeo.digest(f"{dest}:{signature}", self.ecr.credential) != skopeo.digest(
                 f"{source}:{signature}", self.ghcr.fallback):
             raise DemoFailure(f"the signature tag {signature} differs or is missing in the destination")
-        self.step(f"skopeo reads {dst_digest[:19]}… for {dest}:{TAG}, the same {len(image.children)} platform "
+        self.step(f"skopeo reads {dst_digest[:19]}… for {dest}:{tag}, the same {len(image.children)} platform "
                   "digests and the same cosign signature as the source")
+
+    def check_incremental(self, release: Release, previous: Release, report: dict[str, Any]) -> None:
+        """Print what the build moved for a release next to what ECR already held; fail if it copied any of that."""
+        wanted, held = release.blobs(), previous.blobs()
+        new = [b for d, b in wanted.items() if d not in held]
+        there = [b for d, b in wanted.items() if d in held]
+        blobs, moved = report.get("blobs") or {}, int(report.get("bytes_moved") or 0)
+        copied, skipped, mounted = (blobs.get(k) for k in ("copied", "skipped", "mounted"))
+        self.step(f"{PACKAGE}:{release.tag}, the build's report: {copied} blobs copied, {_size(moved)} "
+                  f"({moved:,} bytes) moved; {skipped} blobs already in ECR, skipped; {mounted} mounted")
+        expected = (len(new), len(there), 0, sum(b.size for b in new))
+        if (copied, skipped, mounted, moved) != expected:
+            raise DemoFailure(f"{PACKAGE}:{release.tag}: the build copied {copied}, skipped {skipped}, mounted "
+                              f"{mounted} blobs and moved {moved} bytes; expected {expected[0]} copied ("
+                              f"{expected[3]} bytes) and the {expected[1]} blobs ECR already held skipped")
+        held_bytes = _size(sum(b.size for b in there))
+        self.step(f"only new content moved: the {len(new)} new blobs of {release.tag} and its signature "
+                  f"({_size(expected[3])}); {previous.tag}'s {len(there)} base layers ({held_bytes}, already in ECR) "
+                  "were HEADed, not copied again")
+
+
+def _size(count: float) -> str:
+    """Render a byte count for humans (decimal units, as the check run shows them)."""
+    for unit in ("B", "KB", "MB"):
+        if count < 1000:
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count:.1f} GB"
 
 
 @contextlib.contextmanager
@@ -358,7 +437,7 @@ class _LambdaContext:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run the demo; exit 0 when the image arrived identical, 1 with the failing step otherwise."""
+    """Run the demo; exit 0 when both releases arrived identical, 1 with the failing step otherwise."""
     for tool in ("docker-registry", "skopeo"):
         if shutil.which(tool) is None:
             print(f"demo: {tool} is not installed (run bash .ci/setup)", file=sys.stderr)
