@@ -7,7 +7,10 @@ import os
 from chalice import Chalice, Rate, Response
 from chalice.app import CloudWatchEvent, SQSEvent
 
-from chalicelib import build_state, dispatch as dispatching, intake, token_cleanup
+from chalicelib.outcome import build_state
+from chalicelib.dispatch import handler as dispatching
+from chalicelib.webhook import edge as intake
+from chalicelib.build import token_cleanup
 from chalicelib.config import schedule_rate
 
 app = Chalice(app_name="ghcr2ecr")
@@ -53,7 +56,7 @@ def sweep_tokens(event: CloudWatchEvent) -> None:
 @app.schedule(Rate(REDELIVER_EVERY, unit=Rate.MINUTES))
 def redeliver_failed(event: CloudWatchEvent) -> None:
     """Ask GitHub to redeliver the webhook deliveries that failed through our fault (5xx, no answer)."""
-    from chalicelib import redeliver
+    from chalicelib.heal import redeliver
 
     redeliver.run()
 
@@ -61,6 +64,6 @@ def redeliver_failed(event: CloudWatchEvent) -> None:
 @app.schedule(Rate(RECONCILE_EVERY, unit=Rate.HOURS))
 def reconcile(event: CloudWatchEvent) -> None:
     """Queue an every-tag sync of every mirrored package, through the event's path (queue, dispatch, build)."""
-    from chalicelib import reconcile as reconciling
+    from chalicelib.heal import reconcile as reconciling
 
     reconciling.run()

@@ -209,9 +209,9 @@ def ratio(a: float, b: float) -> str:
 
 def scenario_startup(bench: Bench) -> Row:
     """Process start-up alone, for scale: Python importing the sync modules, and `skopeo --version`."""
-    g = bench.measure([sys.executable, "-c", "import chalicelib.sync_cli"])
+    g = bench.measure([sys.executable, "-c", "import chalicelib.sync.cli"])
     s = bench.measure([skopeo.skopeo_binary() or "skopeo", "--version"])
-    return "(0) start-up only: python -c 'import chalicelib.sync_cli' vs skopeo --version", g, s, 0, None
+    return "(0) start-up only: python -c 'import chalicelib.sync.cli' vs skopeo --version", g, s, 0, None
 
 
 def print_table(rows: list[Row]) -> None:

@@ -26,9 +26,9 @@ RUNS = 5
 FIRST_CALL = {
     "webhook": ["boto3", "botocore.config", "aws_lambda_powertools.metrics"],
     "dispatch": ["boto3", "botocore.config", "aws_lambda_powertools.metrics", "githubkit", "githubkit.exception",
-                 "githubkit.typing", "chalicelib.registry.signatures"],
+                 "githubkit.typing", "chalicelib.sync.signatures"],
     "on_build_state": ["boto3", "botocore.config", "aws_lambda_powertools.metrics", "githubkit",
-                       "githubkit.exception", "chalicelib.storage_records", "urllib.request"],
+                       "githubkit.exception", "chalicelib.outcome.storage_records", "urllib.request"],
     "sweep_tokens": ["boto3", "botocore.config", "aws_lambda_powertools.metrics"],
 }
 PEERS = {"import boto3 (peer)": ["boto3"], "import githubkit (peer)": ["githubkit"]}

@@ -25,8 +25,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chalicelib import aws, dispatch, intake, reconcile, run_job, webhooks  # noqa: E402
-from chalicelib.build_job import BuildJob  # noqa: E402
+from chalicelib import aws  # noqa: E402
+from chalicelib.dispatch import handler as dispatch
+from chalicelib.webhook import edge as intake
+from chalicelib.heal import reconcile
+from chalicelib.build import run_job
+from chalicelib.webhook import events as webhooks
+from chalicelib.build.job import BuildJob  # noqa: E402
 from chalicelib.config import settings  # noqa: E402
 from standins import images  # noqa: E402
 from standins.aws import ACCOUNT_ID, MotoServer, apply_aws_environment  # noqa: E402

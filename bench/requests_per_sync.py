@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from chalicelib import sync
+from chalicelib.sync import engine as sync
 from standins import images
 from standins.faults import FaultProxy
 from standins.ghcr_ecr import start_ecr, start_ghcr

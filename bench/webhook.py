@@ -43,7 +43,7 @@ import json, sys, time
 start = time.perf_counter()
 import app
 from chalice.local import LambdaContext
-from chalicelib.webhooks import sign
+from chalicelib.webhook.events import sign
 imported = time.perf_counter()
 body = sys.stdin.buffer.read()
 headers = {"content-type": "application/json", "x-github-event": "registry_package", "x-github-delivery": "cold-1",
@@ -114,7 +114,8 @@ def main() -> int:
     import boto3
     from chalice.local import LambdaContext
 
-    from chalicelib import aws, webhooks
+    from chalicelib import aws
+    from chalicelib.webhook import events as webhooks
     from chalicelib.config import settings
     from standins.aws import MotoServer, aws_environment
     from tests.support.app_fixtures import RecordingSqs, WEBHOOK_SECRET, load_delivery

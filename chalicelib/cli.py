@@ -13,17 +13,17 @@ from typing import NoReturn
 
 # subcommand -> module whose `main(args) -> int` runs it (imported only when that subcommand runs)
 _HANDLERS = {
-    "sync": "chalicelib.sync_cli",
+    "sync": "chalicelib.sync.cli",
     "demo": "standins.demo",
     "create-app": "chalicelib.ops.create_app",
     "deploy": "chalicelib.ops.deploy",
     "destroy": "chalicelib.ops.deploy",
-    "revoke-token": "chalicelib.revoke",
-    "run-job": "chalicelib.run_job",
-    "reconcile": "chalicelib.reconcile_cli",
+    "revoke-token": "chalicelib.build.revoke_token",
+    "run-job": "chalicelib.build.run_job",
+    "reconcile": "chalicelib.ops.reconcile",
     "status": "chalicelib.ops.status",
     "retry-dead-letters": "chalicelib.ops.status",
-    "store-report": "chalicelib.report_store",
+    "store-report": "chalicelib.build.report_store",
 }
 # What `ghcr2ecr demo` imports beyond the runtime dependencies: module -> distribution (the `demo` extra).
 DEMO_MODULES = {"bcrypt": "bcrypt", "moto": "moto[server]", "flask": "moto[server]", "flask_cors": "moto[server]"}

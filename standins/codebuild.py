@@ -129,7 +129,7 @@ class RecordingCodeBuild:
 def build_state_detail(project: str, build_id: str, status: str, variables: list[dict[str, str]],
                        started: datetime | None = None) -> dict[str, Any]:
     """Return the `detail` of an EventBridge "CodeBuild Build State Change" event, as AWS documents it."""
-    from chalicelib.build_state import start_time_text
+    from chalicelib.outcome.build_state import start_time_text
 
     return {
         "build-status": status, "project-name": project, "build-id": build_id, "current-phase": "COMPLETED",

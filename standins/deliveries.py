@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.webhooks import sign
+from chalicelib.webhook.events import sign
 
 
 @dataclass(frozen=True)

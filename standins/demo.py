@@ -245,7 +245,7 @@ class Demo:
         if len(self.codebuild.builds) != started + 1:
             raise DemoFailure(f"dispatch started {len(self.codebuild.builds) - started} builds, expected 1")
         build = self.codebuild.builds[-1]
-        from chalicelib.build_job import BuildJob
+        from chalicelib.build.job import BuildJob
 
         job = BuildJob.from_variables({v["name"]: v for v in build["variables"]})
         shown = ", ".join([f"destination {job.targets[0].dest}" if job else "no job"] + [

@@ -9,9 +9,9 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from chalicelib.naming import InvalidName, destination
+from chalicelib.names import InvalidName, destination
 from chalicelib.jobs import Job
-from chalicelib.webhooks import Ignored, InstallationChange, MalformedDelivery, decide, sign
+from chalicelib.webhook.events import Ignored, InstallationChange, MalformedDelivery, decide, sign
 from tests.support.app_fixtures import DELIVERIES, WEBHOOK_SECRET, AppEnv, load_delivery
 
 FIXTURES = sorted(p.stem for p in DELIVERIES.glob("*.json"))

@@ -28,7 +28,7 @@ BUILD_LAZY = ("githubkit", "pydantic", "boto3", "botocore", "click", "pygments",
 
 
 def test_the_build_commands_start_without_the_sdks() -> None:
-    code = (f"import json, sys, chalicelib.sync_cli, chalicelib.run_job; "
+    code = (f"import json, sys, chalicelib.sync.cli, chalicelib.build.run_job; "
             f"print(json.dumps([m for m in {BUILD_LAZY!r} if m in sys.modules]))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           check=True)

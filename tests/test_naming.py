@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.naming import InvalidName, check_repository_variable, destination
+from chalicelib.names import InvalidName, check_repository_variable, destination
 
 
 @pytest.mark.parametrize("owner,name,expected", [

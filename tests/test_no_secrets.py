@@ -113,7 +113,7 @@ def test_the_token_is_never_a_plaintext_build_variable(client, app_env: AppEnv) 
 
 @pytest.mark.parametrize("field", ["token", "private key"])
 def test_installation_token_and_app_client_reprs_hide_secrets(app_env: AppEnv, field: str) -> None:
-    from chalicelib.installations import GitHubApp
+    from chalicelib.github.app import GitHubApp
 
     app = GitHubApp("4242", app_env.github.private_key_pem, app_env.github.url)
     token = app.mint_token(77, None, {"packages": "read"})

@@ -31,7 +31,7 @@ from chalicelib.ops.chalice_config import ChaliceConfig
 from chalicelib.ops.policy import lambda_policies, policy_files, write_policies
 from chalicelib.ops.project import Say, aws_session, find_project_dir, region_environment, say_stdout
 from chalicelib.ops.stack import TEMPLATE_PATH, StackError, SupportStack, empty_bucket, stack_name
-from chalicelib.token_cleanup import TOKEN_LIFETIME
+from chalicelib.build.token_cleanup import TOKEN_LIFETIME
 
 Runner = Callable[[Sequence[str], Path, Mapping[str, str]], int]
 

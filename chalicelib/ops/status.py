@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import report_store
+from chalicelib.build import report_store
 from chalicelib.config import setting
 from chalicelib.ops import state
 from chalicelib.ops.chalice_config import ChaliceConfig

@@ -80,7 +80,7 @@ class EcrCredential:
 
 
 OWNER_ID_TAG = "ghcr2ecr:owner-id"
-# What reconcile needs to find a package again (chalicelib/reconcile.py), recorded when the repository is made
+# What reconcile needs to find a package again (chalicelib/heal/reconcile.py), recorded when the repository is made
 # and brought up to date by each sync: the source, the owner's id, the linked repository, the installation.
 SOURCE_TAG, OWNER_TAG, PACKAGE_TAG = "ghcr2ecr:source", "ghcr2ecr:owner", "ghcr2ecr:package"
 LINKED_REPOSITORY_TAG, INSTALLATION_TAG = "ghcr2ecr:repository", "ghcr2ecr:installation-id"

@@ -20,7 +20,7 @@ import pytest
 
 from chalicelib import aws, logs
 from chalicelib.config import settings
-from chalicelib.webhooks import sign
+from chalicelib.webhook.events import sign
 from standins.aws import ACCOUNT_ID, MotoServer, aws_variables, reset
 from standins.codebuild import RecordingCodeBuild, build_state_detail
 from standins.github import GitHubStandIn
@@ -131,7 +131,7 @@ class AppEnv:
 
     def build_job(self, index: int = -1) -> Any:
         """Return the BuildJob (GHCR2ECR_JOB) of one StartBuild call."""
-        from chalicelib.build_job import BuildJob
+        from chalicelib.build.job import BuildJob
 
         return BuildJob.from_json(self.codebuild.variables(index)["GHCR2ECR_JOB"][1])
 
@@ -197,7 +197,7 @@ def github(app_private_key: str) -> Iterator[GitHubStandIn]:
 
 def clear_caches() -> None:
     """Forget settings, seams and the App client so the next use reads the current environment."""
-    from chalicelib import dispatch
+    from chalicelib.dispatch import handler as dispatch
 
     settings.cache_clear()
     dispatch.reset_github_app()

@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib import aws, run_job
-from chalicelib.build_job import BuildJob
+from chalicelib import aws
+from chalicelib.build import run_job
+from chalicelib.build.job import BuildJob
 from standins.aws import ACCOUNT_ID
 from standins.codebuild import resolve_variables
 from standins.deliveries import registry_package_payload
@@ -26,7 +27,7 @@ from standins.registry import BasicAuth, RegistryProcess
 from standins.tokens import PULL, Credential, Principal
 from tests.support.app_fixtures import APP_ID, WEBHOOK_SECRET, AppEnv, clear_caches
 from tests.support.engine_helpers import FAST_RETRY, Sleeps
-from chalicelib.webhooks import sign
+from chalicelib.webhook.events import sign
 
 
 @pytest.fixture(scope="session")

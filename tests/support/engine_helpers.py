@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from chalicelib import sync
+from chalicelib.sync import engine as sync
 from chalicelib.registry.manifests import ACCEPT
 from chalicelib.registry.transport import RetryPolicy
 from standins.ghcr_ecr import EcrStandin, GhcrStandin

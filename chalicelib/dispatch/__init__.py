@@ -1,0 +1,1 @@
+"""Dispatch: a queued Job -> tenant settings -> destination -> installation token -> StartBuild."""

@@ -1,0 +1,1 @@
+"""Healing lossy events: redeliver failed deliveries, reconcile every mirrored package, backfill."""

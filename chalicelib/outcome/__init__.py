@@ -1,0 +1,1 @@
+"""A finished build -> the tenant's check run, storage records, and the outcome log line."""

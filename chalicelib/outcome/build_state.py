@@ -1,0 +1,270 @@
+"""CodeBuild "Build State Change" events → a pure parse, then a list of idempotent effects.
+
+Event shape (docs.aws.amazon.com/codebuild/latest/userguide/sample-build-notifications.html):
+`detail.build-status`, `detail.build-id`, `detail.project-name`,
+`detail.additional-information.environment.environment-variables` = [{name, value, type}], where a
+PARAMETER_STORE variable's value is the parameter *name*; `phases[].duration-in-seconds`.
+
+EventBridge may deliver an event more than once, and Lambda retries a failed asynchronous invocation, so
+the handler reruns everything. Each effect happens at most once: revoking and deleting the token are
+idempotent by nature (the parameter is gone the second time); the check run is completed only while GitHub
+says it is not (its `status`, and its `external_id` names this build); storage records and the outcome log
+line first claim a marker under the build id in the report bucket (chalicelib/build/report_store.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from chalicelib import logs
+from chalicelib.build import token_cleanup
+
+if TYPE_CHECKING:  # imported where used: app.py imports this module, and the webhook route's cold start matters
+    from chalicelib.outcome import check_output
+from chalicelib.build.job import BuildJob
+from chalicelib.dispatch.handler import INSTALLATION_ID, SOURCE_TOKEN
+
+FINAL_STATES = ("SUCCEEDED", "FAILED", "FAULT", "STOPPED", "TIMED_OUT")
+START_TIME_FORMAT = "%b %d, %Y %I:%M:%S %p"
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    """One finished build, parsed from its event (ids and names only), and what the effects did."""
+
+    build_id: str
+    status: str
+    source: str
+    digest: str
+    tag: str
+    installation_id: str
+    delivery_id: str
+    duration_seconds: float | None
+    token_parameter: str | None
+    destination: str = ""
+    owner_id: str = ""
+    repository: str = ""  # the linked repository, "Owner/name"; "" when none
+    check_run_id: int | None = None
+    check_run_external_id: str = ""
+    storage_records: bool = False
+    report_bucket: str = ""
+    done: dict[str, Any] = field(default_factory=dict, compare=False)  # effect -> result (logged)
+    cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # the report, read once
+
+    @property
+    def parameter_deleted(self) -> bool:
+        """Tell whether this event deleted the token parameter."""
+        return bool(self.done.get("token_parameter_deleted"))
+
+    @property
+    def token_revoked(self) -> str | None:
+        """Return token_cleanup.Cleanup.revoked; None without a token parameter."""
+        return self.done.get("token_revoked")
+
+
+Effect = tuple[str, Callable[[BuildOutcome], None]]
+
+
+def event_pattern(project: str) -> dict[str, Any]:
+    """Return the EventBridge pattern: final states of the copy project's builds."""
+    return {
+        "source": ["aws.codebuild"],
+        "detail-type": ["CodeBuild Build State Change"],
+        "detail": {"project-name": [project], "build-status": list(FINAL_STATES)},
+    }
+
+
+def handle_event(event: dict[str, Any]) -> BuildOutcome | None:
+    """Parse the event, then run each effect in order; None for non-final states."""
+    logs.unbind_all()
+    outcome = parse(event)
+    if outcome is None:
+        return None
+    logs.bind(delivery=outcome.delivery_id, installation=outcome.installation_id, package=outcome.source,
+              digest=outcome.digest, tag=outcome.tag)
+    for _name, effect in effects(outcome):
+        effect(outcome)
+    return outcome
+
+
+def parse(event: dict[str, Any]) -> BuildOutcome | None:
+    """Read a final build's ids, names and reporting targets from the event (no I/O)."""
+    from chalicelib.build import report_store
+    from chalicelib.outcome import reporting
+
+    detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
+    status = str(detail.get("build-status", ""))
+    if status not in FINAL_STATES:
+        return None
+    info = detail.get("additional-information") if isinstance(detail.get("additional-information"), dict) else {}
+    env = info.get("environment", {}) if isinstance(info.get("environment"), dict) else {}
+    variables = {v.get("name"): v for v in env.get("environment-variables", []) if isinstance(v, dict)}
+
+    def plain(name: str) -> str:
+        entry = variables.get(name) or {}
+        return str(entry.get("value", "")) if entry.get("type", "PLAINTEXT") == "PLAINTEXT" else ""
+
+    job = BuildJob.from_variables(variables)  # GHCR2ECR_JOB: names and ids of the build's packages
+    summary = job.summary if job else {}
+    single = job.targets[0] if job and len(job.targets) == 1 else None
+    check_run = plain(reporting.CHECK_RUN_ID)
+    return BuildOutcome(
+        build_id=str(detail.get("build-id", "")), status=status, source=str(summary.get("package") or ""),
+        digest=str(summary.get("digest") or ""), tag=str(summary.get("tag") or ""),
+        installation_id=plain(INSTALLATION_ID), delivery_id=str(summary.get("correlation_id") or ""),
+        duration_seconds=_duration(info, event.get("time")), token_parameter=_token_parameter(variables.get(SOURCE_TOKEN)),
+        destination=single.dest if single else "", owner_id=str(single.owner_id) if single else "",
+        repository=plain(reporting.GITHUB_REPOSITORY),
+        check_run_id=int(check_run) if check_run.isdigit() and len(check_run) < 20 else None,
+        check_run_external_id=plain(reporting.CHECK_RUN_EXTERNAL_ID),
+        storage_records=plain(reporting.STORAGE_RECORDS) == "true",
+        report_bucket=plain(report_store.BUCKET_VARIABLE),
+    )
+
+
+def effects(outcome: BuildOutcome) -> list[Effect]:
+    """Return what a final event does, in order: clean up the credential first, tell the tenant, log."""
+    planned: list[Effect] = []
+    if outcome.token_parameter:
+        planned.append(("revoke_and_delete", _revoke_and_delete))
+    reporting_target = outcome.repository and outcome.installation_id.isdigit()
+    if reporting_target and outcome.check_run_id is not None:
+        planned.append(("complete_check_run", _complete_check_run))
+    if reporting_target and outcome.storage_records and outcome.status == "SUCCEEDED":
+        planned.append(("storage_records", _storage_records))
+    planned.append(("log", _log))
+    return planned
+
+
+def _revoke_and_delete(outcome: BuildOutcome) -> None:
+    # The build revoked it in `finally` unless it failed before (then 401 here is fine); see token_cleanup.
+    cleanup = token_cleanup.revoke_and_delete(outcome.token_parameter or "")
+    outcome.done.update(token_parameter_deleted=cleanup.deleted, token_revoked=cleanup.revoked)
+
+
+def _complete_check_run(outcome: BuildOutcome) -> None:
+    from chalicelib.outcome import check_output
+    from chalicelib.outcome import reporting
+
+    state = final_state(outcome)
+    outcome.done["check_run"] = reporting.complete_check_run(
+        _app(), _target(outcome), outcome.check_run_id or 0, outcome.check_run_external_id,
+        check_output.conclusion(state), check_output.outcome_output(state))
+
+
+def _storage_records(outcome: BuildOutcome) -> None:
+    from chalicelib.outcome import reporting
+    from chalicelib.outcome.storage_records import records_for
+
+    state = final_state(outcome)
+    if state.report is None or state.report.get("ok") is not True:
+        outcome.done["storage_records"] = 0
+        return
+    if not _claim(outcome, "storage-records"):
+        outcome.done["storage_records"] = "already written"
+        return
+    target = _target(outcome)
+    outcome.done["storage_records"] = reporting.write_storage_records(
+        _app(), target, records_for(state, target.name))
+
+
+def _log(outcome: BuildOutcome) -> None:
+    fields = {"build_id": outcome.build_id, "status": outcome.status, "duration_seconds": outcome.duration_seconds,
+              "token_parameter_deleted": outcome.parameter_deleted, "token_revoked": outcome.token_revoked,
+              **{k: v for k, v in outcome.done.items() if k not in ("token_parameter_deleted", "token_revoked")}}
+    if not _claim(outcome, "log"):
+        logs.logger.info("build event repeated; its effects were done once", extra=fields)
+        return
+    if outcome.status == "SUCCEEDED":
+        logs.logger.info("build finished", extra=fields)
+        logs.count("BuildsSucceeded")
+    else:
+        logs.logger.error("build finished", extra=fields)
+        logs.count("BuildsFailed", status=outcome.status)
+
+
+def final_state(outcome: BuildOutcome) -> check_output.FinalState:
+    """Return what the check run describes: the event's state and the build's stored report (read once)."""
+    from chalicelib.outcome import check_output
+    from chalicelib.build import report_store
+    from chalicelib.config import settings
+
+    if "report" not in outcome.cache:
+        try:
+            outcome.cache["report"] = report_store.load(outcome.report_bucket, outcome.build_id)
+        except Exception as exc:  # S3 unavailable or refused: report from the build's state alone
+            logs.logger.warning("build report unreadable", extra={"error": type(exc).__name__})
+            outcome.cache["report"] = None
+        outcome.done["report_found"] = outcome.cache["report"] is not None
+    secret = settings().ghcr_pull_secret_prefix + outcome.owner_id if outcome.owner_id else ""
+    report, package_status, reason = check_output.unwrap(outcome.cache["report"])
+    return check_output.FinalState(
+        status=outcome.status, source=outcome.source, destination=outcome.destination, digest=outcome.digest,
+        tag=outcome.tag, build_id=outcome.build_id, duration_seconds=outcome.duration_seconds,
+        report=report, fallback_secret=secret, skipped=reason if package_status == "skipped" else "",
+        cause=reason if package_status == "failed" else "")
+
+
+def _claim(outcome: BuildOutcome, effect: str) -> bool:
+    """Claim an effect's marker; an unwritable ledger counts as claimed elsewhere only for storage records."""
+    from chalicelib.build import report_store
+
+    try:
+        return report_store.claim(outcome.report_bucket, outcome.build_id, effect)
+    except Exception as exc:  # S3 unavailable or refused: never write twice, always log once
+        logs.logger.warning("effect marker unwritable", extra={"effect": effect, "error": type(exc).__name__})
+        return effect == "log"
+
+
+def _app() -> Any:
+    from chalicelib.dispatch.handler import github_app
+
+    return github_app()
+
+
+def _target(outcome: BuildOutcome) -> Any:
+    """Return where this build's reports go."""
+    from chalicelib.outcome import reporting
+
+    return reporting.Target(int(outcome.installation_id), outcome.repository)
+
+
+def _token_parameter(entry: dict[str, Any] | None) -> str | None:
+    """Return the build's token parameter name, only if it is ours (never delete outside the prefix)."""
+    if not entry or entry.get("type") != "PARAMETER_STORE":
+        return None
+    name = str(entry.get("value", ""))
+    return name if token_cleanup.is_token_parameter(name) else None
+
+
+def start_time_text(when: datetime) -> str:
+    """Write a time as the event's `build-start-time` does (tests, demo)."""
+    return when.astimezone(timezone.utc).strftime(START_TIME_FORMAT)
+
+
+def _start_time(info: dict[str, Any]) -> datetime | None:
+    """Return `build-start-time` ("Sep 1, 2017 4:12:29 PM", UTC like the event's `time`), or None."""
+    try:
+        start = datetime.strptime(str(info["build-start-time"]), START_TIME_FORMAT)
+    except (KeyError, ValueError):
+        return None
+    return start.replace(tzinfo=timezone.utc)
+
+
+def _duration(info: dict[str, Any], end_time: Any) -> float | None:
+    """Sum the phases' durations; else from `build-start-time` to the event time."""
+    phases = info.get("phases")
+    if isinstance(phases, list):
+        seconds = [p.get("duration-in-seconds") for p in phases if isinstance(p, dict)]
+        numbers = [s for s in seconds if isinstance(s, (int, float))]
+        if numbers:
+            return float(sum(numbers))
+    start = _start_time(info)
+    try:
+        end = datetime.strptime(str(end_time), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+    return max((end - start).total_seconds(), 0.0) if start else None

@@ -1,0 +1,1 @@
+"""One sync: request, observe, desire, diff, copy, tag, report; and the `ghcr2ecr sync` command."""

@@ -1,0 +1,1 @@
+"""The webhook route: its edge (verify, decide, enqueue, answer) and the pure event -> Job decision."""
