@@ -343,7 +343,7 @@ def test_server_text_cannot_form_workflow_commands_or_markup(app: StubApp, tmp_p
     assert "\n::" not in step.summary
 
 
-def test_tags_and_image_the_server_sends_outside_their_grammar_are_dropped(app: StubApp, tmp_path: Path) -> None:
+def test_tags_the_server_sends_outside_the_tag_grammar_are_dropped(app: StubApp, tmp_path: Path) -> None:
     app.status_replies = [Reply(200, {"status": "succeeded", "image": ECR_IMAGE,
                                       "tags": ["v1", "bad tag", "x" * 200, 7, "-lead", "ok_2.0"]})]
 
