@@ -16,12 +16,13 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import aws
+from chalicelib.build.contract import REPORT_BUCKET
 
 if TYPE_CHECKING:
     import argparse
 
 REPORT_LIMIT = 1024 * 1024  # bytes; a report is a few KB (thousands of tags stay far below this)
-BUCKET_VARIABLE = "GHCR2ECR_REPORT_BUCKET"
+BUCKET_VARIABLE = REPORT_BUCKET  # the contract's name (chalicelib/build/contract.py)
 _BUILD = re.compile(r"(?:arn:[\w-]+:codebuild:[\w-]+:\d{12}:build/)?([A-Za-z0-9][A-Za-z0-9_-]{1,254}):([A-Za-z0-9-]{1,64})")
 
 

@@ -45,7 +45,7 @@ def main(args: argparse.Namespace) -> int:
                         "package": fields["package"], "digest": fields["digest"], "tag": fields["tag"]})
     with _logging_to_stderr(args.quiet, lines):
         results = run(job, env)
-    report = {"ok": all(r["status"] != "failed" for r in results), "job": job.summary, "packages": results}
+    report = job_report(job, results)
     if args.report:
         try:
             with open(args.report, "w", encoding="utf-8") as handle:
@@ -120,21 +120,21 @@ def _not_started(job: BuildJob, target: Target, env: Mapping[str, str], ecr_clie
     """Report a package left for later; a backfilled one that exists gets its ECR repository, so reconcile finds it."""
     reason = "not started: the build's time (or the installation token's hour) is nearly over; the next reconcile "
     if job.origin not in ("backfill", "operator"):
-        return _result(target, "not_started", reason + "syncs this package")
+        return package_result(target, "not_started", reason + "syncs this package")
     from chalicelib.registry import ecr
     from chalicelib.sync import endpoints
     from chalicelib.registry.reference import parse_repository
 
     dest = parse_repository(target.dest)
     if not (job.create_repository and endpoints.uses_ecr(dest, env) and _source_has_tags(target, env)):
-        return _result(target, "not_started", reason + "cannot find it: run ghcr2ecr reconcile --owner "
+        return package_result(target, "not_started", reason + "cannot find it: run ghcr2ecr reconcile --owner "
                        f"{job.owner} --package {target.package.split('/', 1)[1]}")
     try:
         ecr.prepare_repository(endpoints.ecr_client_factory(dest, ecr_client), dest.name,
                                parse_repository(target.source), env, create=True)
     except Exception as exc:  # noqa: BLE001 - an AWS error: say which, never a traceback
-        return _result(target, "not_started", reason + f"cannot find it ({type(exc).__name__} recording it)")
-    return _result(target, "not_started", reason + "syncs it (its ECR repository is created and records it)")
+        return package_result(target, "not_started", reason + f"cannot find it ({type(exc).__name__} recording it)")
+    return package_result(target, "not_started", reason + "syncs it (its ECR repository is created and records it)")
 
 
 def _target_env(job: BuildJob, target: Target) -> dict[str, str]:
@@ -155,7 +155,7 @@ def _sync_target(job: BuildJob, target: Target, env: Mapping[str, str], clock: C
     options: dict[str, Any] = {"signatures": target.signatures, "create_repository": job.create_repository}
     if selection.all_tags:
         if job.origin in ("backfill", "operator") and not _source_has_tags(target, env):
-            return _result(target, "skipped", f"no package {target.source} readable (a repository's package is "
+            return package_result(target, "skipped", f"no package {target.source} readable (a repository's package is "
                            "looked up under the repository's name)")
         options.update(all_tags=True, tag_globs=target.tags)
     else:
@@ -173,14 +173,14 @@ def _sync_target(job: BuildJob, target: Target, env: Mapping[str, str], clock: C
     try:
         request = sync.SyncRequest.build(target.source, target.dest, **options)
     except ValueError as exc:
-        return _result(target, "failed", str(exc))
+        return package_result(target, "failed", str(exc))
     report = sync.run(request, env=env, **sync_options)
     filtered = "" if selection.all_tags or options.get("tags") else \
         f"GHCR2ECR_TAGS={target.tags} does not admit the event's tag {selection.tag}; its other tags: "
     if report.ok:
-        return _result(target, "synced", f"{filtered}{len(report.tags_set)} tag(s) set, "
+        return package_result(target, "synced", f"{filtered}{len(report.tags_set)} tag(s) set, "
                        f"{len(report.tags_unchanged)} unchanged", report.to_dict())
-    return _result(target, "failed", report.cause(), report.to_dict())
+    return package_result(target, "failed", report.cause(), report.to_dict())
 
 
 def _source_has_tags(target: Target, env: Mapping[str, str]) -> bool:
@@ -210,6 +210,12 @@ def _source_has_tags(target: Target, env: Mapping[str, str]) -> bool:
     return bool(tags) and any(not COSIGN_TAG.fullmatch(t) for t in tags or ())
 
 
-def _result(target: Target, status: str, reason: str, report: dict[str, Any] | None = None) -> dict[str, Any]:
+def job_report(job: BuildJob, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return run-job's `--report` JSON: ok, the job's summary, one result per package (contract.FinishedBuild reads it)."""
+    return {"ok": all(r["status"] != "failed" for r in results), "job": job.summary, "packages": results}
+
+
+def package_result(target: Target, status: str, reason: str, report: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Return one package's result: names, status, one-line reason, and its sync report."""
     return {"package": target.package, "source": target.source, "destination": target.dest, "status": status,
             "reason": reason, "report": report}

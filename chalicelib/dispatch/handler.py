@@ -20,7 +20,8 @@ from urllib.parse import urlsplit
 from chalicelib import aws, jobs, logs
 from chalicelib.dispatch import checks as dispatch_reports
 from chalicelib import names as naming
-from chalicelib.build.job import VARIABLE as JOB, BuildJob, Target
+from chalicelib.build.contract import API_URL, FALLBACK_TOKEN, INSTALLATION_ID, JOB, SOURCE_TOKEN, variable
+from chalicelib.build.job import BuildJob, Target
 from chalicelib.config import Settings, settings
 from chalicelib.github.app import (
     GitHubApp, InstallationToken, InstallationUnavailable, InvalidConfig, config_from_variables,
@@ -28,8 +29,6 @@ from chalicelib.github.app import (
 from chalicelib.jobs import InvalidJob, Job, Package
 
 # The build's environment (buildspec/buildspec.yml and `ghcr2ecr run-job` read these names).
-API_URL, SOURCE_TOKEN, FALLBACK_TOKEN = "GITHUB_API_URL", "GHCR2ECR_SOURCE_TOKEN", "GHCR2ECR_SOURCE_FALLBACK_TOKEN"
-INSTALLATION_ID = "GHCR2ECR_INSTALLATION_ID"
 KEY_MAX_AGE = 900  # seconds the App's private key is cached per container (docs/operators.md says so)
 CLOCK_SLACK = timedelta(seconds=2)  # between this Lambda's clock and CodeBuild's startTime
 TOKEN_MARGIN = 300.0  # seconds before the token expires that the build stops starting syncs
@@ -107,10 +106,10 @@ def build_variables(config: Settings, build: BuildJob, parameter: str,
     """Return StartBuild's environment overrides: the job in PLAINTEXT, credentials by reference."""
     plain = {JOB: build.to_json(), API_URL: config.github_api_url, INSTALLATION_ID: str(build.installation_id)}
     # FACTS.md §7: PLAINTEXT values show in the console, BatchGetBuilds and events; credentials go by name.
-    variables = [{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in plain.items()]
-    variables.append({"name": SOURCE_TOKEN, "value": parameter, "type": "PARAMETER_STORE"})
+    variables = [variable(k, v) for k, v in plain.items()]
+    variables.append(variable(SOURCE_TOKEN, parameter, "PARAMETER_STORE"))
     if fallback_secret is not None:
-        variables.append({"name": FALLBACK_TOKEN, "value": fallback_secret, "type": "SECRETS_MANAGER"})
+        variables.append(variable(FALLBACK_TOKEN, fallback_secret, "SECRETS_MANAGER"))
     return variables
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.build import report_store
+from chalicelib.build import contract, report_store
 from chalicelib.config import setting
 from chalicelib.ops import state
 from chalicelib.ops.chalice_config import ChaliceConfig
@@ -115,25 +115,19 @@ def read_report(s3: Any, bucket: str | None, build_id: str) -> dict[str, Any] | 
 
 def build_from(record: dict[str, Any], report: dict[str, Any] | None) -> Build:
     """Describe one BatchGetBuilds record (and its report, when there is one)."""
-    variables = {v.get("name"): v.get("value", "") for v in record.get("environment", {}).get(
-        "environmentVariables", []) if v.get("type", "PLAINTEXT") == "PLAINTEXT"}
+    status = str(record.get("buildStatus", "UNKNOWN"))
+    entries = record.get("environment", {}).get("environmentVariables", [])
+    build = contract.finished_build(str(record.get("id", "")), status, entries, report)  # the one reader
     started, ended = record.get("startTime"), record.get("endTime")
     seconds = (ended - started).total_seconds() if started and ended else None
-    tags: list[str] = [variables["GHCR2ECR_TAG"]] if variables.get("GHCR2ECR_TAG") else []
-    if report is not None:
-        reported = report.get("tags") if isinstance(report.get("tags"), dict) else {}
-        tags = [str(t) for key in ("set", "unchanged") for t in reported.get(key) or []] or tags
-    status = str(record.get("buildStatus", "UNKNOWN"))
-    return Build(status=status, started=started, seconds=seconds, package=str(variables.get("GHCR2ECR_SOURCE", "")),
-                 digest=str(variables.get("GHCR2ECR_DIGEST", "")), tags=tags,
-                 cause=failure_cause(record, report) if status in FAILED else "")
+    return Build(status=status, started=started, seconds=seconds, package=build.package, digest=build.digest,
+                 tags=build.tags, cause=failure_cause(record, build) if status in FAILED else "")
 
 
-def failure_cause(record: dict[str, Any], report: dict[str, Any] | None) -> str:
+def failure_cause(record: dict[str, Any], build: contract.FinishedBuild) -> str:
     """Return one line saying why a build failed: the sync's own error, else CodeBuild's phase message."""
-    errors = report.get("errors") if report else None
-    if isinstance(errors, list) and errors:
-        return _one_line(str(errors[0]))
+    if build.cause:
+        return _one_line(build.cause)
     for phase in record.get("phases", []):
         if phase.get("phaseStatus") in FAILED:
             messages = [c.get("message", "") for c in phase.get("contexts", []) if c.get("message")]

@@ -14,7 +14,7 @@ line first claim a marker under the build id in the report bucket (chalicelib/bu
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -25,7 +25,7 @@ from chalicelib.build import token_cleanup
 if TYPE_CHECKING:  # imported where used: app.py imports this module, and the webhook route's cold start matters
     from chalicelib.outcome import check_output
 from chalicelib.build.job import BuildJob
-from chalicelib.dispatch.handler import INSTALLATION_ID, SOURCE_TOKEN
+from chalicelib.build import contract
 
 FINAL_STATES = ("SUCCEEDED", "FAILED", "FAULT", "STOPPED", "TIMED_OUT")
 START_TIME_FORMAT = "%b %d, %Y %I:%M:%S %p"
@@ -92,36 +92,28 @@ def handle_event(event: dict[str, Any]) -> BuildOutcome | None:
 
 def parse(event: dict[str, Any]) -> BuildOutcome | None:
     """Read a final build's ids, names and reporting targets from the event (no I/O)."""
-    from chalicelib.build import report_store
-    from chalicelib.outcome import reporting
-
     detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
     status = str(detail.get("build-status", ""))
     if status not in FINAL_STATES:
         return None
     info = detail.get("additional-information") if isinstance(detail.get("additional-information"), dict) else {}
     env = info.get("environment", {}) if isinstance(info.get("environment"), dict) else {}
-    variables = {v.get("name"): v for v in env.get("environment-variables", []) if isinstance(v, dict)}
-
-    def plain(name: str) -> str:
-        entry = variables.get(name) or {}
-        return str(entry.get("value", "")) if entry.get("type", "PLAINTEXT") == "PLAINTEXT" else ""
-
-    job = BuildJob.from_variables(variables)  # GHCR2ECR_JOB: names and ids of the build's packages
-    summary = job.summary if job else {}
+    entries = env.get("environment-variables", [])
+    build = contract.finished_build(str(detail.get("build-id", "")), status, entries if isinstance(entries, list) else [])
+    job = build.job  # GHCR2ECR_JOB: names and ids of the build's packages
     single = job.targets[0] if job and len(job.targets) == 1 else None
-    check_run = plain(reporting.CHECK_RUN_ID)
+    check_run = build.plain(contract.CHECK_RUN_ID)
     return BuildOutcome(
-        build_id=str(detail.get("build-id", "")), status=status, source=str(summary.get("package") or ""),
-        digest=str(summary.get("digest") or ""), tag=str(summary.get("tag") or ""),
-        installation_id=plain(INSTALLATION_ID), delivery_id=str(summary.get("correlation_id") or ""),
-        duration_seconds=_duration(info, event.get("time")), token_parameter=_token_parameter(variables.get(SOURCE_TOKEN)),
+        build_id=build.build_id, status=status, source=build.package, digest=build.digest, tag=build.tag,
+        installation_id=build.plain(contract.INSTALLATION_ID), delivery_id=job.correlation_id if job else "",
+        duration_seconds=_duration(info, event.get("time")),
+        token_parameter=_token_parameter(build.variables.get(contract.SOURCE_TOKEN)),
         destination=single.dest if single else "", owner_id=str(single.owner_id) if single else "",
-        repository=plain(reporting.GITHUB_REPOSITORY),
+        repository=build.plain(contract.GITHUB_REPOSITORY),
         check_run_id=int(check_run) if check_run.isdigit() and len(check_run) < 20 else None,
-        check_run_external_id=plain(reporting.CHECK_RUN_EXTERNAL_ID),
-        storage_records=plain(reporting.STORAGE_RECORDS) == "true",
-        report_bucket=plain(report_store.BUCKET_VARIABLE),
+        check_run_external_id=build.plain(contract.CHECK_RUN_EXTERNAL_ID),
+        storage_records=build.plain(contract.STORAGE_RECORDS) == "true",
+        report_bucket=build.plain(contract.REPORT_BUCKET),
     )
 
 
@@ -232,7 +224,7 @@ def _target(outcome: BuildOutcome) -> Any:
     return reporting.Target(int(outcome.installation_id), outcome.repository)
 
 
-def _token_parameter(entry: dict[str, Any] | None) -> str | None:
+def _token_parameter(entry: Mapping[str, Any] | None) -> str | None:
     """Return the build's token parameter name, only if it is ours (never delete outside the prefix)."""
     if not entry or entry.get("type") != "PARAMETER_STORE":
         return None

@@ -17,12 +17,10 @@ from typing import Any
 from chalicelib.outcome import requests as reports
 from chalicelib import logs
 from chalicelib.github.send import Answer, send
+# the build's PLAINTEXT reporting variables, read back by on_build_state (one contract for all of them)
+from chalicelib.build.contract import (CHECK_RUN_EXTERNAL_ID, CHECK_RUN_ID, GITHUB_REPOSITORY, REPORT_BUCKET,
+                                       REVISION, STORAGE_RECORDS)
 
-# The build's environment, PLAINTEXT: names and ids only (on_build_state reads them back from the event).
-GITHUB_REPOSITORY = "GHCR2ECR_GITHUB_REPOSITORY"  # the package's linked repository, "Owner/name"
-REVISION = "GHCR2ECR_REVISION"  # the image's source commit
-CHECK_RUN_ID, CHECK_RUN_EXTERNAL_ID = "GHCR2ECR_CHECK_RUN_ID", "GHCR2ECR_CHECK_RUN_EXTERNAL_ID"
-STORAGE_RECORDS = "GHCR2ECR_STORAGE_RECORDS"  # "true": write storage records when the build succeeds
 
 Sender = Callable[[reports.ApiRequest], Answer]
 
@@ -185,7 +183,7 @@ class BuildReporting:
 def start_build_reports(app: Any, where: BuildReporting, output: reports.Output, report_bucket: str,
                         new_id: Callable[[], str]) -> dict[str, str]:
     """Create the check run for a build about to start; return the build's PLAINTEXT reporting variables."""
-    variables = {"GHCR2ECR_REPORT_BUCKET": report_bucket, REVISION: where.revision}
+    variables = {REPORT_BUCKET: report_bucket, REVISION: where.revision}
     target = where.target
     if target is None:
         return variables

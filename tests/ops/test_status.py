@@ -10,6 +10,7 @@ import argparse
 import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
@@ -17,6 +18,11 @@ import pytest
 from botocore.stub import Stubber
 
 from chalicelib import cli
+from chalicelib.build.job import BuildJob, Target
+from chalicelib.build.run_job import job_report, package_result
+from chalicelib.dispatch.handler import build_variables
+from chalicelib.jobs import Selection
+from chalicelib.sync.report import Report
 from chalicelib.ops.deploy import Aws
 from chalicelib.ops.status import EXIT_ATTENTION, EXIT_OK, EXIT_UNKNOWN, Clients, retry_dead_letters, status
 from standins.aws import ACCOUNT_ID, REGION
@@ -28,20 +34,27 @@ DIGEST = "sha256:" + "ab" * 32
 PROJECT = "ghcr2ecr-dev-copy"
 
 
+TARGET = Target(package="octo-org/app", source="ghcr.io/octo-org/app", dest=f"{ACCOUNT_ID}.dkr.ecr.{REGION}."
+                "amazonaws.com/ghcr/octo-org/app", owner_id=1001, repository="app", tags=None, signatures=True)
+
+
+def job_for(tag: str) -> BuildJob:
+    """The build job dispatch makes for octo-org/app's event naming `tag` on DIGEST."""
+    return BuildJob("webhook", "delivery-1", 77, "octo-org", Selection(DIGEST, tag), (TARGET,))
+
+
 def build_record(uuid: str, status: str, minutes_ago: int, *, tag: str = "v1.2.3", phases: list | None = None
                  ) -> dict[str, Any]:
-    """A BatchGetBuilds record as CodeBuild returns it for a build dispatch started."""
+    """A BatchGetBuilds record as CodeBuild returns it for a build dispatch started, with dispatch's own variables."""
     started = NOW - timedelta(minutes=minutes_ago)
-    variables = {"GHCR2ECR_SOURCE": "ghcr.io/octo-org/app", "GHCR2ECR_DIGEST": DIGEST, "GHCR2ECR_TAG": tag}
+    settings = SimpleNamespace(github_api_url="https://api.github.com")
+    variables = build_variables(settings, job_for(tag), "/ghcr2ecr/tokens/x/y", None)  # type: ignore[arg-type]
     return {
         "id": f"{PROJECT}:{uuid}", "arn": f"arn:aws:codebuild:{REGION}:{ACCOUNT_ID}:build/{PROJECT}:{uuid}",
         "buildStatus": status, "startTime": started, "endTime": started + timedelta(seconds=42),
         "projectName": PROJECT, "phases": phases or [],
         "environment": {"type": "LINUX_LAMBDA_CONTAINER", "image": "aws/codebuild/x", "computeType": "BUILD_LAMBDA_1GB",
-                        "environmentVariables": [
-                            *({"name": k, "value": v, "type": "PLAINTEXT"} for k, v in variables.items()),
-                            {"name": "GHCR2ECR_SOURCE_TOKEN", "value": "/ghcr2ecr/tokens/x/y",
-                             "type": "PARAMETER_STORE"}]},
+                        "environmentVariables": variables},
     }
 
 
@@ -82,6 +95,12 @@ def run_status(project: Path, codebuild: Any, builds: int = 10) -> tuple[int, li
     return code, lines
 
 
+def run_job_report(tag: str, status: str, reason: str, **fields: Any) -> dict[str, Any]:
+    """What `ghcr2ecr run-job --report` writes for job_for(tag), its one sync report holding `fields`."""
+    sync = Report(source=TARGET.source, destination=TARGET.dest, **fields).to_dict()
+    return job_report(job_for(tag), [package_result(TARGET, status, reason, sync)])
+
+
 def put_report(aws: Aws, uuid: str, report: dict[str, Any]) -> None:
     """Store a build's report where the build's `store-report` step puts it."""
     bucket = outputs(aws)["ReportBucketName"]
@@ -89,7 +108,8 @@ def put_report(aws: Aws, uuid: str, report: dict[str, Any]) -> None:
 
 
 def test_a_working_stage_shows_its_builds_and_last_delivery_and_exits_0(deployed: Path, aws: Aws) -> None:
-    put_report(aws, "b2", {"ok": True, "tags": {"set": ["v1.2.3", "latest"], "unchanged": ["v1"]}, "errors": []})
+    put_report(aws, "b2", run_job_report("v1.2.3", "synced", "copied", tags_set=["v1.2.3", "latest"],
+                                         tags_unchanged=["v1"]))
     boto3.client("cloudwatch").put_metric_data(Namespace="AWS/Lambda", MetricData=[{
         "MetricName": "Invocations", "Dimensions": [{"Name": "FunctionName", "Value": "ghcr2ecr-dev"}],
         "Timestamp": NOW - timedelta(minutes=12), "Value": 3, "Unit": "Count"}])
@@ -118,8 +138,9 @@ def test_dead_letters_make_status_exit_1_and_say_what_to_run(deployed: Path, aws
 
 
 def test_a_failed_latest_build_exits_1_with_its_one_line_cause(deployed: Path, aws: Aws) -> None:
-    put_report(aws, "f2", {"ok": False, "errors": ["access to octo-org/app denied (tried: installation token, "
-                                                   "anonymous); make the package public, or\n provide a credential"]})
+    put_report(aws, "f2", run_job_report("v1.2.3", "failed", "denied", errors=[
+        "access to octo-org/app denied (tried: installation token, anonymous); make the package public, or\n provide "
+        "a credential"]))
     phases = [{"phaseType": "BUILD", "phaseStatus": "FAILED", "contexts": [
         {"statusCode": "COMMAND_EXECUTION_ERROR", "message": "Error while executing command: ghcr2ecr sync. Reason: "
                                                              "exit status 1"}]}]
