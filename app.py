@@ -1,26 +1,23 @@
-"""ghcr2ecr's Lambda handlers: decorators and a few lines each; the work lives in chalicelib."""
+"""ghcr2ecr's Lambda handlers: decorators only; each handler imports its step of the flow when it runs.
+
+Importing a step inside its handler keeps every Lambda's cold start to what that handler uses (the webhook
+route loads no AWS SDK or GitHub client until it needs one: tests/test_cold_import.py).
+"""
 
 from __future__ import annotations
-
-import os
 
 from chalice import Chalice, Rate, Response
 from chalice.app import CloudWatchEvent, SQSEvent
 
-from chalicelib.outcome import build_state
-from chalicelib.dispatch import handler as dispatching
-from chalicelib.webhook import edge as intake
-from chalicelib.build import token_cleanup
-from chalicelib.config import schedule_rate
+from chalicelib.build.contract import event_pattern
+from chalicelib.config import deployed_name, schedule_rate
 
 app = Chalice(app_name="ghcr2ecr")
 
-# Only the decorators read the environment at import (Chalice wires the queue and the rule at deploy time).
-# `chalice deploy --stage S` puts stage S's environment_variables into the environment before importing this
-# file, and `ghcr2ecr deploy` writes both names into every stage it deploys; without them, the names the
-# support stack creates for stage dev (infra/support-stack.yml: <app>-<stage>-sync.fifo, <app>-<stage>-copy).
-SYNC_QUEUE_NAME = os.environ.get("SYNC_QUEUE_NAME") or f"{app.app_name}-dev-sync.fifo"
-CODEBUILD_PROJECT = os.environ.get("CODEBUILD_PROJECT") or f"{app.app_name}-dev-copy"
+# Only the decorators read the environment at import: Chalice wires the queue and the rule at deploy time,
+# with stage S's environment_variables (written by `ghcr2ecr deploy --stage S`) in the environment.
+SYNC_QUEUE_NAME = deployed_name("SYNC_QUEUE_NAME")
+CODEBUILD_PROJECT = deployed_name("CODEBUILD_PROJECT")
 # Schedules: deployment settings REDELIVER_EVERY_MINUTES (default 15) and RECONCILE_EVERY_HOURS (default 24).
 REDELIVER_EVERY = schedule_rate("REDELIVER_EVERY_MINUTES")
 RECONCILE_EVERY = schedule_rate("RECONCILE_EVERY_HOURS")
@@ -29,27 +26,35 @@ RECONCILE_EVERY = schedule_rate("RECONCILE_EVERY_HOURS")
 @app.route("/github/webhook", methods=["POST"], content_types=["application/json"])
 def webhook() -> Response:
     """Verify a GitHub delivery and queue the sync it asks for."""
+    from chalicelib.webhook import edge
+
     request = app.current_request
-    status, body = intake.receive(request.headers, request.raw_body or b"")
+    status, body = edge.receive(request.headers, request.raw_body or b"")
     return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
 
 
 @app.on_sqs_message(queue=SYNC_QUEUE_NAME, batch_size=1)
 def dispatch(event: SQSEvent) -> None:
     """Start the copy build for each queued sync (a raised error makes SQS redeliver it)."""
+    from chalicelib.dispatch import handler
+
     for record in event:
-        dispatching.handle_message(record.body)
+        handler.handle_message(record.body)
 
 
-@app.on_cw_event(build_state.event_pattern(CODEBUILD_PROJECT))
+@app.on_cw_event(event_pattern(CODEBUILD_PROJECT))
 def on_build_state(event: CloudWatchEvent) -> None:
-    """Clean up after a finished copy build and log its outcome."""
+    """Clean up after a finished copy build and tell the tenant its outcome."""
+    from chalicelib.outcome import build_state
+
     build_state.handle_event(event.to_dict())
 
 
 @app.schedule(Rate(1, unit=Rate.HOURS))
 def sweep_tokens(event: CloudWatchEvent) -> None:
     """Delete token parameters older than a token's lifetime (expired; no build event cleaned them up)."""
+    from chalicelib.build import token_cleanup
+
     token_cleanup.sweep()
 
 

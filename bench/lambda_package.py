@@ -20,6 +20,10 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+# app.py wires the names `ghcr2ecr deploy` writes into a stage: measured as stage dev is committed
+os.environ.setdefault("SYNC_QUEUE_NAME", "ghcr2ecr-dev-sync.fifo")
+os.environ.setdefault("CODEBUILD_PROJECT", "ghcr2ecr-dev-copy")
+
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = 5
 # handler -> the modules its first invocation imports beyond `import app` (function-local imports)
@@ -72,8 +76,8 @@ def main() -> int:
     if args.package:
         print("\n".join(package_summary(args.stage)))
     print(f"cold import, best of {RUNS} fresh interpreters (Python {sys.version.split()[0]}), wall / CPU ms:")
-    rows = [("import app", [], True)] + [(f"{handler} (app + first call)", modules, True)
-                                          for handler, modules in FIRST_CALL.items()]
+    rows: list[tuple[str, list[str], bool]] = [("import app", [], True)]
+    rows += [(f"{handler} (app + first call)", modules, True) for handler, modules in FIRST_CALL.items()]
     rows += [(name, modules, False) for name, modules in PEERS.items()]
     for name, modules, with_app in rows:
         wall, cpu = cold_import_ms(modules, with_app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -99,6 +100,22 @@ def schedule_rate(name: str, env: Mapping[str, str] | None = None) -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise ConfigError(f"deployment setting {name} must be a whole number of at least 1, not {raw[:20]!r}")
     return int(raw)
+
+
+def deployed_name(name: str, env: Mapping[str, str] | None = None, argv: list[str] | None = None) -> str:
+    """Return a name app.py's decorators wire (SYNC_QUEUE_NAME, CODEBUILD_PROJECT); exit naming the fix when unset.
+
+    `ghcr2ecr deploy --stage S` writes both into stage S of .chalice/config.json, and Chalice puts them in the
+    environment before importing app.py. Without them a bare `chalice deploy --stage S` must stop here, not
+    wire stage S's Lambdas to another stage's queue and builds.
+    """
+    value = (os.environ if env is None else env).get(name, "").strip()
+    if value:
+        return value
+    args = sys.argv if argv is None else argv
+    stage = args[args.index("--stage") + 1] if "--stage" in args[:-1] else "dev"
+    raise SystemExit(f"{name} is not configured for stage {stage}: run `ghcr2ecr deploy --stage {stage}` (it creates "
+                     "the stage's queue and copy project and writes their names into .chalice/config.json)")
 
 
 def setting(name: str, env: Mapping[str, str] | None = None) -> str:

@@ -191,6 +191,9 @@ class Demo:
         self.codebuild = codebuild.RecordingCodeBuild()
         aws.use(aws.CodeBuild, self.codebuild)
         sys.path.insert(0, str(ROOT))
+        # app.py wires the names `ghcr2ecr deploy` writes into the stage: the demo's are stage dev's
+        os.environ.setdefault("SYNC_QUEUE_NAME", "ghcr2ecr-dev-sync.fifo")
+        os.environ.setdefault("CODEBUILD_PROJECT", "ghcr2ecr-dev-copy")
         import app as chalice_app
 
         self.handlers = chalice_app
@@ -325,7 +328,8 @@ class Demo:
         """Print the `ghcr2ecr` check run as the tenant sees it on the commit, and the storage record."""
         runs = [r for r in self.github.check_runs.values() if r.head_sha == release.revision]
         if len(runs) != 1 or runs[0].status != "completed" or runs[0].conclusion != "success":
-            raise DemoFailure(f"expected one successful ghcr2ecr check run, found {[(r.status, r.conclusion) for r in runs]}")
+            found = [(r.status, r.conclusion) for r in runs]
+            raise DemoFailure(f"expected one successful ghcr2ecr check run, found {found}")
         run = runs[0]
         writers = {frozenset(token.permissions.items()) for _method, token in run.writes}
         self.step(f"GitHub: check run {run.name!r} on {OWNER}/{run.repo}@{run.head_sha[:7]}: {run.conclusion}, "

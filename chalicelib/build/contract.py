@@ -31,6 +31,18 @@ WRITTEN = (JOB, API_URL, INSTALLATION_ID, SOURCE_TOKEN, FALLBACK_TOKEN, REPORT_B
            CHECK_RUN_ID, CHECK_RUN_EXTERNAL_ID, STORAGE_RECORDS, INSTALLATION_TOKEN)
 
 
+FINAL_STATES = ("SUCCEEDED", "FAILED", "FAULT", "STOPPED", "TIMED_OUT")  # CodeBuild's ends of a build
+
+
+def event_pattern(project: str) -> dict[str, Any]:
+    """Return the EventBridge pattern on_build_state listens to: final states of the copy project's builds."""
+    return {
+        "source": ["aws.codebuild"],
+        "detail-type": ["CodeBuild Build State Change"],
+        "detail": {"project-name": [project], "build-status": list(FINAL_STATES)},
+    }
+
+
 def variable(name: str, value: str, kind: str = "PLAINTEXT") -> dict[str, str]:
     """Return one StartBuild environment override."""
     return {"name": name, "value": value, "type": kind}

@@ -26,8 +26,8 @@ if TYPE_CHECKING:  # imported where used: app.py imports this module, and the we
     from chalicelib.outcome import check_output
 from chalicelib.build.job import BuildJob
 from chalicelib.build import contract
+from chalicelib.build.contract import FINAL_STATES
 
-FINAL_STATES = ("SUCCEEDED", "FAILED", "FAULT", "STOPPED", "TIMED_OUT")
 START_TIME_FORMAT = "%b %d, %Y %I:%M:%S %p"
 
 
@@ -66,15 +66,6 @@ class BuildOutcome:
 
 
 Effect = tuple[str, Callable[[BuildOutcome], None]]
-
-
-def event_pattern(project: str) -> dict[str, Any]:
-    """Return the EventBridge pattern: final states of the copy project's builds."""
-    return {
-        "source": ["aws.codebuild"],
-        "detail-type": ["CodeBuild Build State Change"],
-        "detail": {"project-name": [project], "build-status": list(FINAL_STATES)},
-    }
 
 
 def handle_event(event: dict[str, Any]) -> BuildOutcome | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.outcome.build_state import FINAL_STATES, event_pattern
+from chalicelib.build.contract import FINAL_STATES, event_pattern
 from tests.support.app_fixtures import PROJECT, QUEUE_NAME, TOKEN_PREFIX, AppEnv, build_state_event, dispatch_queued, \
     load_delivery, post
 
