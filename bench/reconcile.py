@@ -26,11 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chalicelib import aws  # noqa: E402
-from chalicelib.dispatch import handler as dispatch
-from chalicelib.webhook import edge as intake
-from chalicelib.heal import reconcile
-from chalicelib.build import run_job
-from chalicelib.webhook import events as webhooks
+from chalicelib.dispatch import handler as dispatch  # noqa: E402
+from chalicelib.webhook import edge as intake  # noqa: E402
+from chalicelib.heal import reconcile  # noqa: E402
+from chalicelib.build import run_job  # noqa: E402
+from chalicelib.webhook import events as webhooks  # noqa: E402
 from chalicelib.build.job import BuildJob  # noqa: E402
 from chalicelib.config import settings  # noqa: E402
 from standins import images  # noqa: E402
@@ -156,8 +156,6 @@ def backfill(names: list[str]) -> None:
 
 def drain(env: dict[str, str], github: GitHubStandIn, ghcr: Any) -> dict[str, Any]:
     """Dispatch every queued job, then run every build it started; return the builds and per-package results."""
-    import boto3
-
     sqs, codebuild = aws.session().client("sqs"), aws.codebuild()
     start = len(codebuild.builds)  # type: ignore[attr-defined]
     for _ in range(1000):

@@ -69,8 +69,9 @@ def run_build_phase(spec: Mapping[str, Any], env: Mapping[str, str], *, cwd: Pat
 class RecordingCodeBuild:
     """The App's CodeBuild seam over moto, keeping StartBuild's arguments (moto ignores the overrides).
 
-    `fail_next` raises those AWS error codes (or (code, message) pairs) first; `earlier` answers a repeated idempotency token with its
-    earlier build (moto ignores the token too). `builds` holds each started build's id and start time.
+    `fail_next` raises those AWS error codes (or (code, message) pairs) first; `earlier` answers a repeated
+    idempotency token with its earlier build (moto ignores the token too). `builds` holds each started build's id
+    and start time.
     """
 
     client: Any = None

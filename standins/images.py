@@ -1,4 +1,5 @@
-"""Deterministic test images built in Python: OCI indexes, Docker manifest lists, large layers, signatures, artifacts."""
+"""Deterministic test images built in Python: OCI indexes, Docker manifest lists, large layers, signatures,
+artifacts."""
 
 from __future__ import annotations
 

@@ -231,7 +231,8 @@ def format_build(build: Build) -> str:
     started = f"{build.started.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S}Z" if build.started else "-"
     seconds = f"{build.seconds:.0f} s" if build.seconds is not None else "-"
     digest = build.digest[:19] if build.digest else "-"
-    line = f"{started}  {build.status:<11} {seconds:>6}  {build.package or '-'}  {digest}  {','.join(build.tags) or '-'}"
+    tags = ",".join(build.tags) or "-"
+    line = f"{started}  {build.status:<11} {seconds:>6}  {build.package or '-'}  {digest}  {tags}"
     return line + (f"  {build.cause}" if build.cause else "")
 
 

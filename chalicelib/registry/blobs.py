@@ -92,7 +92,8 @@ def _source_chunks(chunks: Iterator[bytes], what: str, limits: Limits) -> Iterat
             if elapsed >= limits.blob_rate_window:
                 if moved < limits.blob_min_rate * elapsed:
                     raise SourceStreamLost(f"{what} came at {moved / elapsed:.0f} bytes/s over {elapsed:.0f}s, under "
-                                           f"the minimum {limits.blob_min_rate:.0f} (GHCR2ECR_BLOB_MIN_RATE); abandoned")
+                                           f"the minimum {limits.blob_min_rate:.0f} (GHCR2ECR_BLOB_MIN_RATE); "
+                                           "abandoned")
                 started, moved = time.monotonic(), 0
             yield chunk
     except httpx.HTTPError as exc:  # a dropped connection, or a body that does not decode
@@ -208,8 +209,9 @@ def copy_blob_with_retries(source: Transport, dest: Transport, blob: Descriptor,
         try:
             return copy_blob(source, dest, blob, mount_from=mount_from, on_bytes=on_bytes)
         except (RegistryError, DigestMismatch, SourceStreamLost, httpx.TransportError) as exc:
-            permanent = isinstance(exc, RefusedValue) or isinstance(exc, RegistryError) and exc.status is not None \
-                and exc.status < 500 and exc.status not in (401, 408, 429) and not isinstance(exc, RedirectTargetRefused)
+            permanent = isinstance(exc, RefusedValue) or (
+                isinstance(exc, RegistryError) and exc.status is not None and exc.status < 500
+                and exc.status not in (401, 408, 429) and not isinstance(exc, RedirectTargetRefused))
             if permanent or attempt >= attempts or isinstance(exc, AccessDenied):
                 if isinstance(exc, (httpx.TransportError, SourceStreamLost)):
                     raise RegistryError("GET", f"{source.repository}@{blob.digest}", None,

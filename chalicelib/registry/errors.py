@@ -129,7 +129,8 @@ class DigestMismatch(Exception):
     def __init__(self, what: str, expected: str, actual: str) -> None:
         self.expected = expected
         self.actual = actual
-        super().__init__(redact(f"digest mismatch for {what}: expected {expected}, source sent bytes hashing to {actual}"))
+        super().__init__(redact(f"digest mismatch for {what}: expected {expected}, "
+                                f"source sent bytes hashing to {actual}"))
 
 
 class UnsupportedManifest(Exception):

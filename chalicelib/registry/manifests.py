@@ -18,8 +18,10 @@ from typing import Any
 
 import httpx
 
-from chalicelib.registry.errors import DigestMismatch, RefusedValue, RegistryError, ResponseTooLarge, UnsupportedManifest
-from chalicelib.registry.reference import DIGEST_PATTERN, TAG_PATTERN, InvalidReference, check_reference, is_digest, shown
+from chalicelib.registry.errors import (DigestMismatch, RefusedValue, RegistryError, ResponseTooLarge,
+                                       UnsupportedManifest)
+from chalicelib.registry.reference import (DIGEST_PATTERN, TAG_PATTERN, InvalidReference, check_reference, is_digest,
+                                          shown)
 from chalicelib.registry.limits import declared_length, read_capped
 from chalicelib.registry.redact import redact
 from chalicelib.registry.transport import Transport, raise_for
@@ -279,7 +281,8 @@ def tag_pages(transport: Transport, path: str) -> Iterator[list[str] | None]:
             valid = [tag for tag in tags if TAG_PATTERN.fullmatch(tag)]
             if len(valid) != len(tags):
                 skipped += len(tags) - len(valid)
-                invalid += [shown(redact(tag), 60) for tag in tags if not TAG_PATTERN.fullmatch(tag)][: 3 - len(invalid)]
+                refused = [shown(redact(tag), 60) for tag in tags if not TAG_PATTERN.fullmatch(tag)]
+                invalid += refused[: 3 - len(invalid)]
             yield valid
             match = _LINK_NEXT.search(response.headers.get("link", ""))
             next_path = urljoin(str(response.url), match.group(1)) if match else None

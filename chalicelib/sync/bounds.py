@@ -15,7 +15,8 @@ WINDOW = 128  # futures in flight per bounded_map: memory stays flat whatever th
 DEADLINE_REACHED = "not started: the sync's deadline was reached"
 
 
-def bounded_map(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Iterable[T], window: int = WINDOW) -> Iterator[R]:
+def bounded_map(pool: ThreadPoolExecutor, fn: Callable[[T], R], items: Iterable[T],
+                window: int = WINDOW) -> Iterator[R]:
     """Like `pool.map`, in order, but with at most `window` futures submitted at a time."""
     pending: deque[Future[R]] = deque()
     for item in items:

@@ -13,7 +13,8 @@ from typing import Any
 from chalicelib import aws, logs
 from chalicelib.config import settings
 from chalicelib.jobs import Job
-from chalicelib.webhook.events import MAX_BODY_BYTES, Ignored, InstallationChange, MalformedDelivery, decide, signature_valid
+from chalicelib.webhook.events import (MAX_BODY_BYTES, Ignored, InstallationChange, MalformedDelivery, decide,
+                                      signature_valid)
 
 Answer = tuple[int, dict[str, Any]]
 
