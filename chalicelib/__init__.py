@@ -5,4 +5,5 @@ import sys
 # httpx imports its optional command-line client (click, pygments, rich: about 20 ms at every start) whenever
 # those happen to be installed, as chalice's click is. Nothing here uses it: a None entry makes that import
 # fail at once, and httpx then defines its stub `httpx.main` instead (httpx/__init__.py, `except ImportError`).
-sys.modules.setdefault("httpx._main", None)  # type: ignore[assignment]
+# (typeshed types sys.modules' values as modules only, though the import system documents None there.)
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]

@@ -92,7 +92,10 @@ class GitHubStandIn(LoopbackServer):
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             ).decode()
         self.app_id, self.client_id, self.private_key_pem = app_id, client_id, private_key_pem
-        self.public_key = serialization.load_pem_private_key(private_key_pem.encode(), None).public_key()
+        private_key = serialization.load_pem_private_key(private_key_pem.encode(), None)
+        if not isinstance(private_key, rsa.RSAPrivateKey):
+            raise ValueError("a GitHub App's private key is an RSA key (its JWTs are RS256)")
+        self.public_key = private_key.public_key()
         self.installations: dict[int, Installation] = {}
         self.repo_variables: dict[tuple[str, str], dict[str, str]] = {}
         self.org_variables: dict[str, dict[str, tuple[str, str, list[str]]]] = {}

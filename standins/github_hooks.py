@@ -123,7 +123,7 @@ class HookDeliveries:
         chunk = newest_first[start:start + per_page]
         headers = {}
         if start + per_page < len(newest_first):
-            nxt = {"per_page": per_page, "cursor": newest_first[start + per_page].id}
+            nxt: dict[str, int | str] = {"per_page": per_page, "cursor": newest_first[start + per_page].id}
             if wanted:
                 nxt["status"] = wanted
             headers["Link"] = f'<{url}?{urlencode(nxt)}>; rel="next"'

@@ -97,8 +97,8 @@ class ProxyHandler(BaseHTTPRequestHandler):
             proxy.count(method, path, 0, 0)
             extra = {"Retry-After": "1"} if fault.kind == "throttle" else {}
             return self._send_error_body(fault.status, extra)
-        to_token = request_kind(path) == "token" and proxy.token_upstream is not None
-        target = proxy.token_upstream if to_token else proxy.upstream
+        token_upstream = proxy.token_upstream
+        target = token_upstream if request_kind(path) == "token" and token_upstream is not None else proxy.upstream
         has_body = self.headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in self.headers
         self.responded = False
         for attempt in (1, 2):

@@ -63,7 +63,7 @@ class Aws:
         """Build clients from the standard AWS environment (profile, region, AWS_ENDPOINT_URL)."""
         session = aws_session()
         partition = session.get_partition_for_region(session.region_name)
-        return cls(*(session.client(name) for name in ("cloudformation", "s3", "sts", "ssm")),
+        return cls(**{name: session.client(name) for name in ("cloudformation", "s3", "sts", "ssm")},
                    region=session.region_name, partition=partition)
 
 

@@ -52,7 +52,7 @@ class Clients:
         """Build clients from the standard AWS environment (profile, region, AWS_ENDPOINT_URL)."""
         session = aws_session()
         names = ("cloudformation", "sqs", "codebuild", "cloudwatch", "s3", "ssm")
-        return cls(*(session.client(name) for name in names), region=session.region_name)
+        return cls(**{name: session.client(name) for name in names}, region=session.region_name)
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,10 @@ _PARAM = re.compile(r'([A-Za-z_]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
 class Credential(Protocol):
     """Something that yields user/password for Basic auth (or None for anonymous)."""
 
-    kind: str
+    @property
+    def kind(self) -> str:
+        """What the credential is, for logs and reports ("installation token", "anonymous"...)."""
+        ...
 
     def basic(self) -> tuple[str, str] | None:
         """Return (username, password), or None when anonymous."""

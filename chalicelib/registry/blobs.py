@@ -143,7 +143,8 @@ def open_upload(transport: Transport, digest: str, mount_from: Sequence[str]) ->
 
     A registry that cannot mount answers 202 with an upload session: each but the last is cancelled.
     """
-    candidates = list(dict.fromkeys(mount_from))[:MAX_MOUNT_TRIES] or [None]
+    candidates: list[str | None] = [*dict.fromkeys(mount_from)]
+    candidates = candidates[:MAX_MOUNT_TRIES] or [None]  # no repository to mount from: a plain upload
     for index, repository in enumerate(candidates):
         location = start_upload(transport, digest, repository)
         if location is None or index == len(candidates) - 1:

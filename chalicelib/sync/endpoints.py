@@ -56,12 +56,12 @@ class LazyCAContext(ssl.SSLContext):
                 self.load_verify_locations(cafile=certifi.where())
             self._ca_loaded = True
 
-    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:  # type: ignore[override]
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
         """Load the CA bundle, then wrap as usual (httpcore's direct TLS connections)."""
         self.load_once()
         return super().wrap_socket(*args, **kwargs)
 
-    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:  # type: ignore[override]
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
         """Load the CA bundle, then wrap as usual (httpcore's TLS through an HTTPS proxy)."""
         self.load_once()
         return super().wrap_bio(*args, **kwargs)

@@ -15,7 +15,7 @@ parents', and the tags of one digest one after another; ECR is not assumed to be
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
@@ -81,7 +81,7 @@ def set_tags(copier: Copier, pool: ThreadPoolExecutor, updates: Mapping[str, str
     return outcomes
 
 
-def _fetch_quietly(copier: Copier):  # type: ignore[no-untyped-def]
+def _fetch_quietly(copier: Copier) -> Callable[[str], None]:
     """Return a function reading a manifest into the copier's cache; a failure shows at its tag's PUT."""
     def fetch(digest: str) -> None:
         try:
