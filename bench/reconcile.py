@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from chalicelib import aws  # noqa: E402
 from chalicelib.dispatch import handler as dispatch  # noqa: E402
+from chalicelib.github import client as github_client  # noqa: E402
 from chalicelib.webhook import edge as intake  # noqa: E402
 from chalicelib.heal import reconcile  # noqa: E402
 from chalicelib.build import run_job  # noqa: E402
@@ -99,7 +100,7 @@ def main() -> int:
         dest.reset_traffic()
         calls.calls.clear()
         started = time.monotonic()
-        summary = reconcile.run(app=dispatch.github_app())
+        summary = reconcile.run(app=github_client.github_app())
         second = drain(env, github, ghcr)
         wall = time.monotonic() - started
         statuses = Counter(r["status"] for r in second["results"])

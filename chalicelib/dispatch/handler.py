@@ -23,13 +23,12 @@ from chalicelib import names as naming
 from chalicelib.build.contract import API_URL, FALLBACK_TOKEN, INSTALLATION_ID, JOB, SOURCE_TOKEN, variable
 from chalicelib.build.job import BuildJob, Target
 from chalicelib.config import Settings, settings
-from chalicelib.github.app import (
-    GitHubApp, InstallationToken, InstallationUnavailable, InvalidConfig, config_from_variables,
-)
+from chalicelib.dispatch.settings import InvalidConfig, config_from_variables
+from chalicelib.github.app import GitHubApp, InstallationToken, InstallationUnavailable
+from chalicelib.github.client import github_app
 from chalicelib.jobs import InvalidJob, Job, Package
 
 # The build's environment (buildspec/buildspec.yml and `ghcr2ecr run-job` read these names).
-KEY_MAX_AGE = 900  # seconds the App's private key is cached per container (docs/operators.md says so)
 CLOCK_SLACK = timedelta(seconds=2)  # between this Lambda's clock and CodeBuild's startTime
 TOKEN_MARGIN = 300.0  # seconds before the token expires that the build stops starting syncs
 
@@ -79,26 +78,6 @@ def is_signature_tag(tag: str) -> bool:
     from chalicelib.sync.signatures import signed_digest
 
     return signed_digest(tag) is not None
-
-
-_apps: dict[str, GitHubApp] = {}
-
-
-def github_app() -> GitHubApp:
-    """Return this container's App client; the private key is read from SSM at most every 15 minutes, so a
-    rotated key is picked up without a redeploy."""
-    config = settings()
-    key = aws.ssm().get_secret(config.github_private_key_parameter, max_age=KEY_MAX_AGE)
-    app = _apps.get(key)
-    if app is None:
-        _apps.clear()
-        app = _apps[key] = GitHubApp(config.github_app_id, key, config.github_api_url)
-    return app
-
-
-def reset_github_app() -> None:
-    """Forget the App client (tests; a new environment)."""
-    _apps.clear()
 
 
 def build_variables(config: Settings, build: BuildJob, parameter: str,

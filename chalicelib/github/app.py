@@ -1,6 +1,7 @@
-"""GitHub App authentication, installation tokens, and Actions variables → InstallationConfig.
+"""The GitHub App: JWT authentication, installations, installation tokens, reads with them (githubkit).
 
-githubkit is imported only when a client is built (dispatch), never on the webhook's import path.
+githubkit is imported only when a client is built, never on the webhook's import path. Tests hand the
+client an httpx transport through the constructor (faults at the HTTP boundary).
 """
 
 from __future__ import annotations
@@ -11,29 +12,16 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from chalicelib import names as naming
-from chalicelib.globs import TagFilter, parse_tag_globs
 
 if TYPE_CHECKING:
     from githubkit import GitHub
 
-VARIABLE_PREFIX = "GHCR2ECR_"
-KNOWN_VARIABLES = ("GHCR2ECR_ENABLED", "GHCR2ECR_TAGS", "GHCR2ECR_REPOSITORY", "GHCR2ECR_SIGNATURES", "GHCR2ECR_CHECKS")
 PER_PAGE = 30  # GitHub's maximum for the variables endpoints (FACTS.md §4)
 MAX_PAGES = 10  # 300 variables per scope: bounded, far above any real configuration
 TIMEOUT_SECONDS = 10.0
 REVOKE_TIMEOUT_SECONDS = 5.0  # per attempt (three); an unused token expires within the hour anyway
 RETRIES, RETRY_BACKOFF_SECONDS = 2, 0.5  # quick retries in-call; SQS redelivery is the slower outer loop
 CONFIRMED_LIMIT = 1024  # installations whose account this container has confirmed (bounded memory)
-TRANSPORT: Any = None  # an httpx transport replacing the network (tests: faults at the HTTP boundary)
-
-
-class InvalidConfig(ValueError):
-    """An Actions variable holds a value we refuse; the message names the variable."""
-
-    def __init__(self, variable: str, problem: str) -> None:
-        super().__init__(f"Actions variable {variable}: {problem}")
-        self.variable = variable
 
 
 class InstallationUnavailable(Exception):
@@ -45,62 +33,11 @@ class InstallationUnavailable(Exception):
 
 
 @dataclass(frozen=True)
-class InstallationConfig:
-    """The per-installation settings of DESIGN.md, validated."""
-
-    enabled: bool = True
-    tags: TagFilter | None = None  # None: every tag
-    repository: str | None = None  # None: the package name
-    signatures: bool = True
-    checks: bool = True  # report the outcome as a check run on the image's commit
-    unknown: tuple[str, ...] = ()  # GHCR2ECR_* names we do not know (probably typos): logged
-
-    def wants(self, tag: str) -> bool:
-        """Tell whether GHCR2ECR_TAGS selects this tag."""
-        return self.tags is None or self.tags.matches(tag)
-
-
-@dataclass(frozen=True)
 class InstallationToken:
     """A minted installation token; the value never appears in repr or logs."""
 
     value: str = field(repr=False)
     expires_at: str
-
-
-def _boolean(variables: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = variables.get(name)
-    if raw is None:
-        return default
-    value = raw.strip().lower()
-    if value not in ("true", "false"):
-        raise InvalidConfig(name, f"{raw[:40]!r} is not true or false")
-    return value == "true"
-
-
-def config_from_variables(variables: Mapping[str, str]) -> InstallationConfig:
-    """Validate the GHCR2ECR_* variables (names case-insensitive, as GitHub stores them) into a config."""
-    upper = {name.upper(): value for name, value in variables.items()}
-    tags = None
-    if "GHCR2ECR_TAGS" in upper:
-        try:
-            tags = parse_tag_globs(upper["GHCR2ECR_TAGS"])
-        except ValueError as exc:
-            raise InvalidConfig("GHCR2ECR_TAGS", str(exc)) from None
-    repository = upper.get("GHCR2ECR_REPOSITORY")
-    if repository is not None:
-        try:
-            naming.check_repository_variable(repository)
-        except naming.InvalidName as exc:
-            raise InvalidConfig("GHCR2ECR_REPOSITORY", str(exc)) from None
-    return InstallationConfig(
-        enabled=_boolean(upper, "GHCR2ECR_ENABLED", True),
-        tags=tags,
-        repository=repository,
-        signatures=_boolean(upper, "GHCR2ECR_SIGNATURES", True),
-        checks=_boolean(upper, "GHCR2ECR_CHECKS", True),
-        unknown=tuple(sorted(n for n in upper if n.startswith(VARIABLE_PREFIX) and n not in KNOWN_VARIABLES)),
-    )
 
 
 def _retry_policy() -> Callable[[Any, int], Any]:
@@ -120,26 +57,27 @@ def _retry_policy() -> Callable[[Any, int], Any]:
     return decide
 
 
-def _client(auth: Any, api_url: str, **options: Any) -> GitHub:
+def _client(auth: Any, api_url: str, transport: Any = None, **options: Any) -> GitHub:
     from githubkit import GitHub
 
     # http_cache off: a cached variables page would hide a tenant's change.
     return GitHub(auth, base_url=api_url.rstrip("/") + "/", timeout=TIMEOUT_SECONDS, http_cache=False,
-                  auto_retry=_retry_policy(), transport=TRANSPORT, **options)
+                  auto_retry=_retry_policy(), transport=transport, **options)
 
 
 class GitHubApp:
     """The App: JWT-authenticated token minting, and reads made with installation tokens."""
 
-    def __init__(self, app_id: str, private_key: str, api_url: str) -> None:
+    def __init__(self, app_id: str, private_key: str, api_url: str, transport: Any = None) -> None:
         from githubkit import AppAuthStrategy
         from githubkit.cache import MemCacheStrategy
 
         self.api_url = api_url
+        self.transport = transport  # an httpx transport replacing the network (tests), or None
         # FACTS.md §2 trap: githubkit's request model drops `actions_variables` and
         # `organization_actions_variables` from `permissions`; with validation off the body is sent as given.
         # Own JWT cache: githubkit's default one is process-wide and keyed by issuer only, not by key.
-        self._app = _client(AppAuthStrategy(app_id, private_key), api_url, rest_api_validate_body=False,
+        self._app = _client(AppAuthStrategy(app_id, private_key), api_url, transport, rest_api_validate_body=False,
                             cache_strategy=MemCacheStrategy())
         self._accounts: dict[int, int] = {}  # installation id -> account id (never changes for an installation)
 
@@ -197,7 +135,7 @@ class GitHubApp:
     def variables(self, token: InstallationToken, owner: str, repository: str | None,
                   organization: bool) -> dict[str, str]:
         """Read Actions variables: repository over organization-shared; organization ones without a repository."""
-        github = _client(token.value, self.api_url)
+        github = _client(token.value, self.api_url, self.transport)
         if repository is not None:
             shared = self._pages(github, f"/repos/{owner}/{repository}/actions/organization-variables",
                                  missing_ok=True)

@@ -56,7 +56,7 @@ def run_id(origin: str, clock: Callable[[], float] = time.time) -> str:
 def run(owner: str | None = None, package: str | None = None, origin: str = "reconcile", app: Any = None,
         clock: Callable[[], float] = time.time) -> Summary:
     """Find the mirrored packages (optionally of one owner, or one package), queue their jobs; return a summary."""
-    from chalicelib.dispatch.handler import github_app
+    from chalicelib.github.client import github_app
 
     logs.unbind_all()
     summary = Summary(run_id(origin, clock))

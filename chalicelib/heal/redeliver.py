@@ -103,7 +103,7 @@ class RunSummary:
 
 def run(app: Any = None, clock: Callable[[], float] = time.time) -> RunSummary:
     """Run once: list, decide, redeliver, save the state."""
-    from chalicelib.dispatch.handler import github_app
+    from chalicelib.github.client import github_app
 
     logs.unbind_all()
     logs.bind(handler="redeliver_failed")

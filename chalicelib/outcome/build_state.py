@@ -203,7 +203,7 @@ def _claim(outcome: BuildOutcome, effect: str) -> bool:
 
 
 def _app() -> Any:
-    from chalicelib.dispatch.handler import github_app
+    from chalicelib.github.client import github_app
 
     return github_app()
 

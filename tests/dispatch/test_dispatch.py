@@ -9,7 +9,7 @@ import pytest
 from githubkit.exception import RequestFailed, RequestTimeout
 
 from chalicelib.jobs import Job, Package, Selection
-from tests.support.app_fixtures import PROJECT, TOKEN_PREFIX, AppEnv, dispatch_queued, load_delivery, post
+from tests.support.app_fixtures import APP_ID, PROJECT, TOKEN_PREFIX, AppEnv, dispatch_queued, load_delivery, post
 
 INDEX = "multiplatform-tagged-index"
 
@@ -237,10 +237,11 @@ class TimingOut(httpx.HTTPTransport):
 
 
 def test_a_github_timeout_raises_for_redelivery(client, app_env: AppEnv, monkeypatch) -> None:
-    from chalicelib.github import app as installations
+    from chalicelib.github import client as github_client
+    from chalicelib.github.app import GitHubApp
 
     network = TimingOut("/repos/octo-org/app/actions/", count=3)  # the first try and both quick retries
-    monkeypatch.setattr(installations, "TRANSPORT", network)
+    github_client.use(GitHubApp(str(APP_ID), app_env.github.private_key_pem, app_env.github.url, transport=network))
     assert post(client, load_delivery(INDEX)).status_code == 202
     with pytest.raises(RequestTimeout):
         dispatch_queued(client, app_env)
@@ -292,14 +293,14 @@ def test_a_message_failing_every_time_ends_in_the_dead_letter_queue(client, app_
 
 
 def test_a_rotated_private_key_is_picked_up(client, app_env: AppEnv, monkeypatch) -> None:
-    from chalicelib.dispatch import handler as dispatch
+    from chalicelib.github import client as github_client
 
     queue_and_dispatch(client, app_env)
-    first = dispatch.github_app()
+    first = github_client.github_app()
     app_env.boto("ssm").put_parameter(Name="/ghcr2ecr/github/private-key", Value="rotated", Type="SecureString",
                                       Overwrite=True)
-    assert dispatch.github_app() is first  # cached for a while: one SSM read per container per 15 minutes
+    assert github_client.github_app() is first  # cached for a while: one SSM read per container per 15 minutes
     from chalicelib import aws
 
     monkeypatch.setattr(aws.ssm(), "get_secret", lambda name, max_age=0: "rotated")
-    assert dispatch.github_app() is not first
+    assert github_client.github_app() is not first

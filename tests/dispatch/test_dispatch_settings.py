@@ -40,7 +40,7 @@ def test_the_setting_reaches_the_build_as_plaintext(client, app_env: AppEnv, mon
 def test_the_operator_guide_states_how_long_the_key_and_the_secret_are_cached() -> None:
     from pathlib import Path
 
-    from chalicelib.dispatch.handler import KEY_MAX_AGE
+    from chalicelib.github.client import KEY_MAX_AGE
     from chalicelib.webhook.edge import SECRET_MAX_AGE
 
     guide = " ".join((Path(__file__).resolve().parents[2] / "docs" / "operators.md").read_text().split())

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 from githubkit.exception import RequestFailed
 
-from chalicelib.github.app import (
-    GitHubApp, InstallationConfig, InstallationToken, InstallationUnavailable, InvalidConfig, config_from_variables,
-)
+from chalicelib.dispatch.settings import InstallationConfig, InvalidConfig, config_from_variables
+from chalicelib.github.app import GitHubApp, InstallationToken, InstallationUnavailable
 from standins.github import GitHubStandIn
 from tests.support.app_fixtures import APP_ID
 
@@ -20,14 +19,26 @@ def app(github: GitHubStandIn) -> GitHubApp:
 
 def test_no_variables_means_the_defaults() -> None:
     assert config_from_variables({}) == InstallationConfig(enabled=True, tags=None, repository=None, signatures=True)
-    assert config_from_variables({}).wants("anything")
+    assert config_from_variables({}).tags is None and config_from_variables({}).handoff == "allow"
 
 
 def test_variable_names_are_case_insensitive_and_values_validated() -> None:
     config = config_from_variables({"ghcr2ecr_enabled": " True ", "Ghcr2ecr_Tags": "v*,!*-rc*",
                                     "GHCR2ECR_REPOSITORY": "mirrors/app", "GHCR2ECR_SIGNATURES": "false"})
     assert config.enabled and not config.signatures and config.repository == "mirrors/app"
-    assert config.wants("v1.0") and not config.wants("v1.0-rc1") and not config.wants("latest")
+    assert config.tags is not None
+    assert config.tags.matches("v1.0") and not config.tags.matches("v1.0-rc1") and not config.tags.matches("latest")
+
+
+@pytest.mark.parametrize("value,mode", [("allow", "allow"), (" Only ", "only"), ("DENY", "deny")])
+def test_ghcr2ecr_handoff_is_allow_only_or_deny(value: str, mode: str) -> None:
+    assert config_from_variables({"GHCR2ECR_HANDOFF": value}).handoff == mode
+
+
+def test_an_unknown_ghcr2ecr_handoff_names_the_variable() -> None:
+    with pytest.raises(InvalidConfig, match="GHCR2ECR_HANDOFF") as raised:
+        config_from_variables({"GHCR2ECR_HANDOFF": "sometimes"})
+    assert raised.value.variable == "GHCR2ECR_HANDOFF"
 
 
 @pytest.mark.parametrize("variables,named", [

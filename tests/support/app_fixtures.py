@@ -197,10 +197,10 @@ def github(app_private_key: str) -> Iterator[GitHubStandIn]:
 
 def clear_caches() -> None:
     """Forget settings, seams and the App client so the next use reads the current environment."""
-    from chalicelib.dispatch import handler as dispatch
+    from chalicelib.github import client as github_client
 
     settings.cache_clear()
-    dispatch.reset_github_app()
+    github_client.reset()
     aws.reset()
 
 
