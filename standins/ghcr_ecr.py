@@ -52,7 +52,9 @@ class GhcrStandin(_Standin):
     - `app_token`: username `x-access-token`; logs in, but gets `denied` pulling anything outside
       `public/` (an App installation token on ghcr.io today, FACTS.md §3);
     - `fallback`: a classic-PAT-like read credential: pull on every repository;
-    - anonymous: pull on repositories named `public/...` only.
+    - anonymous: pull on repositories named `public/...` only;
+    - `job_token(owner_glob)`: username `x-access-token`; pulls the private packages the glob names (a job's
+      `GITHUB_TOKEN` with `packages: read`, FACTS.md §12) until `end_job`.
     """
 
     tokens: TokenServer
@@ -68,6 +70,18 @@ class GhcrStandin(_Standin):
     def usernames_tried(self, repository: str) -> list[str | None]:
         """Return, in order, the usernames (None for anonymous) that asked for a token for `repository`."""
         return [r.username for r in self.token_requests(repository)]
+
+    def job_token(self, owner_glob: str) -> Credential:
+        """Register a job's `GITHUB_TOKEN`: pull on the repositories `owner_glob` names (`octo-org/*`) and `public/`."""
+        credential = Credential("x-access-token", "ghs_job_" + secrets.token_hex(16))
+        grants = {owner_glob: PULL, self.public_prefix + "*": PULL}
+        self.tokens.policy.principals.append(Principal(credential, grants))
+        return credential
+
+    def end_job(self, credential: Credential) -> None:
+        """Forget a job token, as GHCR does once its job has ended (FACTS.md §12)."""
+        policy = self.tokens.policy
+        policy.principals = [p for p in policy.principals if p.credential != credential]
 
     def stop(self) -> None:
         """Stop the registry and the token server."""
