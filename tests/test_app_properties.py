@@ -17,7 +17,8 @@ from tests.support.app_fixtures import DELIVERIES, WEBHOOK_SECRET, AppEnv, load_
 FIXTURES = sorted(p.stem for p in DELIVERIES.glob("*.json"))
 ROUTE_SETTINGS = settings(max_examples=1500, deadline=None, derandomize=True,
                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-EVENTS = st.sampled_from(["registry_package", "installation", "installation_repositories", "ping", "push", "", "x" * 80])
+EVENTS = st.sampled_from(["registry_package", "installation", "installation_repositories", "ping", "push", "",
+                          "x" * 80])
 JSON_LEAF = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**64), st.floats(allow_nan=False),
                       st.text(max_size=40), st.sampled_from(["", "CONTAINER", "container", "npm", "published",
                                                             "updated", "sha256:" + "0" * 64, "v1", "../x", "A/B"]))

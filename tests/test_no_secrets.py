@@ -125,7 +125,8 @@ def test_installation_token_and_app_client_reprs_hide_secrets(app_env: AppEnv, f
 def test_a_sync_run_as_the_build_runs_it_shows_no_credential_basic_header_or_bearer_token(
         ghcr: GhcrStandin, ecr: EcrStandin, pushed_index: PushedImage, repo_name: str, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    build = {"CODEBUILD_BUILD_ID": "ghcr2ecr-dev-copy:1", "GHCR2ECR_DELIVERY_ID": "d-1", "GHCR2ECR_INSTALLATION_ID": "42"}
+    build = {"CODEBUILD_BUILD_ID": "ghcr2ecr-dev-copy:1", "GHCR2ECR_DELIVERY_ID": "d-1",
+             "GHCR2ECR_INSTALLATION_ID": "42"}
     for name, value in {**ghcr_env(ghcr, fallback_json=True), **ecr_env(ecr), **build}.items():
         monkeypatch.setenv(name, value)
     source, report = f"http://{ghcr.host}/{repo_name}", tmp_path / "report.json"

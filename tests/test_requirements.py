@@ -62,5 +62,6 @@ def test_the_secrets_test_bounds_every_command_it_runs() -> None:
     import ast
 
     tree = ast.parse((ROOT / "tests" / "test_no_secrets.py").read_text())
-    runs = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and ast.unparse(node.func) == "subprocess.run"]
+    runs = [node for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "subprocess.run"]
     assert runs and all(any(k.arg == "timeout" for k in run.keywords) for run in runs)

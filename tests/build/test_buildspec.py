@@ -70,7 +70,8 @@ def test_the_buildspec_fits_lambda_and_ec2_compute() -> None:
 def test_a_failed_copy_still_revokes_the_token(build_env: dict[str, Any], github: GitHubStandIn, shell: str) -> None:
     status, output = run_phase(build_env["env"], shell)
     assert status != 0
-    assert github.token(build_env["token"]).revoked
+    minted = github.token(build_env["token"])
+    assert minted is not None and minted.revoked
     assert "no report" in output or '"packages"' in output  # the job's report is printed
     assert build_env["token"] not in output
 

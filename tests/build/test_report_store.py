@@ -26,7 +26,8 @@ def bucket(app_env: AppEnv) -> str:
 @pytest.mark.parametrize("build_id", [BUILD, ARN])
 def test_a_build_id_or_its_arn_names_one_key(build_id: str) -> None:
     assert report_store.report_key(build_id) == "reports/ghcr2ecr-test-copy/7c4f1a2e-0b1c-4d5e-9f00-123456789abc.json"
-    assert report_store.marker_key(build_id, "log") == "effects/ghcr2ecr-test-copy/7c4f1a2e-0b1c-4d5e-9f00-123456789abc/log"
+    assert report_store.marker_key(build_id, "log") == (
+        "effects/ghcr2ecr-test-copy/7c4f1a2e-0b1c-4d5e-9f00-123456789abc/log")
 
 
 @pytest.mark.parametrize("build_id", ["", "no-colon", "p:../../x", "p:a/b", "../p:1", f"{BUILD}\n"])
@@ -56,6 +57,7 @@ def test_no_report_file_or_no_bucket_is_fine_for_the_build(bucket: str, tmp_path
 
 def test_an_oversized_or_broken_report_counts_as_none(bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
     key = report_store.report_key(BUILD)
+    assert key is not None
     aws.s3().put(bucket, key, b"{not json")
     assert report_store.load(bucket, BUILD) is None
     monkeypatch.setattr(report_store, "REPORT_LIMIT", 10)

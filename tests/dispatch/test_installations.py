@@ -109,7 +109,8 @@ def test_revoking_uses_the_token_itself_and_tolerates_a_second_time(app: GitHubA
     token = app.mint_token(77, None, {"packages": "read"})
     assert app.revoke(token) == "revoked"
     assert app.revoke(token) == "already invalid"  # 401 the second time: already revoked is fine
-    assert github.token(token.value).revoked
+    minted = github.token(token.value)
+    assert minted is not None and minted.revoked
     assert [r.auth for r in github.requests if r.method == "DELETE"] == ["token", "token"]
 
 
@@ -120,7 +121,12 @@ def test_revocation_is_implemented_once_and_light_to_import(app: GitHubApp, monk
     from chalicelib.build import revoke_token as revoke
 
     calls: list[tuple[str, str]] = []
-    monkeypatch.setattr(revoke, "revoke", lambda token, api_url, **_: calls.append((token, api_url)) or "revoked")
+
+    def record(token: str, api_url: str, **_: object) -> str:
+        calls.append((token, api_url))
+        return "revoked"
+
+    monkeypatch.setattr(revoke, "revoke", record)
     app.revoke(InstallationToken("ghs_x", ""))
     assert calls == [("ghs_x", app.api_url)]  # the App revokes through revoke.revoke, as the build does
     # app.py imports revoke (through token_cleanup): urllib.request waits until a token is revoked.

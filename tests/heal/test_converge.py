@@ -124,7 +124,7 @@ def test_reconcile_skips_a_suspended_or_no_longer_allowed_owner(client, world: A
                                                                reason: str) -> None:
     from tests.support.app_fixtures import clear_caches
 
-    package = mirrored(client, world, ghcr, "skip")
+    mirrored(client, world, ghcr, "skip")
     if change == "suspend":
         world.github.suspend_installation(77)
     else:

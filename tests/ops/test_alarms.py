@@ -40,7 +40,9 @@ def dashboard_metrics() -> set[tuple[str, str]]:
     for widget in widgets:
         for metric in widget["properties"]["metrics"]:
             if isinstance(metric[0], dict):
-                namespace, name = re.search(r"\{(\w+),.*MetricName=\"(\w+)\"", metric[0]["expression"]).groups()
+                match = re.search(r"\{(\w+),.*MetricName=\"(\w+)\"", metric[0]["expression"])
+                assert match is not None
+                namespace, name = match.groups()
                 found.add((namespace, name))
             else:
                 found.add((metric[0], metric[1]))

@@ -190,8 +190,9 @@ def test_destroy_stops_before_the_stack_when_chalice_delete_fails(
     project: Path, aws: Aws, installer: FakeInstaller
 ) -> None:
     assert run_deploy(project, aws, installer, FakeChalice(), []) == 0
+    lines: list[str] = []
     assert destroy(args(command="destroy"), project_dir=project, aws=aws, runner=FakeChalice(status=1),
-                   say=[].append) == 1
+                   say=lines.append) == 1
     assert stack(aws)["StackStatus"].endswith("_COMPLETE")
 
 

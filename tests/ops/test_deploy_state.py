@@ -58,7 +58,8 @@ def test_a_second_checkout_updates_and_destroys_what_the_first_deployed(
         "environment_variables"]["GITHUB_APP_ID"] == "31337"
 
     # The second checkout has never seen stage prod: deploy fills it from AWS and updates the same API.
-    chalice, lines = RecordSeen(), []
+    chalice = RecordSeen()
+    lines: list[str] = []
     assert run_deploy(second, aws, installer, chalice, lines, stage="prod") == 0
     assert chalice.record_present == [True]  # chalice updates the stage's API instead of creating another
     env = stage_env(second, "prod")
@@ -104,7 +105,7 @@ def test_two_stages_in_one_account_get_their_own_app_parameters_and_policies(
                      "prod": ("/ghcr2ecr/prod/github/private-key", "/ghcr2ecr/prod/github/webhook-secret")}
     assert {stage: stage_env(project, stage)["REDELIVERY_STATE_PARAMETER"] for stage in ("dev", "prod")} == {
         "dev": "/ghcr2ecr/dev/redelivery/state", "prod": "/ghcr2ecr/prod/redelivery/state"}
-    for stage, (key, secret) in names.items():
+    for stage, (_key, secret) in names.items():
         document = json.loads((project / ".chalice" / f"policy-{stage}-api_handler.json").read_text())
         resources = [r for statement in document["Statement"] for r in statement["Resource"]]
         assert [r for r in resources if ":parameter/" in r] == [

@@ -302,7 +302,8 @@ def test_the_sweep_can_only_list_and_delete_token_parameters() -> None:
     allowed = _allowed(_policy("policy-dev-sweep_tokens.json"))
     assert set(allowed) == {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
                             "ssm:GetParametersByPath", "ssm:DeleteParameter"}
-    assert allowed["ssm:GetParametersByPath"] == {"arn:aws:ssm:*:*:parameter/ghcr2ecr/tokens"}  # admits what is under it
+    # admits what is under it
+    assert allowed["ssm:GetParametersByPath"] == {"arn:aws:ssm:*:*:parameter/ghcr2ecr/tokens"}
     assert allowed["ssm:DeleteParameter"] == {"arn:aws:ssm:*:*:parameter/ghcr2ecr/tokens/*"}
 
 

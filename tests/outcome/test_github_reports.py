@@ -42,6 +42,7 @@ def test_a_check_run_is_created_queued_on_the_commit_with_its_name_and_external_
 
 def test_a_check_run_created_with_a_conclusion_is_completed_at_once() -> None:
     request = reports.create_check_run("octo-org/app", SHA, "x", reports.Output("t", "s"), "failure", now=NOW)
+    assert request.body is not None
     assert request.body["status"] == "completed" and request.body["conclusion"] == "failure"
     assert request.body["completed_at"] == "2026-12-01T12:00:00Z"
 
@@ -90,7 +91,9 @@ def test_a_storage_record_request_carries_the_fields_githubs_schema_allows() -> 
 def test_storage_record_fields_over_githubs_bounds_are_left_out_or_refused() -> None:
     long = reports.StorageRecord(name="app", digest=DIGEST, version="v" * 101, registry_url="https://r.example",
                                  repository="r" * 129, github_repository="app", artifact_url="https://" + "a" * 150)
-    assert set(reports.create_storage_record("octo-org", long).body) == {
+    body = reports.create_storage_record("octo-org", long).body
+    assert body is not None
+    assert set(body) == {
         "name", "digest", "registry_url", "github_repository", "status"}
     for bad in ({"digest": "sha512:" + "a" * 128}, {"registry_url": "http://r.example"},
                 {"github_repository": "octo-org/app"}):

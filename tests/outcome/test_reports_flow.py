@@ -82,7 +82,8 @@ def test_success_completes_the_check_run_and_records_the_digest_each_with_its_ow
     [run] = reports_env.github.check_runs.values()
     assert (run.name, run.head_sha, run.status, run.repo) == ("ghcr2ecr", REVISION, "queued", "app")
     variables = plain(build)
-    assert variables["GHCR2ECR_CHECK_RUN_ID"] == str(run.id) and variables["GHCR2ECR_GITHUB_REPOSITORY"] == "octo-org/app"
+    assert (variables["GHCR2ECR_CHECK_RUN_ID"] == str(run.id)
+            and variables["GHCR2ECR_GITHUB_REPOSITORY"] == "octo-org/app")
     assert variables["GHCR2ECR_CHECK_RUN_EXTERNAL_ID"] == run.external_id
     [build_token] = [t for t in reports_env.github.tokens if "packages" in t.permissions]
     assert not set(build_token.permissions) & set(WRITES)  # the build's token never writes

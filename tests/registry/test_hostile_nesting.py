@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,7 @@ def _nested(source: HostileRegistry, depth: int) -> str:
     """Serve an image under `depth - 1` indexes, each naming the one below; tag the top `v1`."""
     image = images.single_image(seed=f"nested-{depth}")
     source.serve(image)
-    below = {"mediaType": image.media_type, "digest": image.digest, "size": len(image.raw)}
+    below: dict[str, Any] = {"mediaType": image.media_type, "digest": image.digest, "size": len(image.raw)}
     for _ in range(depth - 1):
         digest, raw = _index_over([below])
         source.manifests[digest] = (OCI_INDEX, raw)
@@ -79,7 +80,7 @@ def test_an_index_naming_too_many_children_is_refused_before_any_byte_moves(dest
 
 def test_push_levels_walks_any_depth_without_recursion() -> None:
     chain: list[Manifest] = []
-    below = {"mediaType": images.OCI_MANIFEST, "digest": sha256_digest(b"leaf"), "size": 4}
+    below: dict[str, Any] = {"mediaType": images.OCI_MANIFEST, "digest": sha256_digest(b"leaf"), "size": 4}
     chain.append(Manifest(digest=below["digest"], media_type=images.OCI_MANIFEST, raw=b"{}"))
     for _ in range(5000):
         digest, raw = _index_over([below])

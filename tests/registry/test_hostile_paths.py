@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -52,7 +52,7 @@ def test_listed_tags_that_climb_out_of_the_repository_are_skipped_and_nothing_el
 
 
 @pytest.fixture
-def recorder() -> HostileRegistry:
+def recorder() -> Iterator[HostileRegistry]:
     """A stand-in that does not normalise paths: it records exactly what a client sent."""
     with HostileRegistry("octo/app") as server:
         yield server

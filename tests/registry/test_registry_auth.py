@@ -157,7 +157,7 @@ def test_basic_challenges_are_answered_with_the_credential_on_every_later_reques
     transport = transport_for(handle, [StaticCredential("destination password", "AWS", "ecr-pass")])
     transport.request("HEAD", "/v2/octo/app/blobs/sha256:00", scopes=[("octo/app", "pull,push")])
     transport.request("HEAD", "/v2/octo/app/blobs/sha256:01", scopes=[("octo/app", "pull,push")])
-    assert seen[0] is None and seen[1] == seen[2] and seen[2].startswith("Basic ")
+    assert seen[0] is None and seen[1] == seen[2] and seen[2] is not None and seen[2].startswith("Basic ")
 
 
 def test_pull_and_push_scopes_are_requested_separately() -> None:

@@ -114,8 +114,12 @@ def test_a_blob_streams_from_source_into_the_upload_location_with_the_digest() -
 def test_a_successful_mount_moves_no_bytes() -> None:
     dest = FakeDest(mount_status=201)
     source_hits: list[str] = []
-    outcome = copy_blob(transport(SRC, lambda r: source_hits.append("x") or httpx.Response(200)),
-                        transport(DST, dest), BLOB, mount_from="other/repo")
+
+    def source(request: httpx.Request) -> httpx.Response:
+        source_hits.append("x")
+        return httpx.Response(200)
+
+    outcome = copy_blob(transport(SRC, source), transport(DST, dest), BLOB, mount_from="other/repo")
     assert outcome == "mounted" and source_hits == []
     assert "mount=sha256%3A" in dest.requests[0][1] and "from=other%2Frepo" in dest.requests[0][1]
 

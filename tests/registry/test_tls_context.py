@@ -37,8 +37,8 @@ def _certificate(subject: str, key: ec.EllipticCurvePrivateKey, issuer: tuple[st
                                                       data_encipherment=False, key_agreement=False,
                                                       encipher_only=False, decipher_only=False), critical=True)
     else:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                                        critical=False)
+        loopback = x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
+        builder = builder.add_extension(x509.SubjectAlternativeName([loopback]), critical=False)
     return builder.sign(issuer_key, hashes.SHA256())
 
 

@@ -12,7 +12,7 @@ import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +119,8 @@ class AppEnv:
 
     def receive(self, max_messages: int = 10) -> list[dict[str, Any]]:
         """Receive (and delete) every message currently on the sync queue."""
-        sqs, found = self.boto("sqs"), []
+        sqs = self.boto("sqs")
+        found: list[dict[str, Any]] = []
         while True:
             batch = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=max_messages,
                                         AttributeNames=["All"]).get("Messages", [])
@@ -225,7 +226,8 @@ def app_env(moto_url: str, github: GitHubStandIn, monkeypatch: pytest.MonkeyPatc
         name=PROJECT, source={"type": "S3", "location": "ghcr2ecr-test-bundles/bundle.zip",
                               "buildspec": "buildspec/buildspec.yml"},
         artifacts={"type": "NO_ARTIFACTS"},
-        environment={"type": "LINUX_CONTAINER", "image": "aws/codebuild/standard:7.0", "computeType": "BUILD_GENERAL1_SMALL"},
+        environment={"type": "LINUX_CONTAINER", "image": "aws/codebuild/standard:7.0",
+                     "computeType": "BUILD_GENERAL1_SMALL"},
         serviceRole=f"arn:aws:iam::{ACCOUNT_ID}:role/ghcr2ecr-test-copy",
     )
     env = {

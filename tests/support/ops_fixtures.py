@@ -70,7 +70,7 @@ def aws(moto_url: str) -> Iterator[Aws]:
     """The deploy commands' clients on a freshly reset moto server (the environment points boto3 at it)."""
     reset(moto_url)
     with aws_environment(moto_url):
-        yield Aws(*(boto3.client(name) for name in ("cloudformation", "s3", "sts", "ssm")), region=REGION)
+        yield Aws(**{name: boto3.client(name) for name in ("cloudformation", "s3", "sts", "ssm")}, region=REGION)
 
 
 def copy_project(target: Path) -> Path:

@@ -43,7 +43,8 @@ def missing_tools_message(missing: Sequence[str]) -> str:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Require the `registry` marker on every test using a real registry; stop when the tools are missing."""
     unmarked = [item.nodeid for item in items
-                if "registry_tools" in getattr(item, "fixturenames", ()) and item.get_closest_marker("registry") is None]
+                if "registry_tools" in getattr(item, "fixturenames", ())
+                and item.get_closest_marker("registry") is None]
     if unmarked:
         raise pytest.UsageError(f"tests using real registries lack @pytest.mark.registry: {', '.join(unmarked[:5])}")
     if any(item.get_closest_marker("registry") for item in items):

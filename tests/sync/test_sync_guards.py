@@ -42,7 +42,7 @@ def test_manifest_bytes_that_do_not_match_their_digest_are_never_copied(ghcr: Gh
     source = RewriteManifestBodies({"v1"} if by == "tag" else {image.digest})
     kwargs = {"tags": ["v1"]} if by == "tag" else {"digest": image.digest, "aliases": True}
     report = run_sync(ghcr.host, repo_name, ecr.host, repo_name, _env(ghcr, ecr),
-                      http_transports={"source": source}, **kwargs)  # type: ignore[arg-type]
+                      http_transports={"source": source}, **kwargs)
     assert source.rewritten and not report.ok and "digest mismatch" in report.cause().lower()
     assert report.tags_set == [] and not dest_has(ecr, repo_name, "manifests", "v1")
 

@@ -34,17 +34,17 @@ def test_tags_are_written_children_first_and_one_digest_at_a_time() -> None:
 
 
 def test_bounded_map_keeps_order_and_a_bounded_number_of_futures_in_flight() -> None:
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import Future, ThreadPoolExecutor
 
-    submitted = []
+    submitted: list[int] = []
     with ThreadPoolExecutor(4) as pool:
         original = pool.submit
 
-        def submit(fn, item):  # type: ignore[no-untyped-def]
+        def submit(fn: Callable[[int], int], item: int) -> Future[int]:
             submitted.append(item)
             return original(fn, item)
 
-        pool.submit = submit  # type: ignore[method-assign]
+        pool.submit = submit  # type: ignore[method-assign, assignment]
         results = bounded_map(pool, lambda n: n * 2, range(1000), window=8)
         first = [next(results) for _ in range(3)]
         assert first == [0, 2, 4] and len(submitted) <= 8 + 3

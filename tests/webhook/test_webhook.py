@@ -59,7 +59,7 @@ def test_published_and_updated_are_both_synced_with_distinct_deduplication(clien
     assert post(client, load_delivery(INDEX)).status_code == 202
     assert post(client, load_delivery("updated-linked")).status_code == 202
     requests = queued(app_env)
-    assert sorted(r.selection.tag for r in requests) == ["latest", "v1.2.3"]
+    assert sorted((r.selection.tag for r in requests), key=str) == ["latest", "v1.2.3"]
     assert len({r.dedup_id for r in requests}) == 2
     assert len({r.group_id for r in requests}) == 1  # one package, one message group
 
