@@ -33,6 +33,25 @@ def webhook() -> Response:
     return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
 
 
+@app.route("/github/handoff", methods=["POST"], content_types=["application/json"])
+def handoff() -> Response:
+    """Accept a workflow's hand-off: a verified Actions ID token lends its job's token for one copy."""
+    from chalicelib.handoff import route
+
+    request = app.current_request
+    status, body = route.receive(request.headers, request.raw_body or b"")
+    return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
+
+
+@app.route("/github/handoff/{handoff_id}", methods=["GET"])
+def handoff_status(handoff_id: str) -> Response:
+    """Answer how a hand-off's copy goes, to the repository that handed it off."""
+    from chalicelib.handoff import route
+
+    status, body = route.status(app.current_request.headers, handoff_id)
+    return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
+
+
 @app.on_sqs_message(queue=SYNC_QUEUE_NAME, batch_size=1)
 def dispatch(event: SQSEvent) -> None:
     """Start the copy build for each queued sync (a raised error makes SQS redeliver it)."""

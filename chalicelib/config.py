@@ -37,6 +37,9 @@ class Settings:
     redelivery_state_parameter: str = "/ghcr2ecr/redelivery/state"
     # The support stack's report bucket: builds store their report there, on_build_state its effect markers.
     report_bucket: str = ""
+    # The workflow hand-off: the `aud` its ID tokens must carry (empty: hand-offs off), and the one issuer.
+    handoff_audience: str = ""
+    oidc_issuer: str = "https://token.actions.githubusercontent.com"
 
     def account_allowed(self, login: str, account_id: int | str) -> bool:
         """Tell whether ALLOWED_ACCOUNTS admits this GitHub account (login compared case-insensitively)."""
@@ -85,6 +88,8 @@ class Settings:
             create_repositories=boolean("ECR_CREATE_REPOSITORIES", cls.create_repositories),
             redelivery_state_parameter=optional("REDELIVERY_STATE_PARAMETER", cls.redelivery_state_parameter),
             report_bucket=optional("REPORT_BUCKET", cls.report_bucket),
+            handoff_audience=optional("HANDOFF_AUDIENCE", cls.handoff_audience),
+            oidc_issuer=optional("OIDC_ISSUER", cls.oidc_issuer),
         )
 
 

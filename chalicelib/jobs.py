@@ -12,14 +12,14 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
 
 # The OCI grammar the copy engine checks too: a queued job is one `ghcr2ecr sync` accepts.
 from chalicelib.registry.reference import DIGEST_PATTERN, REPOSITORY_PATTERN, TAG_PATTERN
 
 # Where a job comes from: a registry_package delivery (first or redelivered), a backfill on installation,
-# the reconcile schedule, or an operator's `ghcr2ecr reconcile`.
-ORIGINS = ("webhook", "backfill", "reconcile", "operator")
+# the reconcile schedule, an operator's `ghcr2ecr reconcile`, or a workflow's hand-off (POST /github/handoff:
+# its installation is found by dispatch, so it is queued with installation id 0 and the hand-off id).
+ORIGINS = ("webhook", "backfill", "reconcile", "operator", "handoff")
 MAX_PACKAGES = 50  # per job and build: StartBuild's PLAINTEXT description stays ~15 KB, dispatch ≤ ~150 GitHub calls
 
 # A GitHub login; Enterprise Managed Users' logins end in `_<enterprise shortcode>` (docs.github.com,
@@ -102,7 +102,9 @@ class Job:
         A pushed digest: installation, package, digest and tag (not the delivery id, so a manual redelivery and
         the redeliver_failed handler's collapse too). Every tag: installation, packages, origin and run id.
         """
-        if not self.selection.all_tags:
+        if self.origin == "handoff":  # one build per hand-off, never collapsed with the same digest's event
+            key = f"handoff\n{self.correlation_id}"
+        elif not self.selection.all_tags:
             key = f"{self.installation_id}\n{self.package.path}\n{self.selection.digest}\n{self.selection.tag}"
         else:
             key = "\n".join([str(self.installation_id), self.origin, self.correlation_id,
@@ -112,8 +114,12 @@ class Job:
     @property
     def group_id(self) -> str:
         """Return the FIFO message group: the package for one-package jobs, else the installation (≤ 128)."""
-        group = f"{self.installation_id}/{self.package.path}" if len(self.packages) == 1 else \
-            f"{self.installation_id}/{self.origin}"
+        if self.origin == "handoff":
+            group = f"handoff/{self.package.owner_id}/{self.package.path}"
+        elif len(self.packages) == 1:
+            group = f"{self.installation_id}/{self.package.path}"
+        else:
+            group = f"{self.installation_id}/{self.origin}"
         return group if len(group) <= 128 else hashlib.sha256(group.encode()).hexdigest()
 
     def to_json(self) -> str:
@@ -127,8 +133,6 @@ class Job:
             data = json.loads(text)
             if not isinstance(data, dict):
                 raise TypeError("not an object")
-            if "packages" not in data and "delivery_id" in data:
-                data = _from_sync_request(data)
             packages = data.pop("packages")
             selection = data.pop("selection", None) or {}
             if not isinstance(packages, list) or not isinstance(selection, dict):
@@ -140,18 +144,18 @@ class Job:
         return job
 
 
-def _from_sync_request(data: dict[str, Any]) -> dict[str, Any]:
-    """Read a message queued by the previous release (webhooks.SyncRequest), so a deploy loses none in flight."""
-    package = {"owner": data["owner"], "owner_id": data["owner_id"], "name": data["package"],
-               "repository": data.get("repository"), "organization": data.get("organization", False)}
-    return {"installation_id": data["installation_id"], "packages": [package], "origin": "webhook",
-            "selection": {"digest": data["digest"], "tag": data["tag"]}, "correlation_id": data["delivery_id"]}
-
-
 def event_job(installation_id: int, package: Package, digest: str, tag: str, delivery_id: str,
               revision: str | None = None) -> Job:
     """Return the job of one tagged registry_package event."""
     job = Job(installation_id, (package,), Selection(digest, tag, revision or None), "webhook", delivery_id)
+    check(job)
+    return job
+
+
+def handoff_job(package: Package, digest: str, tag: str | None, handoff_id: str, revision: str | None = None) -> Job:
+    """Return the job of one hand-off: its installation is looked up by dispatch (the route calls no GitHub API)."""
+    revision = revision if revision and REVISION.fullmatch(revision) else None  # the ID token's `sha`
+    job = Job(0, (package,), Selection(digest, tag, revision), "handoff", handoff_id)
     check(job)
     return job
 
@@ -171,13 +175,16 @@ def check(job: Job) -> None:
     """Validate every field that ends up in a reference, a queue attribute or a build variable."""
     s = job.selection
     checks = [
-        (type(job.installation_id) is int and job.installation_id > 0, "installation.id"),
+        (type(job.installation_id) is int and (job.installation_id > 0 or (job.installation_id == 0 and
+                                                 job.origin == "handoff")), "installation.id"),
         (isinstance(job.packages, tuple) and 1 <= len(job.packages) <= MAX_PACKAGES, "packages"),
         (job.origin in ORIGINS, "origin"),
         (isinstance(job.correlation_id, str) and CORRELATION.fullmatch(job.correlation_id), "correlation id"),
         ((s.digest is None and s.tag is None and s.revision is None)
          or (isinstance(s.digest, str) and DIGEST_PATTERN.fullmatch(s.digest)), "package_version.version (digest)"),
-        (s.digest is None or (isinstance(s.tag, str) and TAG_PATTERN.fullmatch(s.tag)), "container_metadata.tag.name"),
+        (s.digest is None or (isinstance(s.tag, str) and TAG_PATTERN.fullmatch(s.tag))
+         or (s.tag is None and job.origin == "handoff"), "container_metadata.tag.name"),
+        (job.origin != "handoff" or (s.digest is not None and len(job.packages) == 1), "hand-off (one digest)"),
         (s.revision is None or (isinstance(s.revision, str) and REVISION.fullmatch(s.revision)), "revision"),
         (s.all_tags or len(job.packages) == 1, "packages (a pushed digest names one package)"),
     ]

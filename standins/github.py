@@ -21,7 +21,8 @@ Usage::
         gh.suspend_installation(7); gh.remove_installation(7); gh.clear_requests()
 
 Endpoints (paths match GitHub's; errors are JSON `{"message": ...}` like GitHub's):
-- `GET /app`, `GET /app/installations/{id}`, `POST /app/installations/{id}/access_tokens`
+- `GET /app`, `GET /app/installations/{id}`, `POST /app/installations/{id}/access_tokens`,
+  `GET /users/{login}/installation` and `GET /orgs/{org}/installation` (App JWT; 404 when not installed)
   (`repositories`, `repository_ids` ignored, `permissions`): App JWT (RS256, `iss` = App id or client id,
   `exp` at most 10 minutes ahead). Unknown installation 404; suspended 403; a repository the installation
   cannot see, or a permission it was not granted, 422. Tokens are `ghs_...` of variable length (some in
@@ -213,6 +214,9 @@ class GitHubStandIn(LoopbackServer):
                 case "GET", ["app", "installations", iid]:
                     self._app_auth(authorization)
                     return Reply(200, installation_json(self._installation(iid), self.app_id))
+                case "GET", ["users" | "orgs" as kind, login, "installation"]:
+                    self._app_auth(authorization)
+                    return self._installation_on(kind, login)
                 case "POST", ["app", "installations", iid, "access_tokens"]:
                     self._app_auth(authorization)
                     return self._mint(self._installation(iid), body if isinstance(body, dict) else {})
@@ -250,6 +254,13 @@ class GitHubStandIn(LoopbackServer):
             answer = github_checks.route(self, method, parts, body, authorization)
             if answer is not None:
                 return answer
+        raise Reply(404, {"message": "Not Found"})
+
+    def _installation_on(self, kind: str, login: str) -> Reply:
+        """GET /users/{login}/installation (any account) or /orgs/{org}/installation: the App's installation there."""
+        for inst in self.installations.values():
+            if inst.login.lower() == login.lower() and (kind == "users" or inst.target_type == "Organization"):
+                return Reply(200, installation_json(inst, self.app_id))
         raise Reply(404, {"message": "Not Found"})
 
     def _hooks(self, method: str, parts: list[str], query: dict[str, list[str]], path: str) -> Reply:

@@ -42,9 +42,16 @@ def is_token_parameter(name: str) -> bool:
     return name.startswith(prefix) and len(name) > len(prefix) and ".." not in name
 
 
+def is_job_token_parameter(name: str) -> bool:
+    """Tell whether a parameter holds a hand-off's job token (`<prefix>/handoff/<id>`): never ours to revoke."""
+    return is_token_parameter(name) and name[len(token_prefix()):].startswith("handoff/")
+
+
 def revoke_and_delete(parameter: str) -> Cleanup:
     """Revoke the token a parameter holds, then delete the parameter (kept for the sweep when revoking failed)."""
     # The name is per dispatch attempt (chalicelib/dispatch/handler.py): only the build started with it reads it.
+    if is_job_token_parameter(parameter):  # a tenant job's GITHUB_TOKEN: deleted, never revoked
+        return Cleanup(parameter, "not ours", delete_only(parameter))
     ssm = aws.ssm()
     token = ssm.read_secret(parameter)
     if token is None:
@@ -57,6 +64,13 @@ def revoke_and_delete(parameter: str) -> Cleanup:
         result = "failed"
     deleted = ssm.delete(parameter) if result != "failed" else False
     return Cleanup(parameter, result, deleted)
+
+
+def delete_only(parameter: str) -> bool:
+    """Delete a hand-off's job-token parameter without revoking the token (it is the tenant job's, not ours)."""
+    if not is_token_parameter(parameter):
+        return False
+    return aws.ssm().delete(parameter)
 
 
 def sweep(now: datetime | None = None, max_age: timedelta = TOKEN_LIFETIME) -> list[str]:

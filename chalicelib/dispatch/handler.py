@@ -20,7 +20,9 @@ from urllib.parse import urlsplit
 from chalicelib import aws, jobs, logs
 from chalicelib.dispatch import checks as dispatch_reports
 from chalicelib import names as naming
-from chalicelib.build.contract import API_URL, FALLBACK_TOKEN, INSTALLATION_ID, JOB, SOURCE_TOKEN, variable
+from chalicelib.build.contract import (API_URL, FALLBACK_TOKEN, INSTALLATION_ID, INSTALLATION_TOKEN, JOB, SOURCE_TOKEN,
+                                       variable)
+from chalicelib.dispatch import handoff
 from chalicelib.build.job import BuildJob, Target
 from chalicelib.config import Settings, settings
 from chalicelib.dispatch.settings import InvalidConfig, config_from_variables
@@ -41,6 +43,7 @@ class Outcome:
     reason: str
     build_id: str | None = None
     code: str = ""
+    destination: str = ""  # the one package's destination repository, when a build started for one
 
 
 class StartUncertain(Exception):
@@ -80,15 +83,21 @@ def is_signature_tag(tag: str) -> bool:
     return signed_digest(tag) is not None
 
 
-def build_variables(config: Settings, build: BuildJob, parameter: str,
-                    fallback_secret: str | None) -> list[dict[str, str]]:
-    """Return StartBuild's environment overrides: the job in PLAINTEXT, credentials by reference."""
+def build_variables(config: Settings, build: BuildJob, parameter: str, fallback_secret: str | None,
+                    installation_parameter: str | None = None) -> list[dict[str, str]]:
+    """Return StartBuild's environment overrides: the job in PLAINTEXT, credentials by reference.
+
+    `parameter` holds the first source credential: the installation token, or a hand-off's job token, whose
+    build then gets its installation token as INSTALLATION_TOKEN (the one the build revokes).
+    """
     plain = {JOB: build.to_json(), API_URL: config.github_api_url, INSTALLATION_ID: str(build.installation_id)}
     # FACTS.md §7: PLAINTEXT values show in the console, BatchGetBuilds and events; credentials go by name.
     variables = [variable(k, v) for k, v in plain.items()]
     variables.append(variable(SOURCE_TOKEN, parameter, "PARAMETER_STORE"))
     if fallback_secret is not None:
         variables.append(variable(FALLBACK_TOKEN, fallback_secret, "SECRETS_MANAGER"))
+    if installation_parameter is not None:
+        variables.append(variable(INSTALLATION_TOKEN, installation_parameter, "PARAMETER_STORE"))
     return variables
 
 
@@ -109,6 +118,19 @@ def _dispatch(body: str) -> Outcome:
         job = Job.from_json(body)
     except InvalidJob as exc:
         return _finish(Outcome("failed", str(exc), code="malformed_message"))
+    if job.origin != "handoff":
+        return _dispatch_job(job)
+    outcome = Outcome("failed", "dispatch did not finish", code="unfinished")
+    try:
+        outcome = _dispatch_job(job)
+        return outcome
+    finally:  # the hand-off's record says what happened (a raised error: SQS redelivers, the record waits)
+        if outcome.code != "unfinished":
+            handoff.finished(settings(), job, outcome.status, outcome.reason, outcome.build_id,
+                             f"{outcome.destination}@{job.selection.digest}" if outcome.destination else "")
+
+
+def _dispatch_job(job: Job) -> Outcome:
     owner = job.package
     logs.bind(delivery=job.correlation_id, installation=job.installation_id, origin=job.origin,
               package=owner.path if len(job.packages) == 1 else f"{len(job.packages)} packages",
@@ -118,6 +140,12 @@ def _dispatch(body: str) -> Outcome:
         return _finish(Outcome("failed", f"account {owner.owner} is not in ALLOWED_ACCOUNTS",
                                code="account_not_allowed"))
     app = github_app()
+    if job.origin == "handoff":
+        found = handoff.with_installation(app, job)
+        if isinstance(found, InstallationUnavailable):
+            return _finish(Outcome("failed", str(found), code=found.code))
+        job = found
+        logs.bind(installation=job.installation_id, handoff=job.correlation_id)
     try:
         app.check_installation(job.installation_id, owner.owner_id)
         token = app.mint_token(job.installation_id, jobs.repositories(job.packages), permissions_for(job))
@@ -167,6 +195,9 @@ def _target(config: Settings, app: GitHubApp, job: Job, package: Package, token:
         logs.logger.warning("unknown GHCR2ECR_* Actions variables ignored", extra={"variables": install.unknown})
     if not install.enabled:
         return Outcome("skipped", "GHCR2ECR_ENABLED is false", code="disabled")
+    stopped = handoff.gate(config, job, package, install)
+    if stopped is not None:
+        return Outcome(*stopped)
     tag = job.selection.tag
     if tag is not None and is_signature_tag(tag) and not install.signatures:
         # A cosign push is an event of its own. Its tag follows the image it signs, so GHCR2ECR_TAGS does not
@@ -207,8 +238,12 @@ def _start(config: Settings, app: GitHubApp, job: Job, token: InstallationToken)
                      create_repository=config.create_repositories, deadline=_deadline(token))
     secret = config.ghcr_pull_secret_prefix + str(owner.owner_id)
     fallback = secret if aws.secrets_manager().exists(secret) else None
-    parameter = token_parameter(config, job)
-    variables = build_variables(config, build, parameter, fallback)
+    parameter = token_parameter(config, job)  # the installation token's, written by _start_build
+    if job.origin == "handoff":  # the job's GITHUB_TOKEN, stored by the route, is the first source credential
+        variables = build_variables(config, build, handoff.token_parameter(config, job.correlation_id), fallback,
+                                    installation_parameter=parameter)
+    else:
+        variables = build_variables(config, build, parameter, fallback)
     variables += dispatch_reports.start(app, config, job, targets)  # the check run, queued; ids only
     try:
         return _start_build(config, app, job, targets, token, parameter, variables)
@@ -251,7 +286,8 @@ def _start_build(config: Settings, app: GitHubApp, job: Job, targets: list[Targe
         return Outcome("skipped", f"build {started.id} for this request was already started", build_id=started.id,
                        code="already_built")
     what = targets[0].dest.split("/", 1)[1] if len(targets) == 1 else f"{len(targets)} packages"
-    return Outcome("started", f"build started for {what}", build_id=started.id, code="started")
+    return Outcome("started", f"build started for {what}", build_id=started.id, code="started",
+                   destination=targets[0].dest if len(targets) == 1 else "")
 def _finish(outcome: Outcome) -> Outcome:
     fields: dict[str, Any] = {"outcome": outcome.status, "reason": outcome.reason, "code": outcome.code}
     if outcome.build_id:

@@ -106,6 +106,34 @@ class GitHubApp:
             raise InstallationUnavailable("account_mismatch", f"installation {installation_id} belongs to account "
                                           f"{account_id}, not to the package's owner {owner_id}; refused")
 
+    def installation_of(self, owner: str, owner_id: int) -> tuple[int, bool]:
+        """Find the installation on an account (a hand-off names only the owner); its id and whether an organization.
+
+        GET /users/{login}/installation (App JWT), which answers for organizations too (UNVERIFIED on github.com:
+        on a 404 /orgs/{org}/installation is asked as well). The account's id must be the ID token's owner id.
+        """
+        from githubkit.exception import RequestFailed
+
+        data: dict[str, Any] = {}
+        for path in (f"/users/{owner}/installation", f"/orgs/{owner}/installation"):
+            try:
+                data = self._app.request("GET", path).json()
+                break
+            except RequestFailed as exc:
+                if exc.response.status_code != 404 or rate_limited(exc):
+                    raise
+        if not data:
+            raise InstallationUnavailable("not_installed", f"the App is not installed on {owner}; install it there, "
+                                          "or ask the deployment's operator to")
+        account = data.get("account") if isinstance(data.get("account"), dict) else {}
+        installation_id = data.get("id")
+        if account.get("id") != owner_id or not isinstance(installation_id, int) or installation_id <= 0:
+            raise InstallationUnavailable("account_mismatch", f"the installation on {owner} belongs to another "
+                                          "account than the ID token's owner; refused")
+        if data.get("suspended_at"):
+            raise _suspended(installation_id)
+        return installation_id, str(data.get("target_type", "")) == "Organization"
+
     def mint_token(self, installation_id: int, repositories: list[str] | None,
                    permissions: Mapping[str, str]) -> InstallationToken:
         """POST /app/installations/{id}/access_tokens; raise InstallationUnavailable when GitHub refuses."""

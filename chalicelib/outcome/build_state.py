@@ -51,6 +51,8 @@ class BuildOutcome:
     check_run_external_id: str = ""
     storage_records: bool = False
     report_bucket: str = ""
+    handoff_id: str = ""  # a hand-off build: its record is completed; its source token is the tenant job's
+    installation_token_parameter: str | None = None  # a hand-off build's own installation token
     done: dict[str, Any] = field(default_factory=dict, compare=False)  # effect -> result (logged)
     cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # the report, read once
 
@@ -105,19 +107,26 @@ def parse(event: dict[str, Any]) -> BuildOutcome | None:
         check_run_external_id=build.plain(contract.CHECK_RUN_EXTERNAL_ID),
         storage_records=build.plain(contract.STORAGE_RECORDS) == "true",
         report_bucket=build.plain(contract.REPORT_BUCKET),
+        handoff_id=job.correlation_id if build.handoff and job else "",
+        installation_token_parameter=_token_parameter(build.variables.get(contract.INSTALLATION_TOKEN)),
     )
 
 
 def effects(outcome: BuildOutcome) -> list[Effect]:
     """Return what a final event does, in order: clean up the credential first, tell the tenant, log."""
     planned: list[Effect] = []
-    if outcome.token_parameter:
+    if outcome.handoff_id:
+        # Never revoke the tenant job's token (its later steps still need it): only delete its parameter.
+        planned.append(("revoke_and_delete", _handoff_tokens))
+    elif outcome.token_parameter:
         planned.append(("revoke_and_delete", _revoke_and_delete))
     reporting_target = outcome.repository and outcome.installation_id.isdigit()
     if reporting_target and outcome.check_run_id is not None:
         planned.append(("complete_check_run", _complete_check_run))
     if reporting_target and outcome.storage_records and outcome.status == "SUCCEEDED":
         planned.append(("storage_records", _storage_records))
+    if outcome.handoff_id:
+        planned.append(("handoff_record", _handoff_record))
     planned.append(("log", _log))
     return planned
 
@@ -126,6 +135,28 @@ def _revoke_and_delete(outcome: BuildOutcome) -> None:
     # The build revoked it in `finally` unless it failed before (then 401 here is fine); see token_cleanup.
     cleanup = token_cleanup.revoke_and_delete(outcome.token_parameter or "")
     outcome.done.update(token_parameter_deleted=cleanup.deleted, token_revoked=cleanup.revoked)
+
+
+def _handoff_tokens(outcome: BuildOutcome) -> None:
+    """A hand-off build: revoke and delete its installation token; delete the job token's parameter unrevoked."""
+    cleanup = token_cleanup.revoke_and_delete(outcome.installation_token_parameter or "")
+    job_token = token_cleanup.delete_only(outcome.token_parameter or "")
+    outcome.done.update(token_parameter_deleted=cleanup.deleted and job_token, token_revoked=cleanup.revoked,
+                        job_token_deleted=job_token)
+
+
+def _handoff_record(outcome: BuildOutcome) -> None:
+    """Complete the hand-off's record: what the action's status poll answers."""
+    from chalicelib.handoff import record
+
+    state = final_state(outcome)
+    build = contract.finished_build(outcome.build_id, outcome.status, [], outcome.cache.get("report"))
+    succeeded = outcome.status == "SUCCEEDED" and bool(state.report) and state.report.get("ok") is True
+    reason = "" if succeeded else (build.cause or state.cause or f"the copy build ended {outcome.status}")
+    updated = record.update(outcome.report_bucket, outcome.handoff_id, status="succeeded" if succeeded else "failed",
+                            tags=build.tags if succeeded else [], reason=" ".join(reason.split())[:500],
+                            build_id=outcome.build_id, **record.outcome_fields(outcome.cache.get("report")))
+    outcome.done["handoff"] = updated.status if updated else "unknown"
 
 
 def _complete_check_run(outcome: BuildOutcome) -> None:

@@ -81,16 +81,3 @@ def test_the_backfill_of_an_installation_event_reaches_the_build(client, app_env
     build = app_env.build_job()
     assert (build.origin, build.correlation_id) == ("backfill", delivery.delivery)
     assert [(t.source, t.repository) for t in build.targets] == [("ghcr.io/octo-org/tools", "tools")]
-
-
-def test_a_message_queued_by_the_previous_release_still_starts_its_build(client, app_env: AppEnv) -> None:
-    # webhooks.SyncRequest's body: what may still be on the queue while a new release is deployed
-    legacy = {"delivery_id": "d-legacy-1", "installation_id": 77, "owner": "octo-org", "owner_id": 1001,
-              "package": "app", "digest": "sha256:" + "b" * 64, "tag": "v1", "repository": "app",
-              "action": "published", "organization": True}
-    import json
-
-    client.lambda_.invoke("dispatch", client.events.generate_sqs_event([json.dumps(legacy)]))
-    job = app_env.build_job()
-    assert (job.correlation_id, job.selection.digest, job.selection.tag) == ("d-legacy-1", legacy["digest"], "v1")
-    assert [t.repository for t in job.targets] == ["app"]
