@@ -7,7 +7,7 @@ route loads no AWS SDK or GitHub client until it needs one: tests/test_cold_impo
 from __future__ import annotations
 
 from chalice import Chalice, Rate, Response
-from chalice.app import CloudWatchEvent, SQSEvent
+from chalice.app import CloudWatchEvent, Request, SQSEvent
 
 from chalicelib.build.contract import event_pattern
 from chalicelib.config import deployed_name, schedule_rate
@@ -28,8 +28,8 @@ def webhook() -> Response:
     """Verify a GitHub delivery and queue the sync it asks for."""
     from chalicelib.webhook import edge
 
-    request = app.current_request
-    status, body = edge.receive(request.headers, request.raw_body or b"")
+    request = _request()
+    status, body = edge.receive(request.headers, _raw_body(request))
     return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
 
 
@@ -38,8 +38,8 @@ def handoff() -> Response:
     """Accept a workflow's hand-off: a verified Actions ID token lends its job's token for one copy."""
     from chalicelib.handoff import route
 
-    request = app.current_request
-    status, body = route.receive(request.headers, request.raw_body or b"")
+    request = _request()
+    status, body = route.receive(request.headers, _raw_body(request))
     return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
 
 
@@ -48,7 +48,7 @@ def handoff_status(handoff_id: str) -> Response:
     """Answer how a hand-off's copy goes, to the repository that handed it off."""
     from chalicelib.handoff import route
 
-    status, body = route.status(app.current_request.headers, handoff_id)
+    status, body = route.status(_request().headers, handoff_id)
     return Response(body=body, status_code=status, headers={"Content-Type": "application/json"})
 
 
@@ -91,3 +91,17 @@ def reconcile(event: CloudWatchEvent) -> None:
     from chalicelib.heal import reconcile as reconciling
 
     reconciling.run()
+
+
+def _request() -> Request:
+    """Return the request a route handler is answering (Chalice sets it before calling the handler)."""
+    request = app.current_request
+    if request is None:
+        raise RuntimeError("no current request outside a route handler")
+    return request
+
+
+def _raw_body(request: Request) -> bytes:
+    """Return the body exactly as received (the webhook's HMAC is over these bytes)."""
+    body = request.raw_body or b""
+    return body.encode() if isinstance(body, str) else body

@@ -195,7 +195,7 @@ def check_url(url: str) -> str:
     if parts.username is not None or parts.password is not None or parts.query or parts.fragment:
         raise Failure("input `url` must not hold credentials, a query or a fragment", remedy)
     try:
-        parts.port
+        _ = parts.port  # urllib raises ValueError only when the port is read
     except ValueError:
         raise Failure("input `url` has an invalid port", remedy) from None
     return url.rstrip("/")

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 REPORT_LIMIT = 1024 * 1024  # bytes; a report is a few KB (thousands of tags stay far below this)
 BUCKET_VARIABLE = REPORT_BUCKET  # the contract's name (chalicelib/build/contract.py)
-_BUILD = re.compile(r"(?:arn:[\w-]+:codebuild:[\w-]+:\d{12}:build/)?([A-Za-z0-9][A-Za-z0-9_-]{1,254}):([A-Za-z0-9-]{1,64})")
+_BUILD = re.compile(r"(?:arn:[\w-]+:codebuild:[\w-]+:\d{12}:build/)?"  # a build ARN, or just its id:
+                    r"([A-Za-z0-9][A-Za-z0-9_-]{1,254}):([A-Za-z0-9-]{1,64})")
 
 
 def build_key(build_id: str) -> str | None:

@@ -211,7 +211,7 @@ def _source_has_tags(target: Target, env: Mapping[str, str]) -> bool:
 
 
 def job_report(job: BuildJob, results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Return run-job's `--report` JSON: ok, the job's summary, one result per package (contract.FinishedBuild reads it)."""
+    """Return run-job's `--report` JSON: ok, the job's summary, a result per package (contract.FinishedBuild)."""
     return {"ok": all(r["status"] != "failed" for r in results), "job": job.summary, "packages": results}
 
 

@@ -78,7 +78,7 @@ def sweep(now: datetime | None = None, max_age: timedelta = TOKEN_LIFETIME) -> l
     logs.unbind_all()
     now = now or datetime.now(timezone.utc)
     ssm = aws.ssm()
-    removed = []
+    removed: list[str] = []
     for name, modified in ssm.parameters_under(token_prefix().rstrip("/")):
         if not is_token_parameter(name) or now - modified <= max_age:
             continue

@@ -7,6 +7,7 @@ client an httpx transport through the constructor (faults at the HTTP boundary).
 from __future__ import annotations
 
 import re
+from chalicelib.values import mapping
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -95,8 +96,9 @@ class GitHubApp:
                 if exc.response.status_code == 404:
                     raise _gone(installation_id) from None
                 raise
-            account = data.get("account") if isinstance(data.get("account"), dict) else {}
-            account_id = account.get("id") if isinstance(account.get("id"), int) else -1
+            account = mapping(data.get("account"))
+            found = account.get("id")
+            account_id = found if isinstance(found, int) else -1
             if data.get("suspended_at"):  # not remembered: it may be unsuspended
                 raise _suspended(installation_id)
             if len(self._accounts) >= CONFIRMED_LIMIT:
@@ -125,7 +127,7 @@ class GitHubApp:
         if not data:
             raise InstallationUnavailable("not_installed", f"the App is not installed on {owner}; install it there, "
                                           "or ask the deployment's operator to")
-        account = data.get("account") if isinstance(data.get("account"), dict) else {}
+        account = mapping(data.get("account"))
         installation_id = data.get("id")
         if account.get("id") != owner_id or not isinstance(installation_id, int) or installation_id <= 0:
             raise InstallationUnavailable("account_mismatch", f"the installation on {owner} belongs to another "
@@ -143,7 +145,9 @@ class GitHubApp:
         if repositories is not None:
             body["repositories"] = repositories
         try:
-            response = self._app.rest.apps.create_installation_access_token(installation_id, data=body)
+            # FACTS.md §2: the typed body would drop two permission names; the client sends this one as given
+            response = self._app.rest.apps.create_installation_access_token(
+                installation_id, data=body)  # type: ignore[call-overload]
         except RequestFailed as exc:
             if rate_limited(exc):
                 raise

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from chalicelib import aws
+from chalicelib.values import mapping
 
 STATUSES = ("queued", "running", "succeeded", "failed")
 FINAL = ("succeeded", "failed")
@@ -131,7 +132,7 @@ def outcome_fields(report: Mapping[str, Any] | None) -> dict[str, Any]:
     """Return bytes moved and duration from run-job's report (its one package's sync report)."""
     packages = report.get("packages") if report else None
     first = packages[0] if isinstance(packages, list) and packages and isinstance(packages[0], Mapping) else {}
-    sync = first.get("report") if isinstance(first.get("report"), Mapping) else {}
+    sync = mapping(first.get("report"))
     found: dict[str, Any] = {}
     moved = sync.get("bytes_moved")
     if isinstance(moved, int) and not isinstance(moved, bool):

@@ -24,9 +24,9 @@ from chalicelib.build import token_cleanup
 
 if TYPE_CHECKING:  # imported where used: app.py imports this module, and the webhook route's cold start matters
     from chalicelib.outcome import check_output
-from chalicelib.build.job import BuildJob
 from chalicelib.build import contract
 from chalicelib.build.contract import FINAL_STATES
+from chalicelib.values import mapping
 
 START_TIME_FORMAT = "%b %d, %Y %I:%M:%S %p"
 
@@ -85,14 +85,15 @@ def handle_event(event: dict[str, Any]) -> BuildOutcome | None:
 
 def parse(event: dict[str, Any]) -> BuildOutcome | None:
     """Read a final build's ids, names and reporting targets from the event (no I/O)."""
-    detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
+    detail = mapping(event.get("detail"))
     status = str(detail.get("build-status", ""))
     if status not in FINAL_STATES:
         return None
-    info = detail.get("additional-information") if isinstance(detail.get("additional-information"), dict) else {}
-    env = info.get("environment", {}) if isinstance(info.get("environment"), dict) else {}
+    info = mapping(detail.get("additional-information"))
+    env = mapping(info.get("environment"))
     entries = env.get("environment-variables", [])
-    build = contract.finished_build(str(detail.get("build-id", "")), status, entries if isinstance(entries, list) else [])
+    build = contract.finished_build(str(detail.get("build-id", "")), status,
+                                    entries if isinstance(entries, list) else [])
     job = build.job  # GHCR2ECR_JOB: names and ids of the build's packages
     single = job.targets[0] if job and len(job.targets) == 1 else None
     check_run = build.plain(contract.CHECK_RUN_ID)
@@ -151,7 +152,7 @@ def _handoff_record(outcome: BuildOutcome) -> None:
 
     state = final_state(outcome)
     build = contract.finished_build(outcome.build_id, outcome.status, [], outcome.cache.get("report"))
-    succeeded = outcome.status == "SUCCEEDED" and bool(state.report) and state.report.get("ok") is True
+    succeeded = outcome.status == "SUCCEEDED" and state.report is not None and state.report.get("ok") is True
     reason = "" if succeeded else (build.cause or state.cause or f"the copy build ended {outcome.status}")
     updated = record.update(outcome.report_bucket, outcome.handoff_id, status="succeeded" if succeeded else "failed",
                             tags=build.tags if succeeded else [], reason=" ".join(reason.split())[:500],
@@ -259,7 +260,7 @@ def start_time_text(when: datetime) -> str:
     return when.astimezone(timezone.utc).strftime(START_TIME_FORMAT)
 
 
-def _start_time(info: dict[str, Any]) -> datetime | None:
+def _start_time(info: Mapping[str, Any]) -> datetime | None:
     """Return `build-start-time` ("Sep 1, 2017 4:12:29 PM", UTC like the event's `time`), or None."""
     try:
         start = datetime.strptime(str(info["build-start-time"]), START_TIME_FORMAT)
@@ -268,7 +269,7 @@ def _start_time(info: dict[str, Any]) -> datetime | None:
     return start.replace(tzinfo=timezone.utc)
 
 
-def _duration(info: dict[str, Any], end_time: Any) -> float | None:
+def _duration(info: Mapping[str, Any], end_time: Any) -> float | None:
     """Sum the phases' durations; else from `build-start-time` to the event time."""
     phases = info.get("phases")
     if isinstance(phases, list):

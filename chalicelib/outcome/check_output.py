@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.outcome.requests import Output
+from chalicelib.values import mapping
 
 CONCLUSION = {"SUCCEEDED": "success", "FAILED": "failure", "FAULT": "failure", "STOPPED": "cancelled",
               "TIMED_OUT": "timed_out"}
@@ -112,7 +113,7 @@ def _success(state: FinalState) -> Output:
         lines.append(f"**Bytes moved**: {_size(moved)}" + ("" if moved else " (everything was already in ECR)"))
     if isinstance(duration, (int, float)):
         lines.append(f"**Duration**: {float(duration):.1f} s")
-    skipped = tags.get("skipped") if isinstance(tags.get("skipped"), dict) else {}
+    skipped = mapping(tags.get("skipped"))
     for tag, why in list(skipped.items())[:10]:
         lines.append(f"**Not set**: `{_text(str(tag))}`: {_text(str(why))}")
     if state.report is None:

@@ -123,7 +123,9 @@ def write_storage_records(app: Any, target: Target, records: list[reports.Storag
         return 0
     written = 0
     with writer(app, target, "artifact_metadata") as write:
-        for request in requests if write is not None else []:
+        for request in requests:
+            if write is None:
+                break
             answer = _send(write, request)
             if answer is not None and answer.ok:
                 written += 1

@@ -12,6 +12,7 @@ import re
 
 from chalicelib.outcome.check_output import FinalState, bare
 from chalicelib.outcome.requests import DIGEST, StorageRecord
+from chalicelib.values import mapping
 
 _ECR_HOST = re.compile(r"(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?")
 _SIGNATURE_TAG = re.compile(r"sha256-[0-9a-f]{64}\.(?:sig|att|sbom)")
@@ -24,8 +25,8 @@ def records_for(state: FinalState, github_repository: str) -> list[StorageRecord
         return []  # a signature push: its build copies a signature, or nothing
     report = state.report or {}
     host, _, repository = bare(state.destination).partition("/")
-    digests = report.get("digests") if isinstance(report.get("digests"), dict) else {}
-    tags = report.get("tags") if isinstance(report.get("tags"), dict) else {}
+    digests = mapping(report.get("digests"))
+    tags = mapping(report.get("tags"))
     done = {t for key in ("set", "unchanged") for t in (tags.get(key) or []) if isinstance(t, str)}
     by_digest: dict[str, list[str]] = {state.digest: []}
     for tag, digest in digests.items():

@@ -366,7 +366,8 @@ def test_a_success_without_a_valid_ecr_image_is_reported_as_a_failure(app: StubA
 @pytest.mark.parametrize("name, value", [("wait", "yes"), ("timeout-minutes", "0"), ("timeout-minutes", "soon"),
                                          ("fail-on-error", "maybe")])
 def test_an_invalid_setting_is_refused_naming_the_input(app: StubApp, tmp_path: Path, name: str, value: str) -> None:
-    step = run_step(app, tmp_path, **{name.replace("-", "_"): value})
+    inputs: dict[str, str] = {name.replace("-", "_"): value}
+    step = run_step(app, tmp_path, True, **inputs)
 
     assert step.returncode == 1
     assert app.seen == []

@@ -193,7 +193,8 @@ def test_a_repository_outside_the_installation_is_a_permanent_failure(client, ap
 
 
 def test_a_disallowed_account_in_the_queue_is_dropped_without_calling_github(client, app_env: AppEnv) -> None:
-    request = Job(666, (Package("evil-corp", 6666, "payload"),), Selection("sha256:" + "a" * 64, "v1"), "webhook", "d-1")
+    request = Job(666, (Package("evil-corp", 6666, "payload"),), Selection("sha256:" + "a" * 64, "v1"), "webhook",
+                  "d-1")
     event = client.events.generate_sqs_event([request.to_json()])
     assert client.lambda_.invoke("dispatch", event).payload is None
     assert app_env.github.requests == [] and app_env.codebuild.calls == []

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from chalice.app import Rate, ScheduledEventConfig
 
 from chalicelib.build.contract import FINAL_STATES, event_pattern
 from tests.support.app_fixtures import PROJECT, QUEUE_NAME, TOKEN_PREFIX, AppEnv, build_state_event, dispatch_queued, \
@@ -123,7 +124,8 @@ class DecryptionRecorder:
     """Wraps the SSM client: records WithDecryption of every read, so a test can tell what was decrypted."""
 
     def __init__(self, client: Any) -> None:
-        self.client, self.decrypted = client, []
+        self.client = client
+        self.decrypted: list[bool] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.client, name)
@@ -177,6 +179,7 @@ def test_the_hourly_sweep_is_wired_and_leaves_fresh_tokens_alone(client, app_env
 
     started_build(client, app_env)
     [schedule] = [e for e in app.app.event_sources if e.name == "sweep_tokens"]
+    assert isinstance(schedule, ScheduledEventConfig) and isinstance(schedule.schedule_expression, Rate)
     assert (schedule.schedule_expression.value, schedule.schedule_expression.unit) == (1, "HOURS")
     client.lambda_.invoke("sweep_tokens", client.events.generate_cw_event("aws.events", "Scheduled Event", {}, []))
     assert len(app_env.token_parameters()) == 1
