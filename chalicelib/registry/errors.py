@@ -37,7 +37,11 @@ def parse_error_list(body: bytes) -> list[dict[str, str]]:
     ]
 
 
-class RegistryError(Exception):
+class CopyError(Exception):
+    """The root of every error copying between registries: a caller catches this, a test asserts a leaf."""
+
+
+class RegistryError(CopyError):
     """A registry answered with an unexpected status (or could not be reached)."""
 
     def __init__(
@@ -123,7 +127,7 @@ class AccessDenied(RegistryError):
         return redact(f"{self.detail} [{self.method} {self.url}: {status}]")
 
 
-class DigestMismatch(Exception):
+class DigestMismatch(CopyError):
     """Bytes read from the source do not hash to the digest that names them."""
 
     def __init__(self, what: str, expected: str, actual: str) -> None:
@@ -133,7 +137,7 @@ class DigestMismatch(Exception):
                                 f"source sent bytes hashing to {actual}"))
 
 
-class UnsupportedManifest(Exception):
+class UnsupportedManifest(CopyError):
     """A manifest this copier refuses (Docker schema 1, unknown media types)."""
 
     def __init__(self, message: str) -> None:

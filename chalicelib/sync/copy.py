@@ -23,12 +23,11 @@ from dataclasses import dataclass, field
 
 from chalicelib.registry.blobs import blob_exists, copy_blob_with_retries
 from chalicelib.sync.bounds import DEADLINE_REACHED, Deadline, alongside, bounded_map
-from chalicelib.registry.errors import AccessDenied, DigestMismatch, RegistryError, UnsupportedManifest
+from chalicelib.registry.errors import AccessDenied, CopyError
 from chalicelib.registry.manifests import Descriptor, Manifest, get_manifest, head_manifest, put_manifest
 from chalicelib.registry.transport import Transport
 
 log = logging.getLogger(__name__)
-CopyError = (RegistryError, DigestMismatch, UnsupportedManifest)
 MAX_DEPTH = 8  # index levels a tree may nest (index → image is 2; in practice at most 3)
 MAX_CHILDREN = 1000  # manifests one index may name (multi-platform indexes name tens)
 SMALL_BLOB = 1 << 20  # bytes up to which a blob copy is latency-bound: copied on the metadata pool
@@ -77,7 +76,7 @@ class Copier:
         self.present: set[str] = set()  # manifest digests the destination has
         self.pushed: set[str] = set()  # manifest digests this copier pushed
         self.failed: dict[str, str] = {}  # digest -> why it could not be copied
-        self.dest_empty = False  # the destination held no tag when the run began: plan() reads, not HEADs (_probe)
+        self._dest_empty = False  # the destination held no tag when the run began: plan() reads, not HEADs (_probe)
         self._planned: list[Manifest] = []  # to push, children before parents
         self._planned_set: set[str] = set()
         self._lock = threading.Lock()
@@ -93,13 +92,25 @@ class Copier:
                 self.manifests[manifest.digest] = manifest
         return manifest
 
-    def plan(self, digests: Iterable[str]) -> None:
+    def note_present(self, digests: Iterable[str], *, skipped: bool = False) -> None:
+        """Record manifests known to be in the destination (a tag on them, a HEAD); `skipped`: count them so."""
+        with self._lock:
+            new = set(digests) - self.present
+            self.present.update(new)
+        if skipped and new:
+            self.stats.add("manifests_skipped", len(new))
+
+    def plan(self, digests: Iterable[str], *, dest_empty: bool = False) -> None:
         """Phase 1: find which of these manifest trees the destination lacks, reading them from the source.
+
+        `dest_empty`: the destination held no tag when the run began (a first copy), so nearly every HEAD
+        would answer 404: each level's manifests are read from the source at once instead (_probe).
 
         Breadth-first: each level's HEADs, then its GETs, go out in parallel. A tree nested deeper than
         MAX_DEPTH, or with an index naming more than MAX_CHILDREN manifests, is refused whole here, before
         any of its bytes move: its root fails, and what only it references is not planned.
         """
+        self._dest_empty = dest_empty
         level = list(dict.fromkeys(digests))
         roots_of: dict[str, set[str]] = {d: {d} for d in level}  # which asked-for roots reach each digest
         refused: dict[str, str] = {}  # root -> why its tree is refused
@@ -150,14 +161,14 @@ class Copier:
         self._planned += found
 
     def _probe(self, level: list[str]) -> tuple[list[bool], dict[str, Manifest | str | AccessDenied]]:
-        """HEAD one level's digests on the destination, or, when it held no tag (`dest_empty`), read them instead.
+        """HEAD one level's digests on the destination, or read them when it held no tag (plan(dest_empty=True)).
 
         An empty destination would answer 404 to nearly every HEAD: its manifests are read from the source at
         once, a round trip and a request fewer each. What an interrupted earlier run pushed by digest is then
         read and pushed again (a few KB each); blobs are still HEADed, so no layer moves twice. A source
         denial is returned, and raised by plan() for a manifest the destination lacks.
         """
-        if not self.dest_empty:
+        if not self._dest_empty:
             return list(bounded_map(self.meta_pool, self._dest_has, level)), {}
         return [False] * len(level), dict(zip(level, bounded_map(self.meta_pool, self._read_ahead, level)))
 

@@ -13,11 +13,15 @@ other candidate costs one HEAD on the source, up to the budget, spent in this pr
 2. tags the destination lacks (a new release's tags);
 3. the rest (tags the destination holds alone, typically an older release's own version tag).
 Candidates past the budget are not checked, and the report lists them (`tags.unchecked`).
+
+`desire` observes (explicit tags, the listing, the destination's digests, the budget's HEADs); the rules
+above are the pure functions below it (`candidates`, `split_free`, `prioritised`, `chosen`), which
+tests/sync/test_desire_rules.py specifies with plain dicts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from chalicelib.sync.dest_state import DestinationState
@@ -41,11 +45,29 @@ class Desired:
     missing: list[str] = field(default_factory=list)  # explicit tags the source does not have
 
 
-def prioritised(candidates: Sequence[str], dest: DestinationState, known: Mapping[str, str | None]) -> list[str]:
+def candidates(listed: Sequence[str], taken: Collection[str], tag_filter: TagFilter | None) -> list[str]:
+    """Return the listed tags a sync may set: not cosign's (they follow their images), not already taken, filtered."""
+    return [t for t in listed if not COSIGN_TAG.fullmatch(t) and t not in taken
+            and (tag_filter is None or tag_filter.matches(t))]
+
+
+def split_free(tags: Sequence[str], current: Mapping[str, str | None], roots: Collection[str]
+               ) -> tuple[dict[str, str], list[str]]:
+    """Split alias candidates: those the destination already holds on a root digest (right as they are, no
+    source request) and the rest, to be checked on the source."""
+    free = {t: d for t in tags if (d := current.get(t)) is not None and d in roots}
+    return free, [t for t in tags if t not in free]
+
+
+def prioritised(tags: Sequence[str], shared: Collection[str], current: Mapping[str, str | None]) -> list[str]:
     """Order candidates for the budget: floating aliases first, then tags the destination lacks, then the rest."""
-    shared = dest.shared()
-    rank = {tag: 0 if tag in shared else 1 if not known.get(tag) else 2 for tag in candidates}
-    return sorted(candidates, key=rank.__getitem__)  # stable: listing order within a rank
+    rank = {tag: 0 if tag in shared else 1 if not current.get(tag) else 2 for tag in tags}
+    return sorted(tags, key=rank.__getitem__)  # stable: listing order within a rank
+
+
+def chosen(resolved: Mapping[str, str | None], roots: Collection[str], select_all: bool) -> dict[str, str]:
+    """Return the checked tags a sync sets: every found one (select_all), else those on a root digest (aliases)."""
+    return {t: d for t, d in resolved.items() if d is not None and (select_all or d in roots)}
 
 
 def _spend(index: SourceIndex, tags: Sequence[str], budget: int,
@@ -78,28 +100,21 @@ def desire(index: SourceIndex, dest: DestinationState, *, explicit: Sequence[str
         listed = index.listed()
     finally:
         loading()
-    candidates = [t for t in listed if not COSIGN_TAG.fullmatch(t) and t not in desired.tags
-                  and (tag_filter is None or tag_filter.matches(t))]
-    if select_all and len(candidates) <= budget - index.heads:
-        # every candidate gets its HEAD, so their order does not matter: both sides are read at once
-        theirs = alongside(lambda: dest.digests(candidates))
-        resolved, _ = _spend(index, candidates, budget, read=dest.empty)  # a first copy reads every manifest
+    wanted = candidates(listed, desired.tags, tag_filter)
+    if select_all and len(wanted) <= budget - index.heads:
+        # Every candidate gets its HEAD, so their order does not matter: both sides are read at once, and the
+        # source's answers land in the index (the _spend below then costs no request).
+        theirs = alongside(lambda: dest.digests(wanted))
+        _spend(index, wanted, budget, read=dest.empty)  # a first copy reads every manifest
         current = theirs()
     else:
-        current = dest.digests(candidates)
-    if aliases and not select_all:
-        roots = set(desired.roots)
-        free = [t for t in candidates if current.get(t) in roots]  # already right: no source request
-        for tag in free:
-            desired.tags[tag] = current[tag]  # type: ignore[assignment]
-        rest = [t for t in candidates if current.get(t) not in roots]
-    else:
-        free, rest = [], candidates
-    resolved, desired.unchecked = _spend(index, prioritised(rest, dest, current), budget)
-    for tag, found in resolved.items():
-        if found is not None and (select_all or found in desired.roots):
-            desired.tags[tag] = found
-    desired.aliases = [t for t in candidates if t in desired.tags] if aliases and not select_all else []
+        current = dest.digests(wanted)
+    alias_mode = aliases and not select_all
+    free, rest = split_free(wanted, current, set(desired.roots)) if alias_mode else ({}, wanted)
+    desired.tags.update(free)
+    resolved, desired.unchecked = _spend(index, prioritised(rest, dest.shared(), current), budget)
+    desired.tags.update(chosen(resolved, desired.roots, select_all))
+    desired.aliases = [t for t in wanted if t in desired.tags] if alias_mode else []
     if select_all:
         desired.roots = list(dict.fromkeys([*desired.roots, *desired.tags.values()]))
     return desired

@@ -62,8 +62,8 @@ from chalicelib.globs import TagFilter, parse_tag_globs
 from chalicelib.sync import endpoints
 from chalicelib.registry.auth import secret_values
 from chalicelib.sync.bounds import Deadline
-from chalicelib.sync.copy import Copier, CopyError, Stats
-from chalicelib.registry.errors import describe_unexpected
+from chalicelib.sync.copy import Copier, Stats
+from chalicelib.registry.errors import CopyError, describe_unexpected
 from chalicelib.registry.reference import Repository, check_digest, check_tag, parse_repository
 from chalicelib.registry.transport import RetryPolicy
 from chalicelib.sync.report import ProgressSink, Report
@@ -153,7 +153,7 @@ def run(request: SyncRequest, *, env: Mapping[str, str] | None = None, progress:
             copier = Copier(source, dest, pool, meta_pool=meta_pool, deadline=deadline, stats=report.stats,
                             mount_from=mount_from, blob_concurrency=request.concurrency)
             SyncSteps(request, env, report, copier, progress, boto).run()
-    except (*CopyError, ValueError) as exc:
+    except (CopyError, ValueError) as exc:
         report.errors.append(str(exc))
     except Exception as exc:  # boto3 errors from CreateRepository/GetAuthorizationToken, or a bug: never a traceback
         if type(exc).__module__.split(".")[0] in ("botocore", "boto3"):

@@ -40,7 +40,7 @@ def skipped_targets(copier: Copier, pool: ThreadPoolExecutor, tags: Sequence[str
         return {tag: NOT_WANTED for tag in tags}
     unknown = list(dict.fromkeys(d for d in map(signed_digest, tags) if d and d not in copier.present))
     heads = bounded_map(pool, lambda digest: head_manifest(copier.dest, digest, actions="pull,push"), unknown)
-    copier.present.update(digest for digest, head in zip(unknown, heads) if head is not None)
+    copier.note_present(digest for digest, head in zip(unknown, heads) if head is not None)
     return {tag: NOT_MIRRORED for tag in tags if signed_digest(tag) not in copier.present}
 
 

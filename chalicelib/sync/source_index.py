@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from chalicelib.sync.bounds import bounded_map
-from chalicelib.sync.copy import Copier, CopyError
-from chalicelib.registry.errors import AccessDenied, RegistryError
+from chalicelib.sync.copy import Copier
+from chalicelib.registry.errors import AccessDenied, CopyError, RegistryError
 from chalicelib.registry.manifests import tag_pages, head_manifest
 from chalicelib.registry.reference import DIGEST_PATTERN, TAG_PATTERN
 

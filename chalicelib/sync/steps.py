@@ -103,9 +103,7 @@ class SyncSteps:
         self.phase("planning")
         updates, unchanged = sync_plan.diff(wanted, self.dest)
         report.tags_unchanged += unchanged
-        known = {wanted[t] for t in unchanged} - copier.present  # a registry holds a tag only on complete content
-        copier.present.update(known)
-        copier.stats.add("manifests_skipped", len(known))
+        copier.note_present({wanted[t] for t in unchanged}, skipped=True)  # a tag only ever names complete content
         untagged = [d for d in roots if d not in set(updates.values())]
         pending = list(updates.items())
         done = list(unchanged)
@@ -115,8 +113,8 @@ class SyncSteps:
                 report.left_undone += [t for t, _ in pending[number * TAG_BATCH:]]
                 break
             self.phase("planning")
-            copier.dest_empty = self.dest.empty  # a first copy: nearly every manifest HEAD would answer 404
-            copier.plan([*(untagged if number == 0 else []), *dict.fromkeys(d for _, d in batch)])
+            copier.plan([*(untagged if number == 0 else []), *dict.fromkeys(d for _, d in batch)],
+                        dest_empty=self.dest.empty)
             self.phase("copying")
             copier.transfer()
             cause = copier.first_failure()

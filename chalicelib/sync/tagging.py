@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 from chalicelib.sync.bounds import bounded_map
-from chalicelib.sync.copy import Copier, CopyError
-from chalicelib.registry.errors import RegistryError
+from chalicelib.sync.copy import Copier
+from chalicelib.registry.errors import CopyError, RegistryError
 from chalicelib.registry.manifests import Manifest, head_manifest, put_manifest
 
 UNKNOWN = "?"  # the destination's current digest for a tag has not been read
