@@ -95,11 +95,15 @@ def parse_fallback_credential(text: str, default_username: str) -> StaticCredent
 
 
 def source_credentials(env: Mapping[str, str]) -> list[Credential]:
-    """Return the source chain: installation token, anonymous, fallback token (DESIGN.md, Credentials)."""
+    """Return the source chain: installation token, anonymous, fallback token (DESIGN.md, Credentials).
+
+    In a hand-off build (GHCR2ECR_INSTALLATION_TOKEN is set apart) the first one is the tenant job's token.
+    """
     chain: list[Credential] = []
     token = _env(env, "GHCR2ECR_SOURCE_TOKEN")
     if token:
-        chain.append(StaticCredential(kind="installation token", username=DEFAULT_USERNAME, password=token))
+        kind = "workflow job token" if _env(env, "GHCR2ECR_INSTALLATION_TOKEN") else "installation token"
+        chain.append(StaticCredential(kind=kind, username=DEFAULT_USERNAME, password=token))
     chain.append(ANONYMOUS)
     fallback = _env(env, "GHCR2ECR_SOURCE_FALLBACK_TOKEN")
     if fallback:
@@ -120,7 +124,7 @@ def basic_dest_credential(env: Mapping[str, str]) -> Credential:
 def secret_values(env: Mapping[str, str]) -> list[str]:
     """Return every credential value the environment holds, to keep them out of any message."""
     values = [_env(env, name) for name in ("GHCR2ECR_SOURCE_TOKEN", "GHCR2ECR_SOURCE_FALLBACK_TOKEN",
-                                           "GHCR2ECR_DEST_PASSWORD")]
+                                           "GHCR2ECR_DEST_PASSWORD", "GHCR2ECR_INSTALLATION_TOKEN")]
     fallback = values[1]
     if fallback:
         try:

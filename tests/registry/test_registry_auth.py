@@ -324,3 +324,11 @@ def test_credentials_sharing_a_client_share_its_login() -> None:
     assert first.basic() == second.basic() == ("AWS", "pw1")
     assert EcrCredential(lambda: FakeEcr(expires_in=12 * 3600)).basic() == ("AWS", "pw1")  # another client: its own
     assert len(fake.calls) == 1
+
+
+def test_a_hand_off_builds_first_source_credential_is_named_the_workflow_job_token_and_both_tokens_are_secret() -> None:
+    from chalicelib.registry.auth import secret_values, source_credentials
+
+    env = {"GHCR2ECR_SOURCE_TOKEN": "ghs_job", "GHCR2ECR_INSTALLATION_TOKEN": "ghs_installation"}
+    assert [c.kind for c in source_credentials(env)] == ["workflow job token", "anonymous"]
+    assert set(secret_values(env)) == {"ghs_job", "ghs_installation"}
