@@ -127,7 +127,14 @@ def _dispatch(body: str) -> Outcome:
     finally:  # the hand-off's record says what happened (a raised error: SQS redelivers, the record waits)
         if outcome.code != "unfinished":
             handoff.finished(settings(), job, outcome.status, outcome.reason, outcome.build_id,
-                             f"{outcome.destination}@{job.selection.digest}" if outcome.destination else "")
+                             image_reference(outcome.destination, job.selection.digest))
+
+
+def image_reference(destination: str, digest: str | None) -> str:
+    """Return `HOST/REPOSITORY@DIGEST`, an image reference: without the `http://` a loopback destination carries."""
+    if not destination or not digest:
+        return ""
+    return f"{destination.removeprefix('http://')}@{digest}"
 
 
 def _dispatch_job(job: Job) -> Outcome:
@@ -197,7 +204,8 @@ def _target(config: Settings, app: GitHubApp, job: Job, package: Package, token:
         return Outcome("skipped", "GHCR2ECR_ENABLED is false", code="disabled")
     stopped = handoff.gate(config, job, package, install)
     if stopped is not None:
-        return Outcome(*stopped)
+        status, reason, code = stopped
+        return Outcome(status, reason, code=code)
     tag = job.selection.tag
     if tag is not None and is_signature_tag(tag) and not install.signatures:
         # A cosign push is an event of its own. Its tag follows the image it signs, so GHCR2ECR_TAGS does not
