@@ -21,6 +21,7 @@ from typing import TextIO
 
 from chalicelib.sync import engine as sync
 from chalicelib.sync.copy import Stats
+from chalicelib.values import human_size
 from chalicelib.registry import uploads
 from chalicelib.registry.redact import redact
 
@@ -68,15 +69,6 @@ class _Formatter(logging.Formatter):
         return self.lines.render(" ".join(record.getMessage().split()), record.levelname.lower())
 
 
-def _size(count: float) -> str:
-    """Render a byte count for humans."""
-    for unit in ("B", "KB", "MB", "GB"):
-        if count < 1000 or unit == "GB":
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1000
-    return f"{count:.1f} GB"
-
-
 class StderrProgress:
     """Progress on stderr: an in-place line on a terminal, a plain line every few seconds otherwise."""
 
@@ -116,8 +108,8 @@ class StderrProgress:
         """Describe where the run is."""
         s = self._stats or Stats()
         blobs = s.blobs_copied + s.blobs_mounted + s.blobs_skipped
-        planned = f" of {_size(s.bytes_planned)}" if s.bytes_planned else ""
-        return (f"{self._phase}: {_size(s.bytes_moved)}{planned} moved, {blobs} blob(s) done, "
+        planned = f" of {human_size(s.bytes_planned)}" if s.bytes_planned else ""
+        return (f"{self._phase}: {human_size(s.bytes_moved)}{planned} moved, {blobs} blob(s) done, "
                 f"{s.manifests_copied} manifest(s) pushed, {time.monotonic() - self._started:.0f}s")
 
     def _write(self, line: str, final: bool = False) -> None:
@@ -211,7 +203,7 @@ def summary(report: sync.Report) -> str:
     s = report.stats
     tags = ", ".join(report.tags_set) or "none"
     return (f"done in {report.duration_seconds:.1f}s: {s.manifests_copied} manifest(s) and {s.blobs_copied} blob(s) "
-            f"copied ({_size(s.bytes_moved)}), {s.blobs_mounted} mounted, {s.blobs_skipped + s.manifests_skipped} "
+            f"copied ({human_size(s.bytes_moved)}), {s.blobs_mounted} mounted, {s.blobs_skipped + s.manifests_skipped} "
             f"already there; tags set: {tags}; {len(report.tags_unchanged)} unchanged"
             + "".join(f"; {tag} skipped: {why}" for tag, why in report.tags_skipped.items())
             + "".join(f"; {text}" for text in report.notes + report.warnings))

@@ -27,6 +27,10 @@ from chalicelib.registry.transport import DEFAULT_TIMEOUT, RetryPolicy, Transpor
 SOURCE_HINT = ("make the package public, or provide a read credential: GHCR2ECR_SOURCE_FALLBACK_TOKEN "
                "(for the App: a classic PAT with read:packages in AWS Secrets Manager under "
                "ghcr2ecr/ghcr-pull/<account-id>)")
+# A hand-off build's source token is the tenant job's GITHUB_TOKEN (FACTS.md §12): what it may pull is set in
+# the workflow and on the package, not in AWS.
+HANDOFF_HINT = ("give the job `permissions: packages: read`, and add its repository under the package's "
+                "\"Manage Actions access\" on GitHub (a package first pushed with a PAT has none)")
 ECR_HINT = "check that the build role may push to this ECR repository (ecr:GetAuthorizationToken, ecr:PutImage...)"
 BASIC_HINT = "set GHCR2ECR_DEST_USERNAME and GHCR2ECR_DEST_PASSWORD to a credential that may push there"
 
@@ -106,7 +110,8 @@ def source_transport(source: Repository, env: Mapping[str, str], client: httpx.C
     """Build the source end; raises ValueError when a credential variable or a limit is malformed."""
     redact.register(*secret_values(env))
     return Transport(source, Authenticator(source_credentials(env), realms=allowed_realms(env)),
-                     role="source", hint=SOURCE_HINT, retry=retry, sleep=sleep, client=client,
+                     role="source", hint=HANDOFF_HINT if env.get("GHCR2ECR_INSTALLATION_TOKEN") else SOURCE_HINT,
+                     retry=retry, sleep=sleep, client=client,
                      limits=Limits.from_env(env))
 
 

@@ -110,8 +110,3 @@ class SourceIndex:
             return head.digest
         manifest = self.copier.fetch(tag)
         return manifest.digest if manifest is not None else None
-
-    def tags_on(self, digests: Iterable[str]) -> list[str]:
-        """Return the resolved tags that point at one of these digests."""
-        wanted = set(digests)
-        return [tag for tag, digest in self.digests.items() if digest in wanted]

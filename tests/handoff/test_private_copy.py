@@ -178,6 +178,8 @@ def test_a_job_token_ghcr_denies_ends_the_hand_off_failed_with_a_cause_that_hold
                              headers={"Authorization": f"Bearer {issuer.mint(AUDIENCE)}"})
     body = json.loads(status.body)
     assert body["status"] == "failed" and "denied" in body["reason"] and body["image"].endswith(pushed.digest)
+    # the cause names the job's token and what the tenant can do about it, not an operator's PAT
+    assert "workflow job token" in body["reason"] and "Manage Actions access" in body["reason"]
     assert env.token_parameters() == [] and job_token.password not in revocations.tokens
     captured = capfd.readouterr()
     places = {"JSON logs": json_logs.text(), "stdout": captured.out, "stderr": captured.err,
