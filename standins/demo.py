@@ -4,23 +4,28 @@ A GHCR stand-in (docker-registry behind a GHCR-like token endpoint), an ECR stan
 ECR's `AWS:<password>` Basic login, the password being the one moto's GetAuthorizationToken hands out), a
 moto server for SSM, SQS, CodeBuild, Secrets Manager and ECR, and a GitHub API stand-in. The App runs in
 Chalice's local HTTP server; the build runs the buildspec's own commands, as CodeBuild would. Two releases go
-through the flow, the second sharing the first's base layers: its build must copy only what ECR lacks.
+through the flow, the second sharing the first's base layers: its build must copy only what ECR lacks. Last, a
+private package of an owner with no read credential in AWS (GHCR denies the App's installation token) is mirrored
+by the workflow hand-off: action.yml's step runs as the runner would run it, with an Actions ID-token stand-in.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import logging
 import os
+import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
@@ -32,6 +37,8 @@ from standins.aws import ACCOUNT_ID, MotoServer, apply_aws_environment
 from standins.deliveries import multi_platform_burst
 from standins.ghcr_ecr import EcrStandin, GhcrStandin, push_to, start_ghcr
 from standins.github import DEFAULT_PERMISSIONS, GitHubStandIn
+from standins.oidc import Job as ActionsJob
+from standins.oidc import OidcIssuer
 from standins.registry import BasicAuth, RegistryProcess
 from standins.tokens import PULL, Credential, Principal
 
@@ -46,6 +53,12 @@ TAG_2, REVISION_2 = "v1.1.0", "89e6c98d92887913cadf06b2adb97f26cde4849b"  # the 
 BASE_SIZE, SHARED_SIZE, OWN_SIZE = 2 << 20, 256 << 10, 128 << 10
 REPORT_BUCKET = "ghcr2ecr-demo-reports"
 STAGE_PREFIX = "ghcr2ecr-demo"
+# The workflow hand-off: another organization's private package, with no read credential in AWS
+PRIVATE_OWNER, PRIVATE_OWNER_ID, PRIVATE_INSTALLATION_ID = "Acme-Labs", 1002, 8
+PRIVATE_PACKAGE, PRIVATE_TAG, PRIVATE_REPOSITORY_ID = "private-api", "v2.0.0", 2002
+PRIVATE_REVISION = "c3499c2729730a7f807efb8676a92dcb6f8a3f8f"  # the commit its release job built
+ACTION = ROOT / "action.yml"
+STEP_SECONDS = 120  # the action step's own wait is timeout-minutes (15); the demo's copy takes seconds
 
 
 class DemoFailure(RuntimeError):
@@ -92,6 +105,7 @@ class Demo:
         self.publish_image(second, first)
         report = self.mirror(server_url, second)
         self.check_incremental(second, first, report)
+        self.hand_off_private(server_url)
 
     def mirror(self, url: str, release: Release) -> dict[str, Any]:
         """Take one release from its deliveries to ECR; return the build's report of its package."""
@@ -237,14 +251,7 @@ class Demo:
             raise DemoFailure(f"expected one queued sync, found {len(messages)}")
         self.step("queue: 1 message for the tagged delivery and its redelivery (FIFO deduplication)")
         message, started = messages[0], len(self.codebuild.builds)
-        event = {"Records": [{
-            "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"], "body": message["Body"],
-            "attributes": message.get("Attributes", {}), "messageAttributes": {}, "md5OfBody": message["MD5OfBody"],
-            "eventSource": "aws:sqs", "awsRegion": os.environ["AWS_REGION"],
-            "eventSourceARN": f"arn:aws:sqs:{os.environ['AWS_REGION']}:{ACCOUNT_ID}:{STAGE_PREFIX}-sync.fifo",
-        }]}
-        self.handlers.dispatch(event, _LambdaContext("dispatch"))
-        sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        self.feed_dispatch(message)
         if len(self.codebuild.builds) != started + 1:
             raise DemoFailure(f"dispatch started {len(self.codebuild.builds) - started} builds, expected 1")
         build = self.codebuild.builds[-1]
@@ -255,6 +262,27 @@ class Demo:
             f"{v['name']}=<{v['type']}>" for v in build["variables"] if v["type"] != "PLAINTEXT"])
         self.step(f"dispatch minted a scoped installation token and started build {build['id']} ({shown})")
         return build
+
+    def feed_dispatch(self, message: dict[str, Any]) -> list[dict[str, Any]]:
+        """Hand one queue message to `dispatch` as Lambda's SQS integration would; return the App's log lines."""
+        import boto3
+
+        event = {"Records": [{
+            "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"], "body": message["Body"],
+            "attributes": message.get("Attributes", {}), "messageAttributes": {}, "md5OfBody": message["MD5OfBody"],
+            "eventSource": "aws:sqs", "awsRegion": os.environ["AWS_REGION"],
+            "eventSourceARN": f"arn:aws:sqs:{os.environ['AWS_REGION']}:{ACCOUNT_ID}:{STAGE_PREFIX}-sync.fifo",
+        }]}
+        captured = io.StringIO()
+        with _app_logs_to(captured):
+            self.handlers.dispatch(event, _LambdaContext("dispatch"))
+        sys.stderr.write(captured.getvalue())  # the App's log, apart from the steps, as for every other handler
+        boto3.client("sqs").delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        lines = []
+        for line in captured.getvalue().splitlines():
+            with contextlib.suppress(ValueError):
+                lines.append(json.loads(line))
+        return [line for line in lines if isinstance(line, dict)]
 
     # -- the build -------------------------------------------------------------------------------------------
 
@@ -347,11 +375,11 @@ class Demo:
         if len(records) != 1:
             raise DemoFailure(f"expected one storage record, found {len(records)}")
 
-    def verify(self, release: Release) -> None:
+    def verify(self, release: Release, repository: str = f"{OWNER.lower()}/{PACKAGE}") -> None:
         """Ask skopeo, the independent oracle, for the digests on both sides: index and every child."""
         image, tag = release.image, release.tag
-        source = f"{self.ghcr.host}/{OWNER.lower()}/{PACKAGE}"
-        dest = f"{self.ecr.host}/ghcr/{OWNER.lower()}/{PACKAGE}"
+        source = f"{self.ghcr.host}/{repository}"
+        dest = f"{self.ecr.host}/ghcr/{repository}"
         src_digest = skopeo.digest(f"{source}:{tag}", self.ghcr.fallback)
         dst_digest = skopeo.digest(f"{dest}:{tag}", self.ecr.credential)
         if src_digest != dst_digest or src_digest != image.digest:
@@ -385,6 +413,269 @@ class Demo:
         self.step(f"only new content moved: the {len(new)} new blobs of {release.tag} and its signature "
                   f"({_size(expected[3])}); {previous.tag}'s {len(there)} base layers ({held_bytes}, already in ECR) "
                   "were HEADed, not copied again")
+
+    # -- the workflow hand-off -------------------------------------------------------------------------------
+
+    def hand_off_private(self, url: str) -> None:
+        """Mirror a private package GHCR denies the App through action.yml's step; fail unless it arrives identical."""
+        image = images.multi_platform_index("private-api")
+        release = Release(PRIVATE_TAG, PRIVATE_REVISION, image, images.cosign_signature(image))
+        repository = f"{PRIVATE_OWNER.lower()}/{PRIVATE_PACKAGE}"
+        try:
+            self.enable_handoffs(url)
+            self.publish_private(release, repository)
+            self.show_installation_token_denied(release, repository)
+            self.send_private_event(url, release)
+            handed_at = time.monotonic()
+            job_token = self.ghcr.job_token(f"{PRIVATE_OWNER.lower()}/*")  # packages: read, this job's owner
+            step = ActionStep.start(self.workdir, release, repository, job_token, self.audience, self.oidc)
+            try:
+                build = self.dispatch_handoff(step)
+                requests_before = len(self.ghcr.token_requests(repository))
+                self.run_build(build)
+                self.finish_build(build)
+                self.check_job_token_gone(build)
+                outputs = self.finish_step(step)
+            finally:
+                step.stop()
+            self.check_no_personal_credential(build, repository, requests_before)
+            self.verify(release, repository)
+        except DemoFailure as exc:
+            raise DemoFailure(f"hand-off of {repository}:{PRIVATE_TAG}: {exc}") from None
+        self.step(f"done: {repository}:{PRIVATE_TAG}, private, went from the workflow step to ECR in "
+                  f"{time.monotonic() - handed_at:.2f}s with the job's own token: identical digests on both sides, "
+                  f"the step's output image {outputs['image'].split('@')[0]}@{release.image.digest[:19]}…")
+
+    def enable_handoffs(self, url: str) -> None:
+        """Turn hand-offs on as `ghcr2ecr deploy` does, with an Actions ID-token stand-in; install the App there."""
+        from chalicelib.config import settings
+        from chalicelib.handoff.verify import verifier_for
+
+        # The action's default audience is its `url` exactly as typed: deploy prints the API URL Chalice records,
+        # with its trailing slash, and makes that HANDOFF_AUDIENCE.
+        self.audience = f"{url}/"
+        job = ActionsJob(repository=f"{PRIVATE_OWNER}/{PRIVATE_PACKAGE}", repository_id=PRIVATE_REPOSITORY_ID,
+                         repository_owner_id=PRIVATE_OWNER_ID, ref=f"refs/tags/{PRIVATE_TAG}", sha=PRIVATE_REVISION,
+                         workflow="release", run_id=9001, actor="acme-dev", actor_id=3002, visibility="private")
+        self.oidc: OidcIssuer = self.stack.enter_context(OidcIssuer(job=job))
+        self.github.add_installation(PRIVATE_INSTALLATION_ID, PRIVATE_OWNER, PRIVATE_OWNER_ID,
+                                     repositories=[PRIVATE_PACKAGE], permissions={
+                                         **DEFAULT_PERMISSIONS, "checks": "write", "artifact_metadata": "write"})
+        # No read credential in AWS for this owner: only hand-offs can mirror its private package, so it says so
+        self.github.set_repo_variables(PRIVATE_OWNER.lower(), PRIVATE_PACKAGE, {"GHCR2ECR_HANDOFF": "only"})
+        os.environ.update({"HANDOFF_AUDIENCE": self.audience, "OIDC_ISSUER": self.oidc.issuer,
+                           "ALLOWED_ACCOUNTS": f"{os.environ['ALLOWED_ACCOUNTS']},{PRIVATE_OWNER.lower()}"})
+        settings.cache_clear()
+        verifier_for.cache_clear()
+        self.step(f"hand-offs on, as ghcr2ecr deploy sets them: HANDOFF_AUDIENCE={self.audience} (the App's URL), "
+                  f"OIDC_ISSUER={self.oidc.issuer} (an Actions ID-token stand-in); {PRIVATE_OWNER} installed the App "
+                  f"and set GHCR2ECR_HANDOFF=only on {PRIVATE_OWNER}/{PRIVATE_PACKAGE}")
+
+    def publish_private(self, release: Release, repository: str) -> None:
+        """Push the private release; check that AWS holds no read credential for its owner."""
+        import boto3
+
+        push_to(self.ghcr, repository, release.image, (release.tag,))
+        push_to(self.ghcr, repository, release.signature, (images.signature_tag(release.image.digest),))
+        secret = f"ghcr2ecr/ghcr-pull/{PRIVATE_OWNER_ID}"
+        manager = boto3.client("secretsmanager")
+        try:
+            manager.describe_secret(SecretId=secret)
+        except manager.exceptions.ResourceNotFoundException:
+            pass
+        else:
+            raise DemoFailure(f"Secrets Manager holds {secret}: the hand-off must do without a fallback secret")
+        self.step(f"CI of {PRIVATE_OWNER}/{PRIVATE_PACKAGE} pushed {repository}:{release.tag} to GHCR, a private "
+                  f"package: index {release.image.digest[:19]}… with {len(release.image.children)} platforms and its "
+                  f"cosign signature; Secrets Manager holds no {secret} (no read credential in AWS)")
+
+    def show_installation_token_denied(self, release: Release, repository: str) -> None:
+        """Show GHCR denying the App's installation token the private image, as ghcr.io does (FACTS.md §3)."""
+        from chalicelib.github.client import github_app
+
+        app = github_app()
+        token = app.mint_token(PRIVATE_INSTALLATION_ID, [PRIVATE_PACKAGE], {"packages": "read", "metadata": "read"})
+        self.allow_installation_tokens()
+        try:
+            skopeo.digest(f"{self.ghcr.host}/{repository}:{release.tag}", Credential("x-access-token", token.value))
+        except skopeo.SkopeoError as exc:
+            if "403 (Forbidden)" not in str(exc):  # ghcr.io's token endpoint answers 403 DENIED (the stand-in's too)
+                raise DemoFailure(f"GHCR refused the installation token otherwise than with denied: {exc}") from None
+        else:
+            raise DemoFailure("GHCR let the App's installation token pull a private image")
+        finally:
+            app.revoke(token)
+        self.step(f"GHCR denies an installation token of the App (packages: read, {PRIVATE_OWNER}/{PRIVATE_PACKAGE}) "
+                  f"on {repository}: its token endpoint answers 403 denied, as ghcr.io does for private images")
+
+    def send_private_event(self, url: str, release: Release) -> None:
+        """Deliver the push's tagged registry_package event; dispatch must start nothing (GHCR2ECR_HANDOFF=only)."""
+        import boto3
+
+        deliveries = multi_platform_burst(PRIVATE_OWNER, PRIVATE_OWNER_ID, PRIVATE_PACKAGE, release.image.digest,
+                                          [child.digest for child in release.image.children], release.tag,
+                                          self.secret, installation_id=PRIVATE_INSTALLATION_ID,
+                                          repository=PRIVATE_PACKAGE, app_id=APP_ID, revision=release.revision)
+        delivery = deliveries[-1]  # the tagged index's; the untagged platform events are ignored as before
+        answer = httpx.post(f"{url}/github/webhook", content=delivery.body, headers=delivery.headers, timeout=10)
+        if answer.status_code != 202:
+            raise DemoFailure(f"the push's event was answered {answer.status_code}, expected 202")
+        messages = boto3.client("sqs").receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
+                                                       WaitTimeSeconds=1).get("Messages", [])
+        if len(messages) != 1:
+            raise DemoFailure(f"expected the event's one queued sync, found {len(messages)}")
+        started = len(self.codebuild.builds)
+        lines = self.feed_dispatch(messages[0])
+        skipped = [line for line in lines if line.get("message") == "sync skipped"]
+        if len(self.codebuild.builds) != started or not skipped or skipped[0].get("code") != "handoff_only":
+            raise DemoFailure(f"dispatch did not skip the event as GHCR2ECR_HANDOFF=only says ({skipped})")
+        self.step(f"delivery {delivery.delivery_id[:8]} (the push's tagged event) → HTTP 202; dispatch starts no "
+                  f"build: {skipped[0].get('reason')}")
+
+    def dispatch_handoff(self, step: ActionStep) -> dict[str, Any]:
+        """Wait for the step's hand-off on the queue, then let `dispatch` start its build."""
+        import boto3
+
+        from chalicelib.jobs import Job
+
+        sqs, deadline = boto3.client("sqs"), time.monotonic() + 60
+        messages: list[dict[str, Any]] = []
+        while not messages:
+            if step.process.poll() is not None or time.monotonic() > deadline:
+                raise DemoFailure(f"the step queued no hand-off; it said:\n{step.log()}")
+            messages = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
+                                           WaitTimeSeconds=1).get("Messages", [])
+        if len(messages) != 1 or step.token.password in messages[0]["Body"]:
+            raise DemoFailure("expected one queued hand-off holding no credential")
+        job = Job.from_json(messages[0]["Body"])
+        self.step(f"the workflow step (action.yml, run by bash as the runner runs it) handed "
+                  f"ghcr.io/{step.repository}@{step.digest[:19]}… over with an ID token of {PRIVATE_OWNER}/"
+                  f"{PRIVATE_PACKAGE} for {self.audience}: POST /github/handoff → 202, hand-off {job.correlation_id}; "
+                  "the job's token is in SSM, the queued job holds none")
+        started = len(self.codebuild.builds)
+        self.feed_dispatch(messages[0])
+        if len(self.codebuild.builds) != started + 1:
+            raise DemoFailure(f"dispatch started {len(self.codebuild.builds) - started} builds, expected 1")
+        build = self.codebuild.builds[-1]
+        references = {v["name"]: v["type"] for v in build["variables"] if v["type"] != "PLAINTEXT"}
+        if "SECRETS_MANAGER" in references.values():
+            raise DemoFailure(f"the build was handed a fallback secret ({references})")
+        shown = ", ".join(f"{name}=<{kind}>" for name, kind in references.items())
+        self.step(f"dispatch found {PRIVATE_OWNER}'s installation and started build {build['id']} ({shown}: the "
+                  "job's token first, the installation token apart; no fallback secret)")
+        return build
+
+    def check_job_token_gone(self, build: dict[str, Any]) -> None:
+        """Check that every token parameter of the hand-off's build is deleted, the job token's included."""
+        import boto3
+
+        ssm = boto3.client("ssm")
+        for name in (v["value"] for v in build["variables"] if v["type"] == "PARAMETER_STORE"):
+            with contextlib.suppress(ssm.exceptions.ParameterNotFound):
+                ssm.get_parameter(Name=name)
+                raise DemoFailure(f"token parameter {name} is still there after the build ended")
+        self.step("the job token's parameter is deleted as well; ghcr2ecr never revokes that token (its job's "
+                  "later steps still use it)")
+
+    def finish_step(self, step: ActionStep) -> dict[str, str]:
+        """Wait for the workflow step to end; print its log and outputs as the run's page shows them."""
+        try:
+            step.process.wait(timeout=STEP_SECONDS)
+        except subprocess.TimeoutExpired:
+            raise DemoFailure(f"the workflow step did not end within {STEP_SECONDS}s") from None
+        log, outputs = step.log(), step.outputs()
+        if step.token.password in log or any(token in log for token in self.oidc.minted):
+            raise DemoFailure("the step printed a token outside its ::add-mask:: commands")
+        self.step(f"the workflow step ended (exit {step.process.returncode}); its log and summary, as the run's page "
+                  "shows them:")
+        for line in [*log.splitlines(), "", *step.summary_file.read_text().splitlines()]:
+            print(f"           │ {line}", file=self.out)
+        self.step(f"the step's outputs: status={outputs.get('status')}, image={outputs.get('image')}, "
+                  f"tags={outputs.get('tags')}")
+        expected = f"{self.ecr.host}/ghcr/{step.repository}@{step.digest}"
+        if step.process.returncode != 0 or outputs.get("status") != "succeeded" or outputs.get("image") != expected:
+            raise DemoFailure(f"the step ended {step.process.returncode} with outputs {outputs}, expected succeeded "
+                              f"and {expected}")
+        return outputs
+
+    def check_no_personal_credential(self, build: dict[str, Any], repository: str, before: int) -> None:
+        """Check that the build pulled with the job's token alone: no personal, pusher or fallback login at GHCR."""
+        during = self.ghcr.token_requests(repository)[before:]
+        logins = {request.username for request in during}
+        pulled = [r for r in during if r.status == 200 and any("pull" in actions for _, actions in r.granted)]
+        if logins != {"x-access-token"} or not pulled:
+            raise DemoFailure(f"the build logged in to GHCR as {sorted(map(str, logins))}, expected the job's "
+                              "x-access-token only")
+        self.step(f"no PAT or fallback secret used: the build logged in to GHCR for {repository} {len(during)} "
+                  "time(s), each with the job's token (x-access-token, pull granted), never as fallback-reader or "
+                  "pusher; it had no SECRETS_MANAGER variable, and no secret exists for the owner")
+
+
+@dataclass
+class ActionStep:
+    """action.yml's one composite step, run as the runner runs it: bash, INPUT_* from action.yml, its files."""
+
+    process: subprocess.Popen[str]
+    token: Credential
+    image: str
+    repository: str
+    digest: str
+    output_file: Path
+    summary_file: Path
+    printed: str = field(default="", init=False)
+
+    @classmethod
+    def start(cls, workdir: Path, release: Release, repository: str, token: Credential, url: str,
+              oidc: OidcIssuer) -> ActionStep:
+        """Start the step for `release` with `url` as typed and the job's token, in an environment like the runner's."""
+        import yaml
+
+        action = yaml.safe_load(ACTION.read_text())
+        inputs = {name: str(spec.get("default", "")) for name, spec in action["inputs"].items()}
+        image = f"ghcr.io/{repository}@{release.image.digest}"
+        # the workflow's `with:` (url, image); `token` keeps its default, `${{ github.token }}`: the job's token
+        inputs.update({"url": url, "image": image, "token": token.password})
+        [step] = action["runs"]["steps"]
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/tmp"),
+               "GITHUB_OUTPUT": str(workdir / "github_output"), "GITHUB_STEP_SUMMARY": str(workdir / "step_summary"),
+               **oidc.actions_env()}
+        for variable, expression in step["env"].items():  # INPUT_URL: ${{ inputs.url }}, ...
+            named = re.fullmatch(r"\$\{\{ inputs\.([a-z-]+) \}\}", expression)
+            if named is None:
+                raise DemoFailure(f"action.yml's step sets {variable} from {expression!r}, not from an input")
+            env[variable] = inputs[named[1]]
+        run = step["run"].replace("${{ github.action_path }}", str(ACTION.parent))
+        for name in ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY"):
+            Path(env[name]).write_text("")
+        process = subprocess.Popen(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", run], env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                   stdin=subprocess.DEVNULL)
+        return cls(process, token, image, repository, release.image.digest, Path(env["GITHUB_OUTPUT"]),
+                   Path(env["GITHUB_STEP_SUMMARY"]))
+
+    def log(self) -> str:
+        """Return what the step printed once it ended, without the ::add-mask:: commands the runner consumes."""
+        if self.process.poll() is not None and self.process.stdout is not None and not self.process.stdout.closed:
+            self.printed = self.process.stdout.read()
+            self.process.stdout.close()
+        return "\n".join(line for line in self.printed.splitlines() if not line.startswith("::add-mask::"))
+
+    def outputs(self) -> dict[str, str]:
+        """Parse the step's outputs from GITHUB_OUTPUT (`name<<delimiter`, value, delimiter)."""
+        found, lines = {}, self.output_file.read_text().splitlines()
+        index = 0
+        while index < len(lines):
+            name, _, delimiter = lines[index].partition("<<")
+            end = lines.index(delimiter, index + 1)
+            found[name] = "\n".join(lines[index + 1:end])
+            index = end + 1
+        return found
+
+    def stop(self) -> None:
+        """End the step if it still runs."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
 
 def _size(count: float) -> str:

@@ -2,7 +2,8 @@
 
 deploy: build the code bundle, create or update the support stack (infra/support-stack.yml) and put the
 bundle in its bucket, copy the stack's outputs into the stage's environment variables, write the
-Lambdas' least-privilege policies, then `chalice deploy`. Every step is idempotent, so re-running is safe.
+Lambdas' least-privilege policies, then `chalice deploy`; HANDOFF_AUDIENCE is the stage's API URL (a new API's
+only after its first `chalice deploy`, which then runs once more). Every step is idempotent, so re-running is safe.
 destroy: `chalice delete`, empty the bundle bucket, delete the stack, delete leftover build tokens.
 Both first fill what the checkout lacks from the state recorded in AWS (chalicelib/ops/state.py), and deploy
 records it again at the end, so a stage can be updated or destroyed from any checkout.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -45,6 +47,11 @@ OUTPUT_VARIABLES = {
 # app.py's decorators read these at import time, so `chalice deploy` must see them in its environment.
 IMPORT_TIME_VARIABLES = ("SYNC_QUEUE_NAME", "CODEBUILD_PROJECT")
 VISIBILITY_FACTOR = 6  # queue visibility timeout >= 6x the consumer's timeout (AWS Lambda + SQS guidance)
+# The REST API URL Chalice records and prints: https://<api id>.execute-api.<region>.<dns suffix>/<api stage>/
+# (chalice/deploy/planner.py, rest_api_url). A HANDOFF_AUDIENCE of this shape is deploy's own and follows the API;
+# any other non-empty value (a custom domain's URL) is the operator's and is kept.
+EXECUTE_API_URL = re.compile(r"https://[a-z0-9]+\.execute-api\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[A-Za-z0-9_-]+/?")
+ACTION_REFERENCE = "OWNER/ghcr2ecr@v1"  # where the operator publishes action.yml: only they know
 
 
 @dataclass
@@ -148,6 +155,9 @@ def deploy(
     say(f"3/6 writing the stack's outputs and the App's parameter names into stage {stage} of {config.path}")
     values = {variable: outputs[key] for key, variable in OUTPUT_VARIABLES.items()}
     values.update(config.app_parameter_names(stage))
+    audience = handoff_audience(config.env(stage), config.deployed_api_url(stage))
+    if audience is not None:  # unknown before the stage's first chalice deploy: written after it (step 5)
+        values["HANDOFF_AUDIENCE"] = audience
     changed = config.set_env(stage, values)
     for variable in values:
         say(f"  {variable}={values[variable]}" + ("" if variable in changed else " (unchanged)"))
@@ -167,6 +177,14 @@ def deploy(
     env = region_environment(os.environ, aws.region)
     env.update({name: values[name] for name in IMPORT_TIME_VARIABLES})
     status = runner([chalice_executable(), "deploy", "--stage", stage], project_dir, env)
+    audience = handoff_audience(config.env(stage), config.deployed_api_url(stage))
+    if status == 0 and audience is not None and audience != config.env(stage).get("HANDOFF_AUDIENCE"):
+        # A new API (the stage's first deploy, or one recreated) has a URL only now: the Lambdas need it as the
+        # audience of hand-off ID tokens, so Chalice deploys once more with it (the same API; only the setting).
+        config.set_env(stage, {"HANDOFF_AUDIENCE": audience})
+        config.save()
+        say(f"  HANDOFF_AUDIENCE={audience} (the stage's API URL, known now): chalice deploy --stage {stage} again")
+        status = runner([chalice_executable(), "deploy", "--stage", stage], project_dir, env)
     # Recorded even after a failure: chalice keeps what it did create, and the next run must find it.
     state.save_record(aws.s3, bucket, project_dir, stage)
     name = state.save_stage(aws.ssm, config, stage)
@@ -189,18 +207,49 @@ def recall_stage(aws: Aws, config: ChaliceConfig, stage: str, say: Say) -> list[
     return filled
 
 
+def handoff_audience(env: Mapping[str, str], api_url: str | None) -> str | None:
+    """Return the API URL deploy writes as HANDOFF_AUDIENCE; None keeps the value (no URL yet, or the operator's)."""
+    current = env.get("HANDOFF_AUDIENCE", "").strip()
+    if current and not EXECUTE_API_URL.fullmatch(current):
+        return None
+    return api_url
+
+
+def workflow_snippet(url: str, audience: str) -> list[str]:
+    """Return the workflow step a tenant adds after its push (docs/tenants.md), for this deployment."""
+    lines = ["      - id: ecr",
+             f"        uses: {ACTION_REFERENCE}   # where you publish action.yml",
+             "        with:",
+             f"          url: {url}"]
+    if audience != url:
+        lines.append(f"          audience: {audience}")
+    lines.append("          image: ghcr.io/${{ github.repository_owner }}/<package>@${{ steps.build.outputs.digest }}")
+    return lines
+
+
 def report_next_steps(config: ChaliceConfig, stage: str, say: Say) -> None:
-    """Print the webhook URL and what is still missing."""
+    """Print the webhook URL, the hand-off's URL with the workflow step, and what is still missing."""
     webhook = config.webhook_url(stage)
     env = config.env(stage)
     if webhook:
         say(f"Webhook URL: {webhook}")
+    api_url, audience = config.deployed_api_url(stage), env.get("HANDOFF_AUDIENCE", "").strip()
+    if api_url and audience:
+        say(f"Hand-off URL (the action's `url`, exactly so): {api_url}")
+        if audience != api_url:
+            say(f"  ID tokens must carry HANDOFF_AUDIENCE={audience}: tenants set the action's `audience` to it")
+        say(f"  ID tokens are verified against OIDC_ISSUER={setting('OIDC_ISSUER', env)}")
+        say("Tenants hand private images over with this step after their push (docs/tenants.md; the job needs "
+            "`permissions: id-token: write, packages: read`):")
+        for line in workflow_snippet(api_url, audience):
+            say(line)
     if not env.get("GITHUB_APP_ID"):
         say(f"No GitHub App yet: run `ghcr2ecr create-app --stage {stage}`, then `ghcr2ecr deploy --stage {stage}`.")
     elif webhook:
         say("Make sure the App's webhook (GitHub: App settings > General > Webhook) is this URL and Active.")
     if not env.get("ALLOWED_ACCOUNTS"):
-        say(f"ALLOWED_ACCOUNTS is empty, so every delivery is refused (403): set it in stage {stage} and re-deploy.")
+        say(f"ALLOWED_ACCOUNTS is empty, so every delivery and hand-off is refused (403): set it in stage {stage} "
+            "and re-deploy.")
 
 
 def destroy(
@@ -241,7 +290,10 @@ def destroy(
     say(f"  deleted {deleted}; kept {kept} younger ones (the prefix may be shared by other stages' running "
         "builds; they expire within the hour, and any stage's hourly sweep deletes them)")
 
-    config.set_env(stage, {"SYNC_QUEUE_URL": ""})
+    gone = {"SYNC_QUEUE_URL": ""}
+    if EXECUTE_API_URL.fullmatch(config.stage_env(stage).get("HANDOFF_AUDIENCE", "").strip()):
+        gone["HANDOFF_AUDIENCE"] = ""  # the deleted API's URL; an audience of the operator's own stays
+    config.set_env(stage, gone)
     config.save()
     kept_state = ""
     if state.load_stage(aws.ssm, config, stage) is not None:

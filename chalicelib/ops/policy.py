@@ -7,7 +7,12 @@ cannot read the App's private key; the stage file is a logs-only baseline for an
 
 SecureStrings use the AWS-managed `aws/ssm` key, whose key policy already admits callers of SSM in the
 account, so no `kms:` statement is needed. A customer-managed key would need `kms:Decrypt` (and
-`kms:Encrypt` for dispatch) with `kms:ViaService` = `ssm.<region>.amazonaws.com`.
+`kms:Encrypt` for dispatch and the hand-off route) with `kms:ViaService` = `ssm.<region>.amazonaws.com`.
+
+The report bucket holds build reports (`reports/`), effect markers (`effects/`) and hand-off records
+(`handoffs/`: chalicelib/handoff/record.py). A function that reads a key that may be missing also gets
+`s3:ListBucket` on the bucket: without it S3 answers a missing key with 403 AccessDenied instead of 404
+NoSuchKey (S3 GetObject reference, "Permissions"), and a digest no hand-off mirrors would fail dispatch.
 """
 
 from __future__ import annotations
@@ -47,6 +52,8 @@ def lambda_policies(
     )
     token_path = ssm_parameter(setting("TOKEN_PARAMETER_PREFIX", env).rstrip("/"))
     tokens = token_path + "/*"
+    job_tokens = token_path + "/handoff/*"  # the hand-off route's: chalicelib/handoff/route.py token_parameter
+    bucket = env.get("REPORT_BUCKET", "").strip()
     private_key = ssm_parameter(setting("GITHUB_PRIVATE_KEY_PARAMETER", env))
     webhook_secret = ssm_parameter(setting("GITHUB_WEBHOOK_SECRET_PARAMETER", env))
     # Secret ARNs end in "-" plus 6 random characters, hence the trailing wildcard.
@@ -66,6 +73,12 @@ def lambda_policies(
         "api_handler": [
             _statement("ReadWebhookSecret", ["ssm:GetParameter"], [webhook_secret]),
             _statement("EnqueueSyncs", ["sqs:SendMessage"], [queue]),
+            # POST /github/handoff stores the job's GITHUB_TOKEN (and deletes it when it cannot queue); it never
+            # reads one back, nor touches the installation tokens beside it.
+            _statement("StoreJobTokens", ["ssm:PutParameter", "ssm:DeleteParameter"], [job_tokens]),
+            # The hand-off record and its digest marker: written by POST, read by GET /github/handoff/{id}.
+            *_objects(partition, bucket, "HandoffRecords", ["s3:GetObject", "s3:PutObject"], "handoffs/*"),
+            *_missing_is_404(partition, bucket),
         ],
         "dispatch": [
             # The SQS event source polls with the function's role (Lambda developer guide, "with-sqs").
@@ -79,14 +92,30 @@ def lambda_policies(
             _statement("WriteBuildTokens", ["ssm:PutParameter", "ssm:DeleteParameter"], [tokens]),
             _statement("StartCopies", ["codebuild:StartBuild"], [project]),
             _statement("FindPullSecrets", ["secretsmanager:DescribeSecret"], [pull_secrets]),
+            # A hand-off's record (running, or failed with dispatch's reason; a failed one's digest marker goes), and
+            # the digest markers that make it skip an event whose digest a hand-off mirrors. The job token's
+            # parameter (under the token prefix above) is deleted when dispatch refuses the hand-off.
+            *_objects(partition, bucket, "HandoffRecords", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                      "handoffs/*"),
+            *_missing_is_404(partition, bucket),
         ],
         "on_build_state": [
             # Counters are EMF log lines (no PutMetricData).
             # It reads the token only to revoke it with itself (DELETE /installation/token), then deletes it.
             _statement("RevokeBuildTokens", ["ssm:GetParameter", "ssm:DeleteParameter"], [tokens]),
+            # A hand-off's job token (the tenant job's GITHUB_TOKEN) is only deleted, never read: it is not ours to
+            # revoke. An explicit deny keeps it so whatever the grant above admits.
+            _statement("NeverReadJobTokens", ["ssm:GetParameter"], [job_tokens], effect="Deny"),
             # It mints its own installation tokens to complete the check run and write storage records.
             _statement("ReadAppKey", ["ssm:GetParameter"], [private_key]),
-            *_report_statements(partition, env.get("REPORT_BUCKET", "")),
+            # The build's report (read); the effect markers (conditional puts: PutObject); the hand-off's record,
+            # completed succeeded or failed (a failed one's digest marker deleted). The job token's parameter, under
+            # the token prefix above, is deleted, never read to be revoked (chalicelib/build/token_cleanup.py).
+            *_objects(partition, bucket, "ReadBuildReports", ["s3:GetObject"], "reports/*"),
+            *_objects(partition, bucket, "MarkEffectsDone", ["s3:PutObject"], "effects/*"),
+            *_objects(partition, bucket, "HandoffRecords", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                      "handoffs/*"),
+            *_missing_is_404(partition, bucket),
         ],
         "sweep_tokens": [
             # GetParametersByPath is authorized on the path itself, which admits everything under it. The sweep lists
@@ -116,13 +145,18 @@ def lambda_policies(
     return documents
 
 
-def _report_statements(partition: str, bucket: str) -> list[dict[str, Any]]:
-    """Read the build's report; write the effect markers (conditional puts: PutObject). None before deploy."""
+def _objects(partition: str, bucket: str, sid: str, actions: list[str], prefix: str) -> list[dict[str, Any]]:
+    """Return a statement on the report bucket's objects under `prefix`; none before deploy names the bucket."""
     if not bucket:
         return []  # `ghcr2ecr deploy` writes REPORT_BUCKET from the support stack before the policies
-    arn = f"arn:{partition}:s3:::{bucket}"
-    return [_statement("ReadBuildReports", ["s3:GetObject"], [f"{arn}/reports/*"]),
-            _statement("MarkEffectsDone", ["s3:PutObject"], [f"{arn}/effects/*"])]
+    return [_statement(sid, actions, [f"arn:{partition}:s3:::{bucket}/{prefix}"])]
+
+
+def _missing_is_404(partition: str, bucket: str) -> list[dict[str, Any]]:
+    """Return `s3:ListBucket` on the report bucket, so that a GetObject of a missing key is 404, not 403."""
+    if not bucket:
+        return []
+    return [_statement("MissingKeysAre404", ["s3:ListBucket"], [f"arn:{partition}:s3:::{bucket}"])]
 
 
 def write_policies(chalice_dir: Path, documents: Mapping[str, dict[str, Any]]) -> list[str]:
@@ -137,9 +171,9 @@ def write_policies(chalice_dir: Path, documents: Mapping[str, dict[str, Any]]) -
     return changed
 
 
-def _statement(sid: str, actions: list[str], resources: list[str]) -> dict[str, Any]:
-    """Return one Allow statement."""
-    return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources}
+def _statement(sid: str, actions: list[str], resources: list[str], effect: str = "Allow") -> dict[str, Any]:
+    """Return one statement (Allow unless told)."""
+    return {"Sid": sid, "Effect": effect, "Action": actions, "Resource": resources}
 
 
 def _document(statements: list[dict[str, Any]]) -> dict[str, Any]:

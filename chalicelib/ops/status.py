@@ -2,9 +2,10 @@
 
 status reads AWS's own records only: the support stack's outputs; the queues' depths; CodeBuild's builds of
 the copy project (their PLAINTEXT variables name package, digest and tag; the build's report in the report
-bucket names the tags it set and its errors); and the webhook Lambda's `Invocations` metric, which counts
-every delivery GitHub sends, a redelivery included (it arrives the same way). Exit 0 healthy, 1 attention
-(dead letters, the latest build failed), 2 unknown (not deployed, AWS refused).
+bucket names the tags it set and its errors); the webhook Lambda's `Invocations` metric, which counts
+every delivery GitHub sends, a redelivery included (it arrives the same way); and the hand-off records in the
+report bucket (`handoffs/<id>.json`: chalicelib/handoff/record.py). Exit 0 healthy, 1 attention (dead letters,
+the latest build failed), 2 unknown (not deployed, AWS refused).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.build import contract, report_store
 from chalicelib.config import setting
+from chalicelib.handoff import record as handoffs
 from chalicelib.ops import state
 from chalicelib.ops.chalice_config import ChaliceConfig
 from chalicelib.ops.policy import lambda_name
@@ -33,6 +35,8 @@ CAUSE_LENGTH = 160
 # The webhook metric is searched at 5-minute resolution over a day, then hourly over two weeks (GitHub
 # keeps deliveries 3 days; CloudWatch keeps 5-minute points 63 days and hourly ones 455).
 DELIVERY_WINDOWS = ((timedelta(days=1), 300), (timedelta(days=14), 3600))
+HANDOFFS_SHOWN = 5  # the newest hand-offs listed
+HANDOFF_PAGES = 10  # ListObjectsV2 pages of hand-off records looked at (1,000 keys each; records expire in 30 days)
 
 
 @dataclass
@@ -219,6 +223,8 @@ def status(args: argparse.Namespace, *, project_dir: Path, clients: Clients, say
     if finished and finished[0].status in FAILED:
         health.problems.append(f"the latest build {finished[0].status}")
 
+    show_handoffs(clients.s3, outputs.get("ReportBucketName"), env, stage, say)
+
     if health.problems:
         say(f"status: needs attention: {'; '.join(health.problems)}")
         return EXIT_ATTENTION
@@ -234,6 +240,66 @@ def format_build(build: Build) -> str:
     tags = ",".join(build.tags) or "-"
     line = f"{started}  {build.status:<11} {seconds:>6}  {build.package or '-'}  {digest}  {tags}"
     return line + (f"  {build.cause}" if build.cause else "")
+
+
+def recent_handoffs(s3: Any, bucket: str, count: int) -> tuple[list[handoffs.Handoff], int, bool]:
+    """Return the `count` most recently changed hand-off records, newest first, how many exist, and if more do."""
+    found: list[dict[str, Any]] = []
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="handoffs/", Delimiter="/")
+    more = False
+    for number, page in enumerate(pages):  # the delimiter leaves handoffs/digests/ out: records only
+        if number == HANDOFF_PAGES:
+            more = True
+            break
+        found += [item for item in page.get("Contents", []) if item["Key"].endswith(".json")]
+    if count <= 0 or not found:
+        return [], len(found), more
+    # LastModified has whole seconds: keep every record changed in the cut-off second, then order by the record's
+    # own time of its last change.
+    found.sort(key=lambda item: item["LastModified"], reverse=True)
+    cutoff = found[min(count, len(found)) - 1]["LastModified"]
+    read = [read_handoff(s3, bucket, item["Key"]) for item in found if item["LastModified"] >= cutoff]
+    records = sorted((r for r in read if r is not None), key=lambda r: (r.updated, r.created), reverse=True)
+    return records[:count], len(found), more
+
+
+def read_handoff(s3: Any, bucket: str, key: str) -> handoffs.Handoff | None:
+    """Return one hand-off record, or None (gone since the listing, too big, not a record)."""
+    try:
+        answer = s3.get_object(Bucket=bucket, Key=key)
+        if int(answer.get("ContentLength", 0)) > handoffs.RECORD_LIMIT:
+            return None
+        return handoffs.Handoff.from_json(answer["Body"].read(handoffs.RECORD_LIMIT + 1))
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound", "AccessDenied"):
+            return None
+        raise
+
+
+def show_handoffs(s3: Any, bucket: str | None, env: dict[str, str], stage: str, say: Say) -> None:
+    """Print the newest workflow hand-offs, or why there are none."""
+    if not env.get("HANDOFF_AUDIENCE", "").strip():
+        say(f"  hand-offs:     off (HANDOFF_AUDIENCE is empty; ghcr2ecr deploy --stage {stage} sets it)")
+        return
+    if not bucket:
+        say(f"  hand-offs:     no report bucket to keep them in (ghcr2ecr deploy --stage {stage})")
+        return
+    records, total, more = recent_handoffs(s3, bucket, HANDOFFS_SHOWN)
+    if not records:
+        say("  hand-offs:     none in the last 30 days")
+        return
+    of = f"{total}{'+' if more else ''} within 30 days"
+    say(f"  hand-offs:     the last {len(records)} of {of}, newest first")
+    for found in records:
+        say("    " + format_handoff(found))
+
+
+def format_handoff(handoff: handoffs.Handoff) -> str:
+    """Return one hand-off as one line: when, id, repository, package@digest, status, reason."""
+    when = datetime.fromtimestamp(handoff.created, timezone.utc)
+    line = (f"{when:%Y-%m-%d %H:%M:%S}Z  {handoff.id}  {handoff.repository}  {handoff.package}@"
+            f"{handoff.digest[:19]}  {handoff.status}")
+    return line + (f"  {_one_line(handoff.reason)}" if handoff.reason else "")
 
 
 def retry_dead_letters(args: argparse.Namespace, *, project_dir: Path, clients: Clients,

@@ -6,9 +6,12 @@ moto's CloudFormation creates the queues, bucket, role and log group but skips A
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
+import sys
 import zipfile
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -17,12 +20,13 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from chalicelib.config import Settings
 from chalicelib.ops import bundle as bundles
 from chalicelib.ops.deploy import Aws, delete_parameters_under, destroy
 from chalicelib.ops.stack import StackError, SupportStack
 from standins.aws import ACCOUNT_ID, REGION
 from tests.support.ops_fixtures import (
-    API_URL, MOTO_CFN, PINS, FakeChalice, FakeInstaller, args, config, outputs, parameters, run_deploy, stack,
+    API_URL, MOTO_CFN, PINS, ROOT, FakeChalice, FakeInstaller, args, config, outputs, parameters, run_deploy, stack,
 )
 pytestmark = MOTO_CFN
 
@@ -69,11 +73,12 @@ def test_deploy_runs_chalice_deploy_with_the_names_app_py_reads_at_import(
 ) -> None:
     chalice = FakeChalice()
     assert run_deploy(project, aws, installer, chalice, []) == 0
-    [(command, cwd, env)] = chalice.calls
-    assert command[1:] == ["deploy", "--stage", "dev"]
-    assert cwd == project
-    assert env["SYNC_QUEUE_NAME"] == "ghcr2ecr-dev-sync.fifo"
-    assert env["CODEBUILD_PROJECT"] == "ghcr2ecr-dev-copy"
+    assert len(chalice.calls) == 2  # the new API's URL, known after the first, is the hand-off audience
+    for command, cwd, env in chalice.calls:
+        assert command[1:] == ["deploy", "--stage", "dev"]
+        assert cwd == project
+        assert env["SYNC_QUEUE_NAME"] == "ghcr2ecr-dev-sync.fifo"
+        assert env["CODEBUILD_PROJECT"] == "ghcr2ecr-dev-copy"
 
 
 def test_deploy_writes_policies_with_this_accounts_exact_arns(
@@ -85,7 +90,10 @@ def test_deploy_writes_policies_with_this_accounts_exact_arns(
     document = json.loads((project / ".chalice" / filename).read_text())
     resources = {r for statement in document["Statement"] for r in statement["Resource"]}
     assert f"arn:aws:sqs:{REGION}:{ACCOUNT_ID}:ghcr2ecr-dev-sync.fifo" in resources
-    assert all(f":{REGION}:{ACCOUNT_ID}:" in resource for resource in resources)
+    # S3 ARNs name no region or account (bucket names are global): the report bucket's, written by deploy
+    assert all(f":{REGION}:{ACCOUNT_ID}:" in r for r in resources if not r.startswith("arn:aws:s3:::"))
+    bucket = outputs(aws)["ReportBucketName"]
+    assert f"arn:aws:s3:::{bucket}/handoffs/*" in resources
     assert (project / ".chalice" / stage["iam_policy_file"]).is_file()
 
 
@@ -99,7 +107,7 @@ def test_running_deploy_again_is_safe_and_changes_nothing(project: Path, aws: Aw
     assert parameters(aws) == first_stack
     assert any("already holds this bundle" in line for line in lines)
     assert len(installer.runs) == 1  # the vendored dependencies were reused
-    assert len(chalice.calls) == 2
+    assert len(chalice.calls) == 3  # the first deploy ran chalice twice (a new API's URL), the second once
     objects = aws.s3.list_objects_v2(Bucket=outputs(aws)["CodeBundleBucketName"], Prefix="bundles/")["Contents"]
     assert len(objects) == 1
 
@@ -151,6 +159,101 @@ def test_a_failing_chalice_deploy_fails_the_command(project: Path, aws: Aws, ins
     assert any("chalice deploy failed" in line for line in lines)
 
 
+# ---- the workflow hand-off: HANDOFF_AUDIENCE and the step tenants add --------------------------------
+OPERATORS_AUDIENCE = "https://mirror.example.com/"
+
+
+class AudienceSeeingChalice(FakeChalice):
+    """Also records, at each chalice command, the HANDOFF_AUDIENCE the stage's Lambdas would get."""
+
+    def __init__(self, status: int = 0) -> None:
+        super().__init__(status)
+        self.audiences: list[str | None] = []
+
+    def __call__(self, command: Sequence[str], cwd: Path, env: Mapping[str, str]) -> int:
+        stage = command[command.index("--stage") + 1]
+        variables = json.loads((cwd / ".chalice" / "config.json").read_text())["stages"][stage]["environment_variables"]
+        self.audiences.append(variables.get("HANDOFF_AUDIENCE"))
+        return super().__call__(command, cwd, env)
+
+
+def set_audience(project: Path, value: str) -> None:
+    """Set HANDOFF_AUDIENCE in the clone's stage dev, as an operator would."""
+    data = config(project)
+    data["stages"]["dev"]["environment_variables"]["HANDOFF_AUDIENCE"] = value
+    (project / ".chalice" / "config.json").write_text(json.dumps(data))
+
+
+def action_inputs(url: str) -> Any:
+    """Return the action's checked inputs for `url` typed as its `url` input (audience left to its default)."""
+    spec = importlib.util.spec_from_file_location("handoff_action", ROOT / "action" / "handoff.py")
+    assert spec and spec.loader
+    script = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = script  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(script)
+    return script.read_inputs({"INPUT_URL": url, "INPUT_IMAGE": "ghcr.io/octo-org/app@sha256:" + "a" * 64,
+                               "INPUT_TOKEN": "ghs_job"})
+
+
+def test_the_first_deploy_makes_the_api_url_chalice_records_the_hand_off_audience_and_deploys_it(
+    project: Path, aws: Aws, installer: FakeInstaller
+) -> None:
+    chalice = AudienceSeeingChalice()
+    lines: list[str] = []
+    assert run_deploy(project, aws, installer, chalice, lines) == 0
+    assert chalice.audiences == [None, API_URL]  # a new API has its URL only after its first chalice deploy
+    env = config(project)["stages"]["dev"]["environment_variables"]
+    assert env["HANDOFF_AUDIENCE"] == API_URL
+    assert "OIDC_ISSUER" not in env  # GitHub's issuer, the default, unless the operator configures another
+    assert any(line.startswith("  HANDOFF_AUDIENCE=" + API_URL) and "again" in line for line in lines)
+    assert run_deploy(project, aws, installer, chalice, lines) == 0
+    assert chalice.audiences[2:] == [API_URL]  # known from then on: one chalice deploy, already with it
+    assert "  ID tokens are verified against OIDC_ISSUER=https://token.actions.githubusercontent.com" in lines
+
+
+def test_deploy_prints_the_url_and_step_whose_default_audience_is_exactly_the_one_the_app_checks(
+    project: Path, aws: Aws, installer: FakeInstaller
+) -> None:
+    lines: list[str] = []
+    assert run_deploy(project, aws, installer, FakeChalice(), lines) == 0
+    assert f"Hand-off URL (the action's `url`, exactly so): {API_URL}" in lines
+    step = lines[lines.index(f"Hand-off URL (the action's `url`, exactly so): {API_URL}"):]
+    assert any("uses: " in line and "/ghcr2ecr@v1" in line for line in step)
+    [url] = [line.split("url: ", 1)[1] for line in step if line.strip().startswith("url: ")]
+    assert not [line for line in step if line.strip().startswith("audience: ")]  # the default: `url`
+    inputs = action_inputs(url)
+    audience = config(project)["stages"]["dev"]["environment_variables"]["HANDOFF_AUDIENCE"]
+    assert inputs.audience == audience == Settings.from_env({
+        "GITHUB_APP_ID": "1", "SYNC_QUEUE_URL": "q", "CODEBUILD_PROJECT": "p", "HANDOFF_AUDIENCE": audience,
+    }).handoff_audience
+    assert inputs.url + "/github/handoff" == API_URL + "github/handoff"  # the route, next to the webhook
+
+
+def test_an_audience_the_operator_set_is_kept_and_named_in_the_step(
+    project: Path, aws: Aws, installer: FakeInstaller
+) -> None:
+    set_audience(project, OPERATORS_AUDIENCE)  # e.g. a custom domain in front of the API
+    chalice = AudienceSeeingChalice()
+    lines: list[str] = []
+    assert run_deploy(project, aws, installer, chalice, lines) == 0
+    assert chalice.audiences == [OPERATORS_AUDIENCE]
+    assert config(project)["stages"]["dev"]["environment_variables"]["HANDOFF_AUDIENCE"] == OPERATORS_AUDIENCE
+    assert f"          audience: {OPERATORS_AUDIENCE}" in lines and f"          url: {API_URL}" in lines
+    assert destroy(args(command="destroy"), project_dir=project, aws=aws, runner=chalice, say=lines.append) == 0
+    assert config(project)["stages"]["dev"]["environment_variables"]["HANDOFF_AUDIENCE"] == OPERATORS_AUDIENCE
+
+
+@pytest.mark.parametrize("stale", [API_URL.rstrip("/"), "https://old9876.execute-api.us-east-1.amazonaws.com/api/"])
+def test_an_api_url_audience_follows_the_url_chalice_records(
+    project: Path, aws: Aws, installer: FakeInstaller, stale: str
+) -> None:
+    set_audience(project, stale)  # typed without the trailing slash, or the URL of an API since deleted
+    chalice = AudienceSeeingChalice()
+    assert run_deploy(project, aws, installer, chalice, []) == 0
+    assert chalice.audiences == [stale, API_URL]
+    assert config(project)["stages"]["dev"]["environment_variables"]["HANDOFF_AUDIENCE"] == API_URL
+
+
 # ---- destroy ---------------------------------------------------------------------------------------
 def test_destroy_removes_the_app_the_bucket_contents_and_the_stack(
     project: Path, aws: Aws, installer: FakeInstaller
@@ -168,6 +271,7 @@ def test_destroy_removes_the_app_the_bucket_contents_and_the_stack(
     names = sorted(p["Name"] for p in aws.ssm.describe_parameters()["Parameters"])
     # the App's credentials, the stage's recorded settings and fresh tokens are kept
     assert names == ["/ghcr2ecr/dev/deployment", "/ghcr2ecr/dev/github/private-key", in_flight]
+    assert config(project)["stages"]["dev"]["environment_variables"]["HANDOFF_AUDIENCE"] == ""  # the API is gone
     assert [line.split(" ")[0] for line in lines if line[:1].isdigit()] == ["1/4", "2/4", "3/4", "4/4"]
 
 
@@ -274,7 +378,7 @@ def test_the_ghcr2ecr_commands_deploy_and_destroy_from_the_checkout(
     assert cli.main(["deploy", "--stage", "dev", "--compute", "ec2"]) == 0
     assert parameters(aws)["Compute"] == "ec2"
     assert cli.main(["destroy", "--stage", "dev"]) == 0
-    assert [call[0][1] for call in chalice.calls] == ["deploy", "delete"]
+    assert [call[0][1] for call in chalice.calls] == ["deploy", "deploy", "delete"]
     out = capsys.readouterr().out
     assert "chalice deploy --stage dev" in out and "deleting stack ghcr2ecr-dev-support" in out
 

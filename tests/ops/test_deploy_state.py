@@ -108,8 +108,9 @@ def test_two_stages_in_one_account_get_their_own_app_parameters_and_policies(
     for stage, (_key, secret) in names.items():
         document = json.loads((project / ".chalice" / f"policy-{stage}-api_handler.json").read_text())
         resources = [r for statement in document["Statement"] for r in statement["Resource"]]
-        assert [r for r in resources if ":parameter/" in r] == [
-            f"arn:aws:ssm:us-east-1:123456789012:parameter{secret}"]  # its own secret, not the other stage's
+        assert [r for r in resources if ":parameter/" in r] == [  # its own secret, not the other stage's
+            f"arn:aws:ssm:us-east-1:123456789012:parameter{secret}",
+            "arn:aws:ssm:us-east-1:123456789012:parameter/ghcr2ecr/tokens/handoff/*"]  # the prefix both share
 
 
 def test_a_stage_that_already_has_an_app_keeps_the_documented_default_names(

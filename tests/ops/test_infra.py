@@ -198,11 +198,13 @@ def _policy(name: str) -> dict[str, Any]:
     return json.loads((ROOT / ".chalice" / name).read_text())
 
 
-def _allowed(document: dict[str, Any], generic: bool = True) -> dict[str, set[str]]:
-    """Return {action: resources}; `generic` writes region and account as "*" (as committed, before deploy)."""
+def _allowed(document: dict[str, Any], generic: bool = True, effect: str = "Allow") -> dict[str, set[str]]:
+    """Return {action: resources} of one effect's statements; `generic` writes region and account as "*" (committed)."""
     allowed: dict[str, set[str]] = {}
     for statement in document["Statement"]:
-        assert statement["Effect"] == "Allow"
+        assert statement["Effect"] in ("Allow", "Deny")
+        if statement["Effect"] != effect:
+            continue
         for action in _list(statement["Action"]):
             resources = _list(statement["Resource"])
             if generic:
@@ -218,7 +220,7 @@ LAMBDA_RESOURCES = {  # action prefix -> regex every resource must match
     "codebuild": ARN.format(service="codebuild") + re.escape("project/ghcr2ecr-dev-copy"),
     "secretsmanager": ARN.format(service="secretsmanager") + re.escape("secret:ghcr2ecr/ghcr-pull/") + r"\*",
     "ssm": ARN.format(service="ssm")
-    + r"parameter(/ghcr2ecr/tokens(/\*)?|/ghcr2ecr/github/private-key|/ghcr2ecr/github/webhook-secret"
+    + r"parameter(/ghcr2ecr/tokens(/\*|/handoff/\*)?|/ghcr2ecr/github/private-key|/ghcr2ecr/github/webhook-secret"
     + r"|/ghcr2ecr/redelivery/state)",
     "ecr": ARN.format(service="ecr") + r"repository/(ghcr/)?\*",
 }
@@ -279,11 +281,25 @@ def test_lambda_policy_names_only_resources_of_this_stage_and_its_prefixes(name:
             assert re.fullmatch(LAMBDA_RESOURCES[service], resource), (action, resource)
 
 
-def test_webhook_can_only_read_its_secret_and_enqueue() -> None:
+def test_the_routes_read_only_the_webhook_secret_enqueue_and_write_only_job_tokens() -> None:
     allowed = _allowed(_policy("policy-dev-api_handler.json"))
     assert set(allowed) == {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
-                            "ssm:GetParameter", "sqs:SendMessage"}
+                            "ssm:GetParameter", "sqs:SendMessage", "ssm:PutParameter", "ssm:DeleteParameter"}
     assert allowed["ssm:GetParameter"] == {"arn:aws:ssm:*:*:parameter/ghcr2ecr/github/webhook-secret"}
+    # the hand-off route stores a job's GITHUB_TOKEN (deleted again when it cannot queue), and nothing else
+    assert allowed["ssm:PutParameter"] == allowed["ssm:DeleteParameter"] == {
+        "arn:aws:ssm:*:*:parameter/ghcr2ecr/tokens/handoff/*"
+    }
+
+
+def test_the_routes_read_and_write_only_hand_off_records_in_the_report_bucket() -> None:
+    deployed = lambda_policies("ghcr2ecr", "dev", {"REPORT_BUCKET": "ghcr2ecr-dev-reportbucket-1a2b"})
+    s3 = {action: resources for action, resources in _allowed(deployed["policy-dev-api_handler.json"],
+                                                              generic=False).items() if action.startswith("s3:")}
+    assert s3 == {"s3:GetObject": {"arn:aws:s3:::ghcr2ecr-dev-reportbucket-1a2b/handoffs/*"},
+                  "s3:PutObject": {"arn:aws:s3:::ghcr2ecr-dev-reportbucket-1a2b/handoffs/*"},
+                  # an unknown id reads as 404, not 403 (S3 answers AccessDenied for a missing key otherwise)
+                  "s3:ListBucket": {"arn:aws:s3:::ghcr2ecr-dev-reportbucket-1a2b"}}
 
 
 def test_dispatch_reads_the_key_consumes_the_queue_writes_tokens_and_starts_builds() -> None:
@@ -324,22 +340,47 @@ def test_reconcile_reads_the_key_and_the_mirrors_records_and_only_enqueues() -> 
     assert allowed["ecr:ListTagsForResource"] == {"arn:aws:ecr:*:*:repository/ghcr/*"}
 
 
-def test_on_build_state_revokes_tokens_reads_the_app_key_and_only_reads_reports_and_writes_markers() -> None:
+def test_on_build_state_revokes_tokens_reads_the_app_key_reads_reports_writes_markers_and_hand_off_records(
+) -> None:
     allowed = _allowed(_policy("policy-dev-on_build_state.json"))
     assert set(allowed) == {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "ssm:GetParameter",
                             "ssm:DeleteParameter"}  # committed before deploy: no REPORT_BUCKET yet
     # the App key: it mints its own tokens (checks / artifact_metadata: write) for the reports
     assert allowed["ssm:GetParameter"] == {"arn:aws:ssm:*:*:parameter/ghcr2ecr/tokens/*",
                                            "arn:aws:ssm:*:*:parameter/ghcr2ecr/github/private-key"}
+    # a hand-off's job-token parameter lies under the token prefix: it may delete it
     assert allowed["ssm:DeleteParameter"] == {"arn:aws:ssm:*:*:parameter/ghcr2ecr/tokens/*"}
     deployed = lambda_policies("ghcr2ecr", "dev", {"REPORT_BUCKET": "ghcr2ecr-dev-reportbucket-1a2b"})
     s3 = {action: resources for action, resources in _allowed(deployed["policy-dev-on_build_state.json"],
                                                               generic=False).items() if action.startswith("s3:")}
-    assert s3 == {"s3:GetObject": {"arn:aws:s3:::ghcr2ecr-dev-reportbucket-1a2b/reports/*"},
-                  "s3:PutObject": {"arn:aws:s3:::ghcr2ecr-dev-reportbucket-1a2b/effects/*"}}
-    for name, document in deployed.items():
+    bucket = "arn:aws:s3:::ghcr2ecr-dev-reportbucket-1a2b"
+    assert s3 == {"s3:GetObject": {f"{bucket}/reports/*", f"{bucket}/handoffs/*"},
+                  "s3:PutObject": {f"{bucket}/effects/*", f"{bucket}/handoffs/*"},
+                  "s3:DeleteObject": {f"{bucket}/handoffs/*"},
+                  "s3:ListBucket": {bucket}}  # a report the build never stored reads as 404, not 403
+
+
+def test_on_build_state_may_delete_a_job_token_but_never_read_it() -> None:
+    denied = _allowed(_policy("policy-dev-on_build_state.json"), effect="Deny")
+    assert denied == {"ssm:GetParameter": {"arn:aws:ssm:*:*:parameter/ghcr2ecr/tokens/handoff/*"}}
+    for name in lambda_policies("ghcr2ecr", "dev", {}):
         if name != "policy-dev-on_build_state.json":
-            assert not [a for a in _allowed(document) if a.startswith("s3:")], name
+            assert not _allowed(_policy(name), effect="Deny"), name
+
+
+def test_dispatch_keeps_hand_off_records_and_reads_digest_markers_as_404_when_missing() -> None:
+    deployed = lambda_policies("ghcr2ecr", "dev", {"REPORT_BUCKET": "ghcr2ecr-dev-reportbucket-1a2b"})
+    s3 = {action: resources for action, resources in _allowed(deployed["policy-dev-dispatch.json"],
+                                                              generic=False).items() if action.startswith("s3:")}
+    bucket = "arn:aws:s3:::ghcr2ecr-dev-reportbucket-1a2b"
+    assert s3 == {"s3:GetObject": {f"{bucket}/handoffs/*"}, "s3:PutObject": {f"{bucket}/handoffs/*"},
+                  "s3:DeleteObject": {f"{bucket}/handoffs/*"}, "s3:ListBucket": {bucket}}
+
+
+def test_only_the_routes_dispatch_and_on_build_state_touch_the_report_bucket() -> None:
+    deployed = lambda_policies("ghcr2ecr", "dev", {"REPORT_BUCKET": "ghcr2ecr-dev-reportbucket-1a2b"})
+    touching = {name for name, document in deployed.items() if [a for a in _allowed(document) if a.startswith("s3:")]}
+    assert touching == {"policy-dev-api_handler.json", "policy-dev-dispatch.json", "policy-dev-on_build_state.json"}
 
 
 def test_the_build_may_only_put_its_report_and_deploy_hands_the_bucket_to_the_lambdas() -> None:
@@ -350,7 +391,9 @@ def test_the_build_may_only_put_its_report_and_deploy_hands_the_bucket_to_the_la
     assert _sub(statement["Resource"]) == "${ReportBucket.Arn}/reports/*"
     bucket = RESOURCES["ReportBucket"]["Properties"]
     assert all(bucket["PublicAccessBlockConfiguration"].values())
-    assert [rule["ExpirationInDays"] for rule in bucket["LifecycleConfiguration"]["Rules"]] == [7]
+    expiry = {rule.get("Prefix"): rule.get("ExpirationInDays") for rule in bucket["LifecycleConfiguration"]["Rules"]}
+    # reports and markers are needed for minutes; hand-off records stay a month for `ghcr2ecr status`
+    assert expiry == {None: None, "reports/": 7, "effects/": 7, "handoffs/": 30}
     assert OUTPUT_VARIABLES["ReportBucketName"] == "REPORT_BUCKET"
     assert TEMPLATE["Outputs"]["ReportBucketName"]["Value"] == {"Ref": "ReportBucket"}
 

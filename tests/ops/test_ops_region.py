@@ -83,7 +83,8 @@ def test_deploy_with_only_aws_region_deploys_there_and_hands_chalice_the_region(
     monkeypatch.setattr(deploy_module, "run_command", chalice)
     monkeypatch.setattr(bundles, "pip_install", installer)
     assert cli.main(["deploy", "--stage", "dev"]) == 0
-    [(_, _, env)] = chalice.calls
-    assert env["AWS_DEFAULT_REGION"] == env["AWS_REGION"] == "eu-west-1"  # chalice's boto3 reads only the first
+    assert len(chalice.calls) == 2  # the second with the new API's URL as HANDOFF_AUDIENCE
+    for _, _, env in chalice.calls:
+        assert env["AWS_DEFAULT_REGION"] == env["AWS_REGION"] == "eu-west-1"  # chalice's boto3 reads only the first
     stacks = boto3.client("cloudformation", region_name="eu-west-1").describe_stacks()["Stacks"]
     assert [s["StackName"] for s in stacks] == ["ghcr2ecr-dev-support"]

@@ -21,6 +21,7 @@ from chalicelib import cli
 from chalicelib.build.job import BuildJob, Target
 from chalicelib.build.run_job import job_report, package_result
 from chalicelib.dispatch.handler import build_variables
+from chalicelib.handoff import record as handoffs
 from chalicelib.jobs import Selection
 from chalicelib.sync.report import Report
 from chalicelib.ops.deploy import Aws
@@ -214,3 +215,37 @@ def test_status_shows_what_redeliver_failed_saved_for_the_stage(deployed: Path, 
     _, lines = run_status(deployed, codebuild_answering())
     [line] = [line for line in lines if line.startswith("  redeliveries:")]
     assert "last saved its state" in line and line.endswith("retrying 2 failed delivery(s)")
+
+
+def put_handoff(aws: Aws, number: int, status: str, reason: str = "") -> handoffs.Handoff:
+    """Store hand-off `number` (a later number changed later) with its digest marker, as the App keeps them."""
+    bucket = outputs(aws)["ReportBucketName"]
+    handoff = handoffs.Handoff(
+        id=f"{number:032x}", repository_id=2001, repository="octo-org/app", owner_id=1001, owner="octo-org",
+        package="app", digest="sha256:" + f"{number:02x}" * 32, status=status, reason=reason,
+        created=NOW.timestamp() - 600 + number, updated=NOW.timestamp() - 600 + number)
+    aws.s3.put_object(Bucket=bucket, Key=handoffs.record_key(handoff.id), Body=handoff.to_json())
+    aws.s3.put_object(Bucket=bucket, Key=handoffs.digest_key(1001, "app", handoff.digest), Body=handoff.id.encode())
+    return handoff
+
+
+def test_status_lists_the_newest_hand_offs_from_their_records_with_id_repository_image_status_and_reason(
+        deployed: Path, aws: Aws) -> None:
+    made = [put_handoff(aws, number, "succeeded") for number in range(1, 5)]
+    made.append(put_handoff(aws, 5, "failed", "GHCR2ECR_HANDOFF is deny: this package accepts no hand-off"))
+    made += [put_handoff(aws, 6, "running"), put_handoff(aws, 7, "queued")]
+    code, lines = run_status(deployed, codebuild_answering())
+    assert code == EXIT_OK  # a hand-off's outcome is the tenant's to act on: it never fails status
+    start = lines.index("  hand-offs:     the last 5 of 7 within 30 days, newest first")
+    shown = lines[start + 1:start + 6]
+    assert [line.split()[2] for line in shown] == [h.id for h in reversed(made)][:5]  # newest first
+    queued, running, failed = shown[0], shown[1], shown[2]
+    assert queued.endswith(f"  octo-org/app  app@{made[6].digest[:19]}  queued")
+    assert running.endswith("  running")
+    assert failed.endswith("  failed  GHCR2ECR_HANDOFF is deny: this package accepts no hand-off")
+    assert not [line for line in lines if "digests" in line]  # the digest markers are not records
+
+
+def test_status_says_when_no_hand_off_happened(deployed: Path) -> None:
+    _, lines = run_status(deployed, codebuild_answering())
+    assert "  hand-offs:     none in the last 30 days" in lines
