@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from chalicelib import aws, logs
-from chalicelib.build import revoke_token as revoke
 from chalicelib.config import setting
+from chalicelib.github.revoke import revoke
 
 TOKEN_LIFETIME = timedelta(hours=1)
 REVOKE_TIMEOUT_SECONDS = 5.0  # three attempts and their pauses fit in on_build_state's 30 s
@@ -57,7 +57,7 @@ def revoke_and_delete(parameter: str) -> Cleanup:
     if token is None:
         return Cleanup(parameter, "absent", False)
     try:
-        result = revoke.revoke(token, setting("GITHUB_API_URL"), timeout=REVOKE_TIMEOUT_SECONDS)
+        result = revoke(token, setting("GITHUB_API_URL"), timeout=REVOKE_TIMEOUT_SECONDS)
     except RuntimeError as exc:  # the message names the API URL and an HTTP status, never the token
         logs.logger.warning("could not revoke a build's installation token", extra={
             "parameter": parameter, "error": str(exc)})

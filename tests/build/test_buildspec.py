@@ -15,6 +15,7 @@ import pytest
 
 from chalicelib.build import revoke_token as revoke
 from chalicelib.build.job import BuildJob, Target
+from chalicelib.github import revoke as revocation
 from chalicelib.jobs import Selection
 from standins import codebuild
 from standins.github import GitHubStandIn
@@ -119,7 +120,7 @@ def test_revoke_token_treats_401_as_done_and_never_prints_the_token(github: GitH
 
 def test_revoke_token_retries_server_errors_then_reports_failure(github: GitHubStandIn, capsys, monkeypatch) -> None:
     monkeypatch.setenv("GHCR2ECR_SOURCE_TOKEN", "ghs_whatever")
-    monkeypatch.setattr(revoke.time, "sleep", lambda _s: None)
+    monkeypatch.setattr(revocation.time, "sleep", lambda _s: None)
     github.inject("/installation/token", status=502, count=3)
     args = type("Args", (), {"github_api_url": github.url})()
     assert revoke.main(args) == 1

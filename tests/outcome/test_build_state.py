@@ -75,7 +75,7 @@ def test_a_token_the_build_already_revoked_is_fine(client, app_env: AppEnv, json
 
 def test_when_github_cannot_revoke_the_parameter_is_kept_for_the_sweep(client, app_env: AppEnv, json_logs,
                                                                        monkeypatch) -> None:
-    from chalicelib.build import revoke_token as revoke
+    from chalicelib.github import revoke
 
     monkeypatch.setattr(revoke.time, "sleep", lambda _s: None)
     variables = started_build(client, app_env)
