@@ -1,4 +1,10 @@
-"""The GitHub App: JWT authentication, installations, installation tokens, reads with them (githubkit).
+"""The GitHub App, the one seam to GitHub's REST API (githubkit): the App JWT, installation tokens, and every call.
+
+With the App JWT: installations, token minting, webhook deliveries and their redelivery. With an installation
+token: Actions variables, check runs, storage records. Every call is bounded (TIMEOUT_SECONDS, _retry_policy).
+The healing and reporting calls raise only chalicelib.github.errors' types; dispatch's reads and minting
+let githubkit's transient errors through as they are (dispatch logs their type; SQS redelivers).
+The build's revocation is the stdlib's (chalicelib/github/revoke.py): the build never loads githubkit.
 
 githubkit is imported only when a client is built, never on the webhook's import path. Tests hand the
 client an httpx transport through the constructor (faults at the HTTP boundary).
@@ -7,15 +13,18 @@ client an httpx transport through the constructor (faults at the HTTP boundary).
 from __future__ import annotations
 
 import re
-from chalicelib.values import mapping
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from chalicelib.github.errors import (GitHubError, InstallationUnavailable, mapped, message,
+                                      rate_limited)
+from chalicelib.values import mapping
 
 if TYPE_CHECKING:
     from githubkit import GitHub
+    from githubkit.response import Response
 
 PER_PAGE = 30  # GitHub's maximum for the variables endpoints (FACTS.md §4)
 MAX_PAGES = 10  # 300 variables per scope: bounded, far above any real configuration
@@ -23,14 +32,10 @@ TIMEOUT_SECONDS = 10.0
 REVOKE_TIMEOUT_SECONDS = 5.0  # per attempt (three); an unused token expires within the hour anyway
 RETRIES, RETRY_BACKOFF_SECONDS = 2, 0.5  # quick retries in-call; SQS redelivery is the slower outer loop
 CONFIRMED_LIMIT = 1024  # installations whose account this container has confirmed (bounded memory)
-
-
-class InstallationUnavailable(Exception):
-    """GitHub refuses this installation for good (uninstalled, suspended, repository or permission not granted)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+INSTALLATIONS_PER_PAGE = 100  # GitHub's maximum (rest/apps/apps#list-installations-for-the-authenticated-app)
+# A path segment GitHub could name: a login (an EMU login ends in _shortcode) and a repository name.
+LOGIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}(?:_[A-Za-z0-9]{1,38})?")
+REPOSITORY_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
 
 
 @dataclass(frozen=True)
@@ -41,14 +46,26 @@ class InstallationToken:
     expires_at: str
 
 
+@dataclass(frozen=True)
+class CheckRun:
+    """A check run as GitHub answers it: its id, status, and the external id its creator gave it."""
+
+    id: int
+    status: str
+    external_id: str | None
+
+
 def _retry_policy() -> Callable[[Any, int], Any]:
-    """Retry 5xx and timeouts twice with a short backoff; SQS redelivery is the outer, slower loop."""
-    from githubkit.exception import RequestFailed, RequestTimeout
+    """Retry 5xx, timeouts and refused connections twice with a short backoff; SQS redelivery is the slower loop."""
+    import httpx
+    from githubkit.exception import RequestError, RequestFailed, RequestTimeout
     from githubkit.typing import RetryOption
 
     def decide(exc: Any, count: int) -> Any:
         transient = isinstance(exc, RequestTimeout) or (
             isinstance(exc, RequestFailed) and exc.response.status_code >= 500
+        ) or (  # no connection: the request was never sent, so even a POST is safe to send again
+            type(exc) is RequestError and isinstance(exc.exc, httpx.ConnectError)
         )
         if transient and count < RETRIES:
             # githubkit sleeps 60 s when retry_after is falsy, and timedelta(0) is falsy (githubkit/core.py).
@@ -67,7 +84,7 @@ def _client(auth: Any, api_url: str, transport: Any = None, **options: Any) -> G
 
 
 class GitHubApp:
-    """The App: JWT-authenticated token minting, and reads made with installation tokens."""
+    """The App: calls with its JWT (token minting among them), and calls with the installation tokens it mints."""
 
     def __init__(self, app_id: str, private_key: str, api_url: str, transport: Any = None) -> None:
         from githubkit import AppAuthStrategy
@@ -158,7 +175,7 @@ class GitHubApp:
                 raise _suspended(installation_id) from None
             if status == 422:
                 raise InstallationUnavailable("token_refused", f"GitHub refused a token for installation "
-                                              f"{installation_id} ({_message(exc)}); check that the installation "
+                                              f"{installation_id} ({message(exc)}); check that the installation "
                                               "includes the repository and accepted the App's permissions") from None
             raise
         data = response.json()  # not parsed_data: the model would drop permission names too
@@ -167,7 +184,7 @@ class GitHubApp:
     def variables(self, token: InstallationToken, owner: str, repository: str | None,
                   organization: bool) -> dict[str, str]:
         """Read Actions variables: repository over organization-shared; organization ones without a repository."""
-        github = _client(token.value, self.api_url, self.transport)
+        github = self._as(token)
         if repository is not None:
             shared = self._pages(github, f"/repos/{owner}/{repository}/actions/organization-variables",
                                  missing_ok=True)
@@ -176,16 +193,86 @@ class GitHubApp:
             return self._pages(github, f"/orgs/{owner}/actions/variables")
         return {}  # a user account has no organization variables
 
-    def as_app(self, method: str, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        """Call GitHub with the App JWT (redeliver_failed, reconcile); 4xx/5xx raise githubkit's RequestFailed."""
-        # No params at all for a Link URL: httpx would replace its query string (the cursor) with an empty one.
-        return self._app.request(method, path, params=dict(params) if params else None)
+    # -- with the App JWT: healing --------------------------------------------------------------------------
+    def webhook_deliveries(self, per_page: int, max_pages: int) -> Iterator[list[Any]]:
+        """GET /app/hook/deliveries: pages of the App's deliveries, newest first; each item as GitHub lists it."""
+        # docs.github.com rest/apps/webhooks#list-deliveries-for-an-app-webhook: cursor pagination, through the
+        # Link header only; its URL is followed as given (a new query would drop the cursor), on this API only.
+        url: str | None = None
+        for _ in range(max_pages):
+            with mapped("GET /app/hook/deliveries"):
+                response = (self._app.rest.apps.list_webhook_deliveries(per_page=per_page) if url is None
+                            else self._app.request("GET", url))
+            yield _items(response, "GET /app/hook/deliveries")
+            url = next_link(response.headers.get("link", ""), self.api_url)
+            if url is None:
+                return
+
+    def redeliver(self, delivery_id: int) -> None:
+        """POST /app/hook/deliveries/{id}/attempts: ask GitHub to send a delivery again (202; it does so later)."""
+        with mapped(f"POST /app/hook/deliveries/{delivery_id}/attempts"):
+            self._app.rest.apps.redeliver_webhook_delivery(delivery_id)
+
+    def installations(self, max_pages: int) -> list[Any]:
+        """GET /app/installations: every installation of the App (up to max_pages of 100), as GitHub lists them."""
+        found: list[Any] = []
+        for number in range(1, max_pages + 1):
+            with mapped("GET /app/installations"):
+                response = self._app.rest.apps.list_installations(per_page=INSTALLATIONS_PER_PAGE, page=number)
+            items = _items(response, "GET /app/installations")
+            found += items
+            if len(items) < INSTALLATIONS_PER_PAGE:
+                break
+        return found
+
+    # -- with an installation token: reporting --------------------------------------------------------------
+    def create_check_run(self, token: InstallationToken, repository: str, body: Mapping[str, Any]) -> CheckRun:
+        """POST /repos/{owner}/{repo}/check-runs (`checks: write`); return the check run GitHub created."""
+        owner, name = split_repository(repository)
+        call = f"POST /repos/{owner}/{name}/check-runs"
+        github = self._as(token)  # held: githubkit's `rest` namespace keeps only a weak reference to its client
+        with mapped(call):
+            response = github.rest.checks.create(owner, name, data=cast(Any, dict(body)))
+        return _check_run(response, call)
+
+    def get_check_run(self, token: InstallationToken, repository: str, check_run_id: int) -> CheckRun:
+        """GET /repos/{owner}/{repo}/check-runs/{id}: its status and external id."""
+        owner, name = split_repository(repository)
+        call = f"GET /repos/{owner}/{name}/check-runs/{_positive(check_run_id)}"
+        github = self._as(token)
+        with mapped(call):
+            response = github.rest.checks.get(owner, name, check_run_id)
+        return _check_run(response, call)
+
+    def update_check_run(self, token: InstallationToken, repository: str, check_run_id: int,
+                         body: Mapping[str, Any]) -> CheckRun:
+        """PATCH /repos/{owner}/{repo}/check-runs/{id} (`checks: write`); return the check run as updated."""
+        owner, name = split_repository(repository)
+        call = f"PATCH /repos/{owner}/{name}/check-runs/{_positive(check_run_id)}"
+        github = self._as(token)
+        with mapped(call):
+            response = github.rest.checks.update(owner, name, check_run_id, data=cast(Any, dict(body)))
+        return _check_run(response, call)
+
+    def create_storage_record(self, token: InstallationToken, org: str, body: Mapping[str, Any]) -> None:
+        """POST /orgs/{org}/artifacts/metadata/storage-record (`artifact_metadata: write`)."""
+        # docs.github.com rest/orgs/artifact-metadata#create-artifact-metadata-storage-record
+        call = f"POST /orgs/{check_login(org)}/artifacts/metadata/storage-record"
+        github = self._as(token)
+        with mapped(call):
+            github.rest.orgs.create_artifact_storage_record(org, data=cast(Any, dict(body)))
 
     def revoke(self, token: InstallationToken) -> str:
         """DELETE /installation/token with the token itself; "revoked" or "already invalid" (FACTS.md §2)."""
-        from chalicelib.build import revoke_token as revoke
+        # Looked up where the build's `revoke-token` finds it (chalicelib/github/revoke.py, re-exported there):
+        # one revocation for the build's `finally`, on_build_state and dispatch.
+        from chalicelib.build import revoke_token
 
-        return revoke.revoke(token.value, self.api_url, timeout=REVOKE_TIMEOUT_SECONDS)
+        return revoke_token.revoke(token.value, self.api_url, timeout=REVOKE_TIMEOUT_SECONDS)
+
+    def _as(self, token: InstallationToken) -> GitHub:
+        """Return a client authenticated by an installation token (the same bounds as the App's)."""
+        return _client(token.value, self.api_url, self.transport)
 
     @staticmethod
     def _pages(github: GitHub, path: str, missing_ok: bool = False) -> dict[str, str]:
@@ -204,7 +291,7 @@ class GitHubApp:
                 if status in (403, 404):
                     raise InstallationUnavailable(
                         "variables_unreadable", f"cannot read Actions variables at {path} ({status} "
-                        f"{_message(exc)}); the App needs actions_variables / organization_actions_variables: read"
+                        f"{message(exc)}); the App needs actions_variables / organization_actions_variables: read"
                     ) from None
                 raise
             batch = data.get("variables") or []
@@ -228,29 +315,58 @@ def _suspended(installation_id: int) -> InstallationUnavailable:
                                    "unsuspend it in the account's settings")
 
 
-def rate_limited(exc: Any) -> bool:
-    """Tell whether a failed GitHub response is a rate limit (transient, so raised), not a refusal."""
-    # docs.github.com rest/using-the-rest-api/rate-limits-for-the-rest-api#exceeding-the-rate-limit: primary and
-    # secondary limits answer 403 or 429, with `x-ratelimit-remaining: 0` or `retry-after`, or only a message
-    # naming the secondary rate limit (githubkit raises its RateLimitExceeded for the first two only).
-    from githubkit.exception import RateLimitExceeded
-
-    if isinstance(exc, RateLimitExceeded):
-        return True
-    response = exc.response
-    if response.status_code == 429:
-        return True
-    if response.status_code != 403:
-        return False
-    headers = response.headers
-    return ("retry-after" in headers or headers.get("x-ratelimit-remaining") == "0"
-            or "rate limit" in _message(exc).lower())
+def split_repository(full_name: str) -> tuple[str, str]:
+    """Return (owner, name) of `owner/name`, refusing anything else: both become segments of a URL path."""
+    owner, _, name = full_name.partition("/")
+    if not (LOGIN.fullmatch(owner) and REPOSITORY_NAME.fullmatch(name) and name not in (".", "..")):
+        raise ValueError(f"not a repository full name: {full_name[:80]!r}")
+    return owner, name
 
 
-def _message(exc: Any) -> str:
-    """Return GitHub's error message from a failed response (GitHub's own text, never a credential)."""
+def check_login(login: str) -> str:
+    """Return an account login, refusing anything else (it becomes a segment of a URL path)."""
+    if not LOGIN.fullmatch(login):
+        raise ValueError(f"not an organization login: {login[:80]!r}")
+    return login
+
+
+def next_link(header: str, api_url: str) -> str | None:
+    """Return the rel="next" URL of a Link header, only when it stays on the GitHub API we call."""
+    base = api_url.rstrip("/") + "/"
+    for part in header.split(",")[:10]:
+        match = re.fullmatch(r'\s*<([^<>]{1,2000})>\s*;\s*rel="next"\s*', part)
+        if match and match.group(1).startswith(base):
+            return match.group(1)
+    return None
+
+
+def _items(response: Response[Any], call: str) -> list[Any]:
+    """Return a listing's items; GitHubError when the answer is not a JSON list."""
+    items = _json(response)
+    if not isinstance(items, list):
+        raise GitHubError(f"{call} did not answer a list", response.status_code)
+    return items
+
+
+def _check_run(response: Response[Any], call: str) -> CheckRun:
+    """Read the check run GitHub answered; GitHubError when the answer is not one."""
+    data = _json(response)
+    if not isinstance(data, dict) or type(data.get("id")) is not int or data["id"] <= 0:
+        raise GitHubError(f"{call} answered no check run", response.status_code)
+    external_id = data.get("external_id")
+    return CheckRun(data["id"], str(data.get("status") or ""), external_id if isinstance(external_id, str) else None)
+
+
+def _json(response: Response[Any]) -> Any:
+    """Return an answer's JSON body, or None when it has none (remote input: the callers check its shape)."""
     try:
-        message = exc.response.json().get("message", "")
-    except Exception:
-        message = ""
-    return re.sub(r"\s+", " ", str(message))[:200]
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _positive(check_run_id: int) -> int:
+    """Return a check run id, refusing anything but a positive number (it becomes a segment of a URL path)."""
+    if type(check_run_id) is not int or check_run_id <= 0:
+        raise ValueError("a check run id is a positive number")
+    return check_run_id

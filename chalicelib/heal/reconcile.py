@@ -16,12 +16,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib import aws, jobs, logs
 from chalicelib.config import ConfigError, settings
 from chalicelib.jobs import InvalidJob, Job, Package
 from chalicelib.registry import ecr as recorded
+
+if TYPE_CHECKING:
+    from chalicelib.github.app import GitHubApp
 
 MAX_INSTALLATION_PAGES = 100  # 10,000 installations
 MAX_REPOSITORIES = 10_000  # one ListTagsForResource each (tens of ms): within the Lambda's 5 minutes
@@ -53,7 +56,7 @@ def run_id(origin: str, clock: Callable[[], float] = time.time) -> str:
     return f"{origin}-" + datetime.fromtimestamp(clock(), timezone.utc).strftime("%Y%m%d%H%M")
 
 
-def run(owner: str | None = None, package: str | None = None, origin: str = "reconcile", app: Any = None,
+def run(owner: str | None = None, package: str | None = None, origin: str = "reconcile", app: GitHubApp | None = None,
         clock: Callable[[], float] = time.time) -> Summary:
     """Find the mirrored packages (optionally of one owner, or one package), queue their jobs; return a summary."""
     from chalicelib.github.client import github_app
@@ -116,23 +119,17 @@ def _enqueue(job: Job) -> None:
     aws.sqs().send_fifo(settings().sync_queue_url, job.to_json(), job.group_id, job.dedup_id)
 
 
-def installations(app: Any) -> list[Installed]:
+def installations(app: GitHubApp) -> list[Installed]:
     """List the App's installations (100 per page, bounded); fields validated, unusable entries skipped."""
     found: list[Installed] = []
-    for number in range(1, MAX_INSTALLATION_PAGES + 1):
-        items = app.as_app("GET", "/app/installations", {"per_page": 100, "page": number}).json()
-        if not isinstance(items, list):
-            raise ValueError("GET /app/installations did not answer a list")
-        for item in items:
-            account = item.get("account") if isinstance(item, dict) else None
-            if not (isinstance(account, dict) and type(item.get("id")) is int and type(account.get("id")) is int
-                    and isinstance(account.get("login"), str) and jobs.LOGIN.fullmatch(account["login"])):
-                continue
-            found.append(Installed(item["id"], account["login"], account["id"],
-                                   item.get("target_type") == "Organization" or account.get("type") == "Organization",
-                                   bool(item.get("suspended_at"))))
-        if len(items) < 100:
-            break
+    for item in app.installations(MAX_INSTALLATION_PAGES):
+        account = item.get("account") if isinstance(item, dict) else None
+        if not (isinstance(account, dict) and type(item.get("id")) is int and type(account.get("id")) is int
+                and isinstance(account.get("login"), str) and jobs.LOGIN.fullmatch(account["login"])):
+            continue
+        found.append(Installed(item["id"], account["login"], account["id"],
+                               item.get("target_type") == "Organization" or account.get("type") == "Organization",
+                               bool(item.get("suspended_at"))))
     return found
 
 

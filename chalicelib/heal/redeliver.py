@@ -23,10 +23,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib import aws, logs
 from chalicelib.config import ConfigError, settings
+from chalicelib.github.errors import GitHubError, GitHubRefused
+
+if TYPE_CHECKING:
+    from chalicelib.github.app import GitHubApp
 
 PER_PAGE = 100  # GitHub's maximum
 MAX_PAGES = 30  # 3,000 deliveries per run
@@ -101,7 +105,7 @@ class RunSummary:
     deferred: list[str] = field(default_factory=list)
 
 
-def run(app: Any = None, clock: Callable[[], float] = time.time) -> RunSummary:
+def run(app: GitHubApp | None = None, clock: Callable[[], float] = time.time) -> RunSummary:
     """Run once: list, decide, redeliver, save the state."""
     from chalicelib.github.client import github_app
 
@@ -157,34 +161,17 @@ def run(app: Any = None, clock: Callable[[], float] = time.time) -> RunSummary:
     return summary
 
 
-def _list(app: Any, since: float, summary: RunSummary) -> list[Attempt]:
-    """List deliveries newest first back to `since`, following Link cursors on GitHub's own host only."""
+def _list(app: GitHubApp, since: float, summary: RunSummary) -> list[Attempt]:
+    """List deliveries newest first back to `since` (the seam follows Link cursors on GitHub's own host only)."""
     found: list[Attempt] = []
-    path: str | None = "/app/hook/deliveries"
-    params: dict[str, Any] | None = {"per_page": PER_PAGE}
-    base = settings().github_api_url.rstrip("/")
-    while path is not None and summary.pages < MAX_PAGES:
-        response = app.as_app("GET", path, params)
+    for items in app.webhook_deliveries(PER_PAGE, MAX_PAGES):
         summary.pages += 1
-        items = response.json()
-        if not isinstance(items, list):
-            raise ValueError("GET /app/hook/deliveries did not answer a list")
         page = [a for a in (_attempt(item) for item in items[:PER_PAGE]) if a is not None]
         summary.listed += len(page)
         found += [a for a in page if a.delivered_at >= since]
         if not page or min(a.delivered_at for a in page) < since:
             break
-        path, params = _next_link(response.headers.get("link", ""), base), None
     return found
-
-
-def _next_link(header: str, base: str) -> str | None:
-    """Return the rel="next" URL of a Link header, only when it stays on the GitHub API we call."""
-    for part in header.split(",")[:10]:
-        match = re.fullmatch(r'\s*<([^<>]{1,2000})>\s*;\s*rel="next"\s*', part)
-        if match and match.group(1).startswith(base + "/"):
-            return match.group(1)
-    return None
 
 
 def _attempt(item: Any) -> Attempt | None:
@@ -210,19 +197,20 @@ def _latest_by_guid(attempts: list[Attempt]) -> dict[str, list[Attempt]]:
     return groups
 
 
-def _redeliver(app: Any, attempt: Attempt) -> str:
+def _redeliver(app: GitHubApp, attempt: Attempt) -> str:
     """POST /app/hook/deliveries/{id}/attempts (202: GitHub redelivers); "redelivered", "refused" or "unavailable"."""
-    from githubkit.exception import GitHubException, RequestFailed
-
     try:
-        app.as_app("POST", f"/app/hook/deliveries/{attempt.id}/attempts")
-    except RequestFailed as exc:
-        status = exc.response.status_code
-        logs.logger.warning("redelivery refused" if status < 500 else "redelivery failed",
-                            extra={"guid": attempt.guid, "delivery_id": attempt.id, "http_status": status})
-        return "refused" if status < 500 and status != 429 else "unavailable"
-    except GitHubException as exc:  # a timeout: whether GitHub took it is unknown; the next run sees
-        logs.logger.warning("redelivery failed", extra={"guid": attempt.guid, "error": type(exc).__name__})
+        app.redeliver(attempt.id)
+    except GitHubRefused as exc:
+        logs.logger.warning("redelivery refused", extra={"guid": attempt.guid, "delivery_id": attempt.id,
+                                                         "http_status": exc.status})
+        return "refused"
+    except GitHubError as exc:  # 5xx, a rate limit; a timeout: whether GitHub took it is unknown, the next run sees
+        if exc.status is None:
+            logs.logger.warning("redelivery failed", extra={"guid": attempt.guid, "error": type(exc).__name__})
+        else:
+            logs.logger.warning("redelivery failed", extra={"guid": attempt.guid, "delivery_id": attempt.id,
+                                                            "http_status": exc.status})
         return "unavailable"
     logs.logger.info("delivery redelivered", extra={"guid": attempt.guid, "delivery_id": attempt.id,
                                                     "status_code": attempt.status_code, "status": attempt.status})

@@ -159,3 +159,30 @@ def test_a_schedule_before_create_app_does_nothing_and_does_not_fail(client, app
     assert app_env.github.requests == [] and app_env.sqs.sent == []
     [line] = [x for x in json_logs.lines() if x["message"].startswith("not configured yet")]
     assert "GITHUB_APP_ID" in line["reason"]
+
+
+@pytest.mark.parametrize("fault", [{"status": 502, "count": 3},
+                                   {"status": 403, "headers": {"Retry-After": "60"},
+                                    "message": "You have exceeded a secondary rate limit"}])
+def test_a_redelivery_github_could_not_take_is_asked_again_next_run(client, app_env: AppEnv, json_logs, monkeypatch,
+                                                                    fault: dict) -> None:
+    from chalicelib.github import app as seam
+
+    monkeypatch.setattr(seam, "RETRY_BACKOFF_SECONDS", 0.0)
+    failed = app_env.github.hooks.record("guid-1", status_code=503)
+    app_env.github.inject("/app/hook/deliveries/*/attempts", **fault)
+    run(client)
+    assert posted(app_env) == []
+    [line] = json_logs.find("redelivery failed")
+    assert line["guid"] == "guid-1" and line["http_status"] == fault["status"]
+    run(client)  # GitHub takes it now
+    assert posted(app_env) == [failed.id]
+
+
+def test_a_redelivery_github_refuses_is_never_asked_again(client, app_env: AppEnv, json_logs) -> None:
+    app_env.github.hooks.record("guid-1", status_code=503)
+    app_env.github.inject("/app/hook/deliveries/*/attempts", status=404, message="Not Found")
+    run(client)
+    run(client)
+    assert posted(app_env) == [] and len([r for r in app_env.github.requests if r.method == "POST"]) == 1
+    assert [line["http_status"] for line in json_logs.find("redelivery refused")] == [404]
