@@ -47,11 +47,10 @@ def gate(config: Settings, job: Job, package: Package, install: InstallationConf
 
 
 def finished(config: Settings, job: Job, status: str, reason: str, build_id: str | None, image: str) -> None:
-    """Record what dispatch did with a hand-off: running with its build, or failed with the reason."""
-    if status == "started":
-        # A reference (`host/repository@digest`), without the `http://` a loopback registry carries (the demo's)
+    """Record what dispatch did with a hand-off: running with its build (and its image reference), or failed."""
+    if status == "started":  # `image`: handler.image_reference, a reference without a loopback's http://
         record.update(config.report_bucket, job.correlation_id, status="running", build_id=build_id or "",
-                      image=image.removeprefix("http://"))
+                      image=image)
         return
     if status == "skipped" and reason.startswith("a build for this request was already started"):
         return  # a redelivered message: the build started by the first one completes the record
