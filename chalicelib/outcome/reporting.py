@@ -4,7 +4,7 @@ Each write (start a check run, complete it, write storage records) mints a token
 repository with only the permission it needs plus `metadata: read`, outside the build, and revokes it after.
 An installation that has not accepted the App's new permissions (`checks`, `artifact_metadata`) gets a 422
 from the token endpoint: that report is skipped with one log line and the sync goes on. Nothing here raises:
-a failed report never fails, retries or delays a sync (every GitHub call is bounded: github_send).
+a failed report never fails, retries or delays a sync (every GitHub call is bounded: chalicelib/github/app.py).
 """
 
 from __future__ import annotations
@@ -12,17 +12,18 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from chalicelib.outcome import requests as reports
 from chalicelib import logs
-from chalicelib.github.send import Answer, send
 # the build's PLAINTEXT reporting variables, read back by on_build_state (one contract for all of them)
 from chalicelib.build.contract import (CHECK_RUN_EXTERNAL_ID, CHECK_RUN_ID, GITHUB_REPOSITORY, REPORT_BUCKET,
                                        REVISION, STORAGE_RECORDS)
+from chalicelib.github.app import check_login, split_repository
+from chalicelib.github.errors import GitHubError, GitHubUnavailable, InstallationUnavailable
 
-
-Sender = Callable[[reports.ApiRequest], Answer]
+if TYPE_CHECKING:
+    from chalicelib.github.app import GitHubApp, InstallationToken
 
 
 @dataclass(frozen=True)
@@ -44,11 +45,9 @@ class Target:
 
 
 @contextlib.contextmanager
-def writer(app: Any, target: Target, permission: str) -> Iterator[Sender | None]:
-    """Yield a sender authenticated by a fresh token with `permission: write` on the one repository, or None
-    (logged once) when GitHub refuses that token; the token is revoked afterwards."""
-    from chalicelib.github.app import InstallationUnavailable
-
+def writer(app: GitHubApp, target: Target, permission: str) -> Iterator[InstallationToken | None]:
+    """Yield a fresh token with `permission: write` on the one repository, or None (logged once) when GitHub
+    refuses that token; the token is revoked afterwards."""
     try:
         token = app.mint_token(target.installation_id, [target.name], {permission: "write", "metadata": "read"})
     except InstallationUnavailable as exc:
@@ -62,7 +61,7 @@ def writer(app: Any, target: Target, permission: str) -> Iterator[Sender | None]
         yield None
         return
     try:
-        yield lambda request: send(app.api_url, token.value, request)
+        yield token
     finally:
         try:
             app.revoke(token)
@@ -70,84 +69,87 @@ def writer(app: Any, target: Target, permission: str) -> Iterator[Sender | None]
             logs.logger.warning("could not revoke a reporting token", extra={"error": type(exc).__name__})
 
 
-def start_check_run(app: Any, target: Target, head_sha: str, external_id: str, output: reports.Output,
+def start_check_run(app: GitHubApp, target: Target, head_sha: str, external_id: str, output: reports.Output,
                     conclusion: str | None = None) -> int | None:
     """Create the `ghcr2ecr` check run (queued, or already completed); return its id, or None."""
     try:
-        request = reports.create_check_run(target.repository, head_sha, external_id, output, conclusion)
+        body = reports.check_run(head_sha, external_id, output, conclusion)
+        split_repository(target.repository)
     except ValueError as exc:
         logs.logger.info("no check run", extra={"reason": str(exc)})
         return None
-    with writer(app, target, "checks") as write:
-        if write is None:
+    with writer(app, target, "checks") as token:
+        if token is None:
             return None
-        answer = _send(write, request)
-        identifier = answer.body.get("id") if answer and answer.ok and isinstance(answer.body, dict) else None
-        if type(identifier) is int and identifier > 0:
-            return identifier
-        _refused(answer, "check run not created")
-        return None
+        try:
+            return app.create_check_run(token, target.repository, body).id
+        except Exception as exc:
+            _unwritten(exc, "checks", "check run not created")
+            return None
 
 
-def complete_check_run(app: Any, target: Target, check_run_id: int, external_id: str, conclusion: str,
+def complete_check_run(app: GitHubApp, target: Target, check_run_id: int, external_id: str, conclusion: str,
                        output: reports.Output) -> str:
     """Complete a check run once: skipped when it is already completed or is not this build's."""
-    with writer(app, target, "checks") as write:
-        if write is None:
+    try:
+        body = reports.completion(conclusion, output)
+        split_repository(target.repository)
+    except ValueError as exc:
+        logs.logger.info("no check run", extra={"reason": str(exc)})
+        return "skipped"
+    with writer(app, target, "checks") as token:
+        if token is None:
             return "skipped"
-        current = _send(write, reports.get_check_run(target.repository, check_run_id))
-        if current is None or not current.ok or not isinstance(current.body, dict):
-            _refused(current, "check run not found")
+        try:
+            current = app.get_check_run(token, target.repository, check_run_id)
+        except Exception as exc:
+            _unwritten(exc, "checks", "check run not found")
             return "failed"
-        if current.body.get("external_id") != external_id:
+        if current.external_id != external_id:
             logs.logger.warning("check run not completed: it is not this build's", extra={"check_run": check_run_id})
             return "not ours"
-        if current.body.get("status") == "completed":
+        if current.status == "completed":
             return "already completed"
-        answer = _send(write, reports.complete_check_run(target.repository, check_run_id, conclusion, output))
-        if answer is None or not answer.ok:
-            _refused(answer, "check run not completed")
+        try:
+            app.update_check_run(token, target.repository, check_run_id, body)
+        except Exception as exc:
+            _unwritten(exc, "checks", "check run not completed")
             return "failed"
         return "completed"
 
 
-def write_storage_records(app: Any, target: Target, records: list[reports.StorageRecord]) -> int:
+def write_storage_records(app: GitHubApp, target: Target, records: list[reports.StorageRecord]) -> int:
     """Write one storage record per mirrored digest; return how many GitHub accepted."""
-    requests = []
+    bodies = []
     for record in records:
         try:
-            requests.append(reports.create_storage_record(target.owner, record))
+            check_login(target.owner)
+            bodies.append(reports.storage_record(record))
         except ValueError as exc:
             logs.logger.info("no storage record", extra={"digest": record.digest, "reason": str(exc)})
-    if not requests:
+    if not bodies:
         return 0
     written = 0
-    with writer(app, target, "artifact_metadata") as write:
-        for request in requests:
-            if write is None:
+    with writer(app, target, "artifact_metadata") as token:
+        for body in bodies:
+            if token is None:
                 break
-            answer = _send(write, request)
-            if answer is not None and answer.ok:
-                written += 1
-            else:
-                _refused(answer, "storage record not written")
+            try:
+                app.create_storage_record(token, target.owner, body)
+            except Exception as exc:
+                _unwritten(exc, "artifact_metadata", "storage record not written")
                 break  # the same refusal would follow for the others
+            written += 1
     return written
 
 
-def _send(write: Sender, request: reports.ApiRequest) -> Answer | None:
-    try:
-        return write(request)
-    except Exception as exc:  # GitHubUnavailable after its bounded retries, or anything unexpected
-        _failed(request.permission, type(exc).__name__)
-        return None
-
-
-def _refused(answer: Answer | None, what: str) -> None:
-    if answer is None:
-        return  # already logged by _send
-    logs.logger.warning(what, extra={"http_status": answer.status, "reason": answer.message()})
-    logs.count("ReportsFailed", reason=f"http_{answer.status}")
+def _unwritten(exc: Exception, permission: str, what: str) -> None:
+    """Log and count a write GitHub refused or did not answer (its status and message; never a token)."""
+    if isinstance(exc, GitHubError) and not isinstance(exc, GitHubUnavailable) and exc.status is not None:
+        logs.logger.warning(what, extra={"http_status": exc.status, "reason": exc.reason})
+        logs.count("ReportsFailed", reason=f"http_{exc.status}")
+        return
+    _failed(permission, type(exc).__name__)  # GitHubUnavailable after its bounded retries, or anything unexpected
 
 
 def _failed(permission: str, error: str) -> None:
@@ -182,7 +184,7 @@ class BuildReporting:
         return None
 
 
-def start_build_reports(app: Any, where: BuildReporting, output: reports.Output, report_bucket: str,
+def start_build_reports(app: GitHubApp, where: BuildReporting, output: reports.Output, report_bucket: str,
                         new_id: Callable[[], str]) -> dict[str, str]:
     """Create the check run for a build about to start; return the build's PLAINTEXT reporting variables."""
     variables = {REPORT_BUCKET: report_bucket, REVISION: where.revision}
@@ -202,14 +204,15 @@ def start_build_reports(app: Any, where: BuildReporting, output: reports.Output,
     return variables
 
 
-def report_not_started(app: Any, where: BuildReporting, output: reports.Output, new_id: Callable[[], str]) -> None:
+def report_not_started(app: GitHubApp, where: BuildReporting, output: reports.Output,
+                       new_id: Callable[[], str]) -> None:
     """Tell the tenant on the commit that no build started (an invalid variable), when a check run may be made."""
     target = where.target
     if target is not None and where.check_run_skipped() is None:
         start_check_run(app, target, where.revision, new_id(), output, conclusion="failure")
 
 
-def abandon_check_run(app: Any, variables: dict[str, str], installation_id: int, reason: str) -> None:
+def abandon_check_run(app: GitHubApp, variables: dict[str, str], installation_id: int, reason: str) -> None:
     """Complete the check run of a build that did not start after all (an earlier one will report)."""
     check_run = variables.get(CHECK_RUN_ID, "")
     repository = variables.get(GITHUB_REPOSITORY, "")

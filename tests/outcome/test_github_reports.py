@@ -1,4 +1,4 @@
-"""The pure side of reporting to tenants: request builders, what the check run says, which storage records."""
+"""The pure side of reporting to tenants: request bodies, what the check run says, which storage records."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from chalicelib.github.app import check_login, split_repository
 from chalicelib.outcome import check_output
 from chalicelib.outcome import requests as reports
 from chalicelib.outcome.check_output import FinalState
@@ -32,42 +33,38 @@ def report(**overrides: object) -> dict:
     return data
 
 
-# ---- request builders ------------------------------------------------------------------------------
+# ---- request bodies (the paths they go to: tests/github/test_reporting_calls.py) -------------------
 def test_a_check_run_is_created_queued_on_the_commit_with_its_name_and_external_id() -> None:
-    request = reports.create_check_run("Octo-Org/app", SHA, "attempt-1", reports.Output("t", "s"))
-    assert (request.method, request.path, request.permission) == ("POST", "/repos/Octo-Org/app/check-runs", "checks")
-    assert request.body == {"name": "ghcr2ecr", "head_sha": SHA, "external_id": "attempt-1", "status": "queued",
-                            "output": {"title": "t", "summary": "s"}}
+    body = reports.check_run(SHA, "attempt-1", reports.Output("t", "s"))
+    assert body == {"name": "ghcr2ecr", "head_sha": SHA, "external_id": "attempt-1", "status": "queued",
+                    "output": {"title": "t", "summary": "s"}}
 
 
 def test_a_check_run_created_with_a_conclusion_is_completed_at_once() -> None:
-    request = reports.create_check_run("octo-org/app", SHA, "x", reports.Output("t", "s"), "failure", now=NOW)
-    assert request.body is not None
-    assert request.body["status"] == "completed" and request.body["conclusion"] == "failure"
-    assert request.body["completed_at"] == "2026-12-01T12:00:00Z"
+    body = reports.check_run(SHA, "x", reports.Output("t", "s"), "failure", now=NOW)
+    assert body["status"] == "completed" and body["conclusion"] == "failure"
+    assert body["completed_at"] == "2026-12-01T12:00:00Z"
 
 
 @pytest.mark.parametrize("repository", ["octo-org", "../x/y", "octo-org/..", "octo org/app", "a/b/c", "octo-org/"])
 def test_only_a_repository_full_name_becomes_a_path(repository: str) -> None:
     with pytest.raises(ValueError, match="not a repository full name"):
-        reports.create_check_run(repository, SHA, "x", reports.Output("t", "s"))
+        split_repository(repository)
+    assert split_repository("Octo-Org/app") == ("Octo-Org", "app")
 
 
 @pytest.mark.parametrize("sha", ["", "main", "v1.2.3", SHA.upper(), SHA[:39], SHA + "0"])
 def test_a_revision_that_is_not_a_commit_sha_makes_no_check_run(sha: str) -> None:
     with pytest.raises(ValueError, match="not a commit sha"):
-        reports.create_check_run("octo-org/app", sha, "x", reports.Output("t", "s"))
+        reports.check_run(sha, "x", reports.Output("t", "s"))
 
 
-def test_completing_patches_status_conclusion_time_and_output() -> None:
-    request = reports.complete_check_run("octo-org/app", 4001, "timed_out", reports.Output("t", "s"), now=NOW)
-    assert (request.method, request.path) == ("PATCH", "/repos/octo-org/app/check-runs/4001")
-    assert request.body == {"status": "completed", "conclusion": "timed_out", "completed_at": "2026-12-01T12:00:00Z",
-                            "output": {"title": "t", "summary": "s"}}
+def test_completing_sets_status_conclusion_time_and_output() -> None:
+    body = reports.completion("timed_out", reports.Output("t", "s"), now=NOW)
+    assert body == {"status": "completed", "conclusion": "timed_out", "completed_at": "2026-12-01T12:00:00Z",
+                    "output": {"title": "t", "summary": "s"}}
     with pytest.raises(ValueError):
-        reports.complete_check_run("octo-org/app", 4001, "stale", reports.Output("t", "s"))  # only GitHub sets it
-    with pytest.raises(ValueError):
-        reports.get_check_run("octo-org/app", -1)
+        reports.completion("stale", reports.Output("t", "s"))  # only GitHub sets it
 
 
 def test_output_is_cut_to_githubs_limits() -> None:
@@ -76,29 +73,28 @@ def test_output_is_cut_to_githubs_limits() -> None:
     assert len(output["title"]) <= reports.TITLE_LIMIT
 
 
-def test_a_storage_record_request_carries_the_fields_githubs_schema_allows() -> None:
+def test_a_storage_record_carries_the_fields_githubs_schema_allows() -> None:
     record = reports.StorageRecord(name="app", digest=DIGEST, version="v1.2.3", registry_url="https://r.example",
                                    repository="ghcr/octo-org/app", github_repository="app",
                                    artifact_url="https://console.example/app")
-    request = reports.create_storage_record("octo-org", record)
-    assert (request.method, request.path, request.permission) == (
-        "POST", "/orgs/octo-org/artifacts/metadata/storage-record", "artifact_metadata")
-    assert request.body == {"name": "app", "digest": DIGEST, "version": "v1.2.3", "registry_url": "https://r.example",
-                            "repository": "ghcr/octo-org/app", "github_repository": "app", "status": "active",
-                            "artifact_url": "https://console.example/app"}
+    assert reports.storage_record(record) == {
+        "name": "app", "digest": DIGEST, "version": "v1.2.3", "registry_url": "https://r.example",
+        "repository": "ghcr/octo-org/app", "github_repository": "app", "status": "active",
+        "artifact_url": "https://console.example/app"}
 
 
 def test_storage_record_fields_over_githubs_bounds_are_left_out_or_refused() -> None:
     long = reports.StorageRecord(name="app", digest=DIGEST, version="v" * 101, registry_url="https://r.example",
                                  repository="r" * 129, github_repository="app", artifact_url="https://" + "a" * 150)
-    body = reports.create_storage_record("octo-org", long).body
-    assert body is not None
+    body = reports.storage_record(long)
     assert set(body) == {
         "name", "digest", "registry_url", "github_repository", "status"}
     for bad in ({"digest": "sha512:" + "a" * 128}, {"registry_url": "http://r.example"},
                 {"github_repository": "octo-org/app"}):
         with pytest.raises(ValueError):
-            reports.create_storage_record("octo-org", reports.StorageRecord(**{**long.__dict__, **bad}))
+            reports.storage_record(reports.StorageRecord(**{**long.__dict__, **bad}))
+    with pytest.raises(ValueError, match="not an organization login"):
+        check_login("octo-org/app")
 
 
 # ---- what the tenant reads -------------------------------------------------------------------------
