@@ -5,7 +5,7 @@ stand-in and an ECR stand-in behind counting proxies, moto, the GitHub stand-in)
 `--tags` tags each, backfills them through an `installation` `created` delivery (what installing does), then
 runs `reconcile` with nothing changed and counts everything that run caused: queue messages, dispatches,
 builds, GitHub API requests, source and destination registry requests, and AWS API calls by operation.
-The App's code runs as its handlers run it (intake.receive, dispatch.handle_message, reconcile.run, and
+The App's code runs as its handlers run it (edge.receive, dispatch.handle_message, reconcile.run, and
 run_job.run for each build, with the variables CodeBuild would resolve).
 """
 
@@ -28,10 +28,10 @@ sys.path.insert(0, str(ROOT))
 from chalicelib import aws  # noqa: E402
 from chalicelib.dispatch import handler as dispatch  # noqa: E402
 from chalicelib.github import client as github_client  # noqa: E402
-from chalicelib.webhook import edge as intake  # noqa: E402
+from chalicelib.webhook import edge  # noqa: E402
 from chalicelib.heal import reconcile  # noqa: E402
 from chalicelib.build import run_job  # noqa: E402
-from chalicelib.webhook import events as webhooks  # noqa: E402
+from chalicelib.webhook import events  # noqa: E402
 from chalicelib.build.job import BuildJob  # noqa: E402
 from chalicelib.config import settings  # noqa: E402
 from standins import images  # noqa: E402
@@ -150,8 +150,8 @@ def backfill(names: list[str]) -> None:
         "target_type": "Organization"}, "repositories": [
         {"id": n, "name": name, "full_name": f"octo-org/{name}", "private": True} for n, name in enumerate(names)]}
     body = json.dumps(payload).encode()
-    status, answer = intake.receive({"x-github-event": "installation", "x-github-delivery": "bench-install-1",
-                                     "x-hub-signature-256": webhooks.sign(SECRET.encode(), body)}, body)
+    status, answer = edge.receive({"x-github-event": "installation", "x-github-delivery": "bench-install-1",
+                                     "x-hub-signature-256": events.sign(SECRET.encode(), body)}, body)
     assert status == 202, answer
 
 

@@ -119,7 +119,7 @@ def main() -> int:
     from chalice.local import LambdaContext
 
     from chalicelib import aws
-    from chalicelib.webhook import events as webhooks
+    from chalicelib.webhook import events
     from chalicelib.config import settings
     from standins.aws import MotoServer, aws_environment
     from tests.support.app_fixtures import RecordingSqs, WEBHOOK_SECRET, load_delivery
@@ -153,7 +153,7 @@ def main() -> int:
             payload["registry_package"]["package_version"]["container_metadata"]["tag"]["name"] = f"v{next(counter)}"
             body = json.dumps(payload).encode()
             headers = {"Content-Type": "application/json", "X-GitHub-Event": "registry_package",
-                       "X-GitHub-Delivery": "bench-1", "X-Hub-Signature-256": webhooks.sign(secret, body)}
+                       "X-GitHub-Delivery": "bench-1", "X-Hub-Signature-256": events.sign(secret, body)}
             response = chalice_app.app(api_gateway_event(headers, body), context)
             assert response["statusCode"] == 202, response
 
@@ -176,13 +176,13 @@ def main() -> int:
 
     from githubkit import webhooks as gk
 
-    body, signature = delivery.body, webhooks.sign(secret, delivery.body)
+    body, signature = delivery.body, events.sign(secret, delivery.body)
     n = args.requests
     print("\npeers (same payload)")
-    ours_hmac = timed(lambda: webhooks.signature_valid(secret, body, signature), n)
+    ours_hmac = timed(lambda: events.signature_valid(secret, body, signature), n)
     print(f"  HMAC check: ours            {percentiles(ours_hmac)}")
     print(f"  HMAC check: githubkit.verify {percentiles(timed(lambda: gk.verify(WEBHOOK_SECRET, body, signature), n))}")
-    ours_decide = timed(lambda: webhooks.decide("registry_package", "d", body), n)
+    ours_decide = timed(lambda: events.decide("registry_package", "d", body), n)
     print(f"  decide (raw fields): ours   {percentiles(ours_decide)}")
     print(f"  githubkit.webhooks.parse    {percentiles(timed(lambda: gk.parse('registry_package', body), n // 4))}")
     return 0

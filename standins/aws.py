@@ -16,7 +16,7 @@ import contextlib
 import logging
 import os
 import urllib.request
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 
 REGION = "us-east-1"
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -42,11 +42,9 @@ def apply_aws_environment(url: str, env: MutableMapping[str, str], region: str =
 
 
 @contextlib.contextmanager
-def aws_environment(url: str, region: str = REGION) -> Iterator[None]:
-    """Point this process's boto3 at `url` for the duration of the block, then restore the environment."""
-    names = [*aws_variables(url, region), "AWS_PROFILE", "AWS_DEFAULT_PROFILE"]
+def restored_environ(names: Iterable[str]) -> Iterator[None]:
+    """Put these variables of os.environ back as they were (set or unset) when the block ends."""
     saved = {name: os.environ.get(name) for name in names}
-    apply_aws_environment(url, os.environ, region)
     try:
         yield
     finally:
@@ -55,6 +53,14 @@ def aws_environment(url: str, region: str = REGION) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@contextlib.contextmanager
+def aws_environment(url: str, region: str = REGION) -> Iterator[None]:
+    """Point this process's boto3 at `url` for the duration of the block, then restore the environment."""
+    with restored_environ([*aws_variables(url, region), "AWS_PROFILE", "AWS_DEFAULT_PROFILE"]):
+        apply_aws_environment(url, os.environ, region)
+        yield
 
 
 def reset(url: str) -> None:

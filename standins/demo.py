@@ -32,6 +32,7 @@ from typing import Any, TextIO
 
 import httpx
 
+from chalicelib.values import human_size
 from standins import codebuild, images, skopeo
 from standins.aws import ACCOUNT_ID, MotoServer, apply_aws_environment
 from standins.deliveries import multi_platform_burst
@@ -186,8 +187,9 @@ class Demo:
         blobs = image.all_blobs()
         shared = f", {len(blobs.keys() & previous.image.all_blobs().keys())} of them shared with {previous.tag} " \
             "(its base layers)" if previous else ""
+        size = human_size(sum(b.size for b in blobs.values()))
         self.step(f"CI pushed {OWNER.lower()}/{PACKAGE}:{release.tag} to GHCR: index {image.digest[:19]}… with "
-                  f"{len(image.children)} platforms, {len(blobs)} blobs ({_size(sum(b.size for b in blobs.values()))})"
+                  f"{len(image.children)} platforms, {len(blobs)} blobs ({size})"
                   f"{shared}, and its cosign signature")
 
     # -- the App ---------------------------------------------------------------------------------------------
@@ -402,16 +404,17 @@ class Demo:
         there = [b for d, b in wanted.items() if d in held]
         blobs, moved = report.get("blobs") or {}, int(report.get("bytes_moved") or 0)
         copied, skipped, mounted = (blobs.get(k) for k in ("copied", "skipped", "mounted"))
-        self.step(f"{PACKAGE}:{release.tag}, the build's report: {copied} blobs copied, {_size(moved)} "
+        self.step(f"{PACKAGE}:{release.tag}, the build's report: {copied} blobs copied, {human_size(moved)} "
                   f"({moved:,} bytes) moved; {skipped} blobs already in ECR, skipped; {mounted} mounted")
         expected = (len(new), len(there), 0, sum(b.size for b in new))
         if (copied, skipped, mounted, moved) != expected:
             raise DemoFailure(f"{PACKAGE}:{release.tag}: the build copied {copied}, skipped {skipped}, mounted "
                               f"{mounted} blobs and moved {moved} bytes; expected {expected[0]} copied ("
                               f"{expected[3]} bytes) and the {expected[1]} blobs ECR already held skipped")
-        held_bytes = _size(sum(b.size for b in there))
+        held_bytes = human_size(sum(b.size for b in there))
         self.step(f"only new content moved: the {len(new)} new blobs of {release.tag} and its signature "
-                  f"({_size(expected[3])}); {previous.tag}'s {len(there)} base layers ({held_bytes}, already in ECR) "
+                  f"({human_size(expected[3])}); {previous.tag}'s {len(there)} base layers ({held_bytes}, already in "
+                  "ECR) "
                   "were HEADed, not copied again")
 
     # -- the workflow hand-off -------------------------------------------------------------------------------
@@ -676,15 +679,6 @@ class ActionStep:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
-
-
-def _size(count: float) -> str:
-    """Render a byte count for humans (decimal units, as the check run shows them)."""
-    for unit in ("B", "KB", "MB"):
-        if count < 1000:
-            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1000
-    return f"{count:.1f} GB"
 
 
 @contextlib.contextmanager

@@ -11,20 +11,16 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # imported where used: app.py imports dispatch, and the webhook route's cold start matters
-    from chalicelib.outcome import reporting
-    from chalicelib.build.job import Target
-    from chalicelib.config import Settings
-    from chalicelib.jobs import Job, Package
+from chalicelib.build.contract import REPORT_BUCKET, variable
+from chalicelib.build.job import Target
+from chalicelib.config import Settings
+from chalicelib.jobs import Job, Package
+from chalicelib.outcome import check_output, reporting
+from chalicelib.sync.signatures import signed_digest
 
 
 def _where(job: Job, package: Package, checks: bool) -> reporting.BuildReporting | None:
     """Return the reporting target of a one-image job, or None when the job is not one pushed image."""
-    from chalicelib.outcome import reporting
-    from chalicelib.sync.signatures import signed_digest
-
     tag = job.selection.tag or ""
     if len(job.packages) != 1 or job.selection.all_tags or signed_digest(tag) is not None:
         return None
@@ -35,22 +31,17 @@ def _where(job: Job, package: Package, checks: bool) -> reporting.BuildReporting
 
 def start(app: Any, config: Settings, job: Job, targets: list[Target]) -> list[dict[str, str]]:
     """Create the queued check run when the job is one pushed image; return the build's reporting variables."""
-    from chalicelib.outcome import check_output
-    from chalicelib.outcome import reporting
-
-    variables = {"GHCR2ECR_REPORT_BUCKET": config.report_bucket}
+    variables = {REPORT_BUCKET: config.report_bucket}
     where = _where(job, job.package, targets[0].checks) if len(targets) == 1 else None
     if where is not None:
         target = targets[0]
         output = check_output.started(target.source, target.dest, job.selection.tag or "")
         variables = reporting.start_build_reports(app, where, output, config.report_bucket, _new_id)
-    return [{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in variables.items() if v]
+    return [variable(k, v) for k, v in variables.items() if v]
 
 
 def abandon(app: Any, job: Job, variables: list[dict[str, str]], reason: str) -> None:
     """Complete the check run of a build that did not start after all (an earlier build reports the image)."""
-    from chalicelib.outcome import reporting
-
     plain = {v["name"]: v["value"] for v in variables if v["type"] == "PLAINTEXT"}
     reporting.abandon_check_run(app, plain, job.installation_id, reason)
 
@@ -58,9 +49,6 @@ def abandon(app: Any, job: Job, variables: list[dict[str, str]], reason: str) ->
 def refused(app: Any, job: Job, package: Package, variables: Mapping[str, str], variable: str | None,
             problem: str) -> None:
     """Conclude a check run at once for a sync refused before any build (an invalid variable names it)."""
-    from chalicelib.outcome import check_output
-    from chalicelib.outcome import reporting
-
     raw = {name.upper(): value for name, value in variables.items()}.get("GHCR2ECR_CHECKS", "true")
     where = _where(job, package, raw.strip().lower() != "false")  # GHCR2ECR_CHECKS itself invalid: not false
     if where is not None:

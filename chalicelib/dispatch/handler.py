@@ -18,8 +18,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from chalicelib import aws, jobs, logs
-from chalicelib.dispatch import checks as dispatch_reports
-from chalicelib import names as naming
+from chalicelib.dispatch import checks
+from chalicelib import names
 from chalicelib.build.contract import (API_URL, FALLBACK_TOKEN, INSTALLATION_ID, INSTALLATION_TOKEN, JOB, SOURCE_TOKEN,
                                        variable)
 from chalicelib.dispatch import handoff
@@ -29,6 +29,7 @@ from chalicelib.dispatch.settings import InvalidConfig, config_from_variables
 from chalicelib.github.app import GitHubApp, InstallationToken, InstallationUnavailable
 from chalicelib.github.client import github_app
 from chalicelib.jobs import InvalidJob, Job, Package
+from chalicelib.sync.signatures import signed_digest
 
 # The build's environment (buildspec/buildspec.yml and `ghcr2ecr run-job` read these names).
 CLOCK_SLACK = timedelta(seconds=2)  # between this Lambda's clock and CodeBuild's startTime
@@ -77,9 +78,6 @@ def token_parameter(config: Settings, job: Job) -> str:
 
 def is_signature_tag(tag: str) -> bool:
     """Tell whether a tag is cosign's `sha256-<hex>.sig/.att/.sbom` (the engine's own pattern)."""
-    # Imported here: the copy engine is not on the webhook route's import path (app.py imports this module).
-    from chalicelib.sync.signatures import signed_digest
-
     return signed_digest(tag) is not None
 
 
@@ -196,7 +194,7 @@ def _target(config: Settings, app: GitHubApp, job: Job, package: Package, token:
     try:
         install = config_from_variables(variables)
     except InvalidConfig as exc:
-        dispatch_reports.refused(app, job, package, variables, exc.variable, str(exc))
+        checks.refused(app, job, package, variables, exc.variable, str(exc))
         return Outcome("failed", str(exc), code="invalid_config")
     if install.unknown:
         logs.logger.warning("unknown GHCR2ECR_* Actions variables ignored", extra={"variables": install.unknown})
@@ -215,10 +213,10 @@ def _target(config: Settings, app: GitHubApp, job: Job, package: Package, token:
     # GHCR2ECR_TAGS is applied in the build, to every tag it sets: an event whose own tag is filtered out still
     # starts it, since the digest's other tags (aliases) may pass (DESIGN.md, per-installation configuration).
     try:
-        repository = naming.destination(config.ecr_repository_prefix, package.owner, install.repository or package.name)
-    except naming.InvalidName as exc:
+        repository = names.destination(config.ecr_repository_prefix, package.owner, install.repository or package.name)
+    except names.InvalidName as exc:
         variable = "GHCR2ECR_REPOSITORY" if install.repository else "the package name"
-        dispatch_reports.refused(app, job, package, variables, "GHCR2ECR_REPOSITORY" if install.repository else None,
+        checks.refused(app, job, package, variables, "GHCR2ECR_REPOSITORY" if install.repository else None,
                                  f"destination from {variable}: {exc}")
         return Outcome("failed", f"destination from {variable}: {exc}", code="invalid_destination")
     return Target(package=package.path, source=package.source(config.ghcr_registry),
@@ -252,13 +250,13 @@ def _start(config: Settings, app: GitHubApp, job: Job, token: InstallationToken)
                                     installation_parameter=parameter)
     else:
         variables = build_variables(config, build, parameter, fallback)
-    variables += dispatch_reports.start(app, config, job, targets)  # the check run, queued; ids only
+    variables += checks.start(app, config, job, targets)  # the check run, queued; ids only
     try:
         return _start_build(config, app, job, targets, token, parameter, variables)
     except StartUncertain:
         raise  # the build may have started: it completes its check run
     except BaseException:
-        dispatch_reports.abandon(app, job, variables, "The build could not be started; it is retried.")
+        checks.abandon(app, job, variables, "The build could not be started; it is retried.")
         raise
 
 
@@ -280,7 +278,7 @@ def _start_build(config: Settings, app: GitHubApp, job: Job, targets: list[Targe
             raise StartUncertain(type(exc).__name__) from exc
         _delete_quietly(parameter)  # this attempt's own parameter: an earlier build's is another name
         if aws.idempotency_mismatch(exc):
-            dispatch_reports.abandon(app, job, variables, "An earlier build of this image reports its outcome.")
+            checks.abandon(app, job, variables, "An earlier build of this image reports its outcome.")
             return Outcome("skipped", "a build for this request was already started (CodeBuild refused the "
                            "repeated idempotency token with this attempt's token parameter)", code="already_built")
         raise
@@ -290,7 +288,7 @@ def _start_build(config: Settings, app: GitHubApp, job: Job, targets: list[Targe
     # handle_message revokes the token of what was not started.
     if started.began_before(written):
         _delete_quietly(parameter)
-        dispatch_reports.abandon(app, job, variables, "An earlier build of this image reports its outcome.")
+        checks.abandon(app, job, variables, "An earlier build of this image reports its outcome.")
         return Outcome("skipped", f"build {started.id} for this request was already started", build_id=started.id,
                        code="already_built")
     what = targets[0].dest.split("/", 1)[1] if len(targets) == 1 else f"{len(targets)} packages"

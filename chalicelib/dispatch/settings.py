@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from chalicelib import names as naming
+from chalicelib import names
 from chalicelib.globs import TagFilter, parse_tag_globs
 
 VARIABLE_PREFIX = "GHCR2ECR_"
@@ -60,8 +60,8 @@ def config_from_variables(variables: Mapping[str, str]) -> InstallationConfig:
     repository = upper.get("GHCR2ECR_REPOSITORY")
     if repository is not None:
         try:
-            naming.check_repository_variable(repository)
-        except naming.InvalidName as exc:
+            names.check_repository_variable(repository)
+        except names.InvalidName as exc:
             raise InvalidConfig("GHCR2ECR_REPOSITORY", str(exc)) from None
     return InstallationConfig(
         enabled=_boolean(upper, "GHCR2ECR_ENABLED", True),

@@ -17,15 +17,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from chalicelib import logs
-from chalicelib.build import token_cleanup
-
-if TYPE_CHECKING:  # imported where used: app.py imports this module, and the webhook route's cold start matters
-    from chalicelib.outcome import check_output
-from chalicelib.build import contract
+from chalicelib.build import contract, report_store, token_cleanup
 from chalicelib.build.contract import FINAL_STATES
+from chalicelib.config import settings
+from chalicelib.github.client import github_app
+from chalicelib.handoff import record
+from chalicelib.outcome import check_output, reporting
+from chalicelib.outcome.storage_records import records_for
+from chalicelib.sync.signatures import COSIGN_TAG
 from chalicelib.values import mapping
 
 START_TIME_FORMAT = "%b %d, %Y %I:%M:%S %p"
@@ -148,21 +150,18 @@ def _handoff_tokens(outcome: BuildOutcome) -> None:
 
 def _handoff_record(outcome: BuildOutcome) -> None:
     """Complete the hand-off's record: what the action's status poll answers."""
-    from chalicelib.handoff import record
-
     state = final_state(outcome)
     build = contract.finished_build(outcome.build_id, outcome.status, [], outcome.cache.get("report"))
     succeeded = outcome.status == "SUCCEEDED" and state.report is not None and state.report.get("ok") is True
     reason = "" if succeeded else (build.cause or state.cause or f"the copy build ended {outcome.status}")
     updated = record.update(outcome.report_bucket, outcome.handoff_id, status="succeeded" if succeeded else "failed",
-                            tags=build.tags if succeeded else [], reason=" ".join(reason.split())[:500],
+                            tags=[t for t in build.tags if not COSIGN_TAG.fullmatch(t)] if succeeded else [],
+                            reason=" ".join(reason.split())[:500],
                             build_id=outcome.build_id, **record.outcome_fields(outcome.cache.get("report")))
     outcome.done["handoff"] = updated.status if updated else "unknown"
 
 
 def _complete_check_run(outcome: BuildOutcome) -> None:
-    from chalicelib.outcome import check_output
-    from chalicelib.outcome import reporting
 
     state = final_state(outcome)
     outcome.done["check_run"] = reporting.complete_check_run(
@@ -171,8 +170,6 @@ def _complete_check_run(outcome: BuildOutcome) -> None:
 
 
 def _storage_records(outcome: BuildOutcome) -> None:
-    from chalicelib.outcome import reporting
-    from chalicelib.outcome.storage_records import records_for
 
     state = final_state(outcome)
     if state.report is None or state.report.get("ok") is not True:
@@ -203,10 +200,6 @@ def _log(outcome: BuildOutcome) -> None:
 
 def final_state(outcome: BuildOutcome) -> check_output.FinalState:
     """Return what the check run describes: the event's state and the build's stored report (read once)."""
-    from chalicelib.outcome import check_output
-    from chalicelib.build import report_store
-    from chalicelib.config import settings
-
     if "report" not in outcome.cache:
         try:
             outcome.cache["report"] = report_store.load(outcome.report_bucket, outcome.build_id)
@@ -225,8 +218,6 @@ def final_state(outcome: BuildOutcome) -> check_output.FinalState:
 
 def _claim(outcome: BuildOutcome, effect: str) -> bool:
     """Claim an effect's marker; an unwritable ledger counts as claimed elsewhere only for storage records."""
-    from chalicelib.build import report_store
-
     try:
         return report_store.claim(outcome.report_bucket, outcome.build_id, effect)
     except Exception as exc:  # S3 unavailable or refused: never write twice, always log once
@@ -235,15 +226,12 @@ def _claim(outcome: BuildOutcome, effect: str) -> bool:
 
 
 def _app() -> Any:
-    from chalicelib.github.client import github_app
 
     return github_app()
 
 
 def _target(outcome: BuildOutcome) -> Any:
     """Return where this build's reports go."""
-    from chalicelib.outcome import reporting
-
     return reporting.Target(int(outcome.installation_id), outcome.repository)
 
 

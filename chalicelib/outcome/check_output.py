@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.outcome.requests import Output
-from chalicelib.values import mapping
+from chalicelib.values import human_size, mapping
 
 CONCLUSION = {"SUCCEEDED": "success", "FAILED": "failure", "FAULT": "failure", "STOPPED": "cancelled",
               "TIMED_OUT": "timed_out"}
@@ -110,7 +110,7 @@ def _success(state: FinalState) -> Output:
              + (f" and {len(shown) - 50} more" if len(shown) > 50 else "")
              + (" (aliases included)" if aliases or len(shown) > 1 else "")]
     if isinstance(moved, int):
-        lines.append(f"**Bytes moved**: {_size(moved)}" + ("" if moved else " (everything was already in ECR)"))
+        lines.append(f"**Bytes moved**: {human_size(moved)}" + ("" if moved else " (everything was already in ECR)"))
     if isinstance(duration, (int, float)):
         lines.append(f"**Duration**: {float(duration):.1f} s")
     skipped = mapping(tags.get("skipped"))
@@ -202,11 +202,3 @@ def _text(value: str, limit: int = TEXT_LIMIT) -> str:
 
 def _code(value: str) -> str:
     return f"`{_text(value)}`"
-
-
-def _size(count: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if count < 1000 or unit == "GB":
-            return f"{count} B" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1000  # type: ignore[assignment]
-    return f"{count} B"

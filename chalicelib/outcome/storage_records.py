@@ -12,9 +12,9 @@ import re
 
 from chalicelib.outcome.check_output import FinalState, bare
 from chalicelib.outcome.requests import DIGEST, StorageRecord
+from chalicelib.registry.reference import ecr_host
 from chalicelib.values import mapping
 
-_ECR_HOST = re.compile(r"(\d{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?")
 _SIGNATURE_TAG = re.compile(r"sha256-[0-9a-f]{64}\.(?:sig|att|sbom)")
 MAX_RECORDS = 20  # digests per build; a build copies one pushed digest (and the few its tags name)
 
@@ -46,8 +46,8 @@ def records_for(state: FinalState, github_repository: str) -> list[StorageRecord
 
 def console_url(host: str, repository: str) -> str | None:
     """Return the ECR console page of a repository for an ECR registry host; None for other registries."""
-    match = _ECR_HOST.fullmatch(host)
-    if not match:
+    found = ecr_host(host)  # the one ECR host grammar (chalicelib/registry/reference.py)
+    if found is None:
         return None
-    account, region = match.groups()
+    account, region = found
     return f"https://{region}.console.aws.amazon.com/ecr/repositories/private/{account}/{repository}?region={region}"

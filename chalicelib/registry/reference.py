@@ -44,13 +44,18 @@ class Repository:
     @property
     def ecr(self) -> tuple[str, str] | None:
         """Return (account id, region) when this is an Amazon ECR registry host, else None."""
-        match = _ECR_HOST.fullmatch(self.hostname.lower())
-        return (match.group(1), match.group(2)) if match else None
+        return ecr_host(self.hostname)
 
     def __str__(self) -> str:
         """Render as `host/name` (with `http://` when plain HTTP)."""
         prefix = "http://" if self.scheme == "http" else ""
         return f"{prefix}{self.host}/{self.name}"
+
+
+def ecr_host(hostname: str) -> tuple[str, str] | None:
+    """Return (account id, region) when a host name is an Amazon ECR registry's (FIPS and China included)."""
+    match = _ECR_HOST.fullmatch(hostname.lower())
+    return (match.group(1), match.group(2)) if match else None
 
 
 def is_loopback(hostname: str) -> bool:

@@ -192,7 +192,7 @@ def default_budget(env: Mapping[str, str], given: int | None) -> int:
         return given
     text = env.get("GHCR2ECR_SYNC_BUDGET", "").strip()
     if not text:
-        return sync.sync_plan.DEFAULT_BUDGET
+        return sync.desire.DEFAULT_BUDGET
     if not text.isdigit():
         raise ValueError(f"GHCR2ECR_SYNC_BUDGET must be a whole number, not {text[:40]!r}")
     return int(text)

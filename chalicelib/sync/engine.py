@@ -28,7 +28,7 @@ Credentials come from `env` (default `os.environ`), never from the request:
   GetAuthorizationToken and CreateRepository; other hosts GHCR2ECR_DEST_USERNAME/PASSWORD or anonymous.
 
 The run's shape (chalicelib/sync/steps.py):
-1. desired state (sync_plan.desire): which tag should point at which digest — explicit tags, aliases,
+1. desired state (desire.desire): which tag should point at which digest — explicit tags, aliases,
    the --all-tags / --tags selection — read from one SourceIndex (list once, HEAD lazily);
 2. diff against the destination (DestinationState: ECR ListImages in bulk, else tags/list + HEAD): a tag
    already right is left alone and its content is known to be there;
@@ -57,7 +57,7 @@ from typing import Any
 
 import httpx
 
-from chalicelib.sync import desire as sync_plan
+from chalicelib.sync import desire
 from chalicelib.globs import TagFilter, parse_tag_globs
 from chalicelib.sync import endpoints
 from chalicelib.registry.auth import secret_values
@@ -92,13 +92,13 @@ class SyncRequest:
     concurrency: int = 4
     aliases: bool = False
     deadline: float | None = None
-    budget: int = sync_plan.DEFAULT_BUDGET
+    budget: int = desire.DEFAULT_BUDGET
 
     @classmethod
     def build(cls, source: str, dest: str, *, tags: Sequence[str] = (), digest: str | None = None,
               all_tags: bool = False, tag_globs: str | None = None, signatures: bool = True,
               create_repository: bool = True, concurrency: int = 4, aliases: bool = False,
-              deadline: float | None = None, budget: int = sync_plan.DEFAULT_BUDGET) -> SyncRequest:
+              deadline: float | None = None, budget: int = desire.DEFAULT_BUDGET) -> SyncRequest:
         """Validate user input into a request; raise ValueError saying what is wrong.
 
         Empty tag strings are dropped (`--tag "$TAG"` with an empty variable asks for no tag).

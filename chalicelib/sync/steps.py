@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.sync import desire as sync_plan
+from chalicelib.sync import desire
 from chalicelib.sync.dest_state import DestinationState
 from chalicelib.registry import ecr
 from chalicelib.sync import endpoints
@@ -59,7 +59,7 @@ class SyncSteps:
         asked = [t for t in request.tags if COSIGN_TAG.fullmatch(t)]
         images = [t for t in request.tags if not COSIGN_TAG.fullmatch(t)]
         own_signature = bool(asked) and not images  # --digest is then the signature's own manifest
-        desired = sync_plan.desire(
+        desired = desire.desire(
             self.index, self.dest, explicit=images, digest=None if own_signature else request.digest,
             select_all=request.all_tags or (request.tag_filter is not None and not request.aliases),
             aliases=request.aliases, tag_filter=request.tag_filter, budget=request.budget)
@@ -83,7 +83,7 @@ class SyncSteps:
             self.report.repository_created = ecr.prepare_repository(
                 self.boto, request.dest.name, request.source, self.env, create=request.create_repository)
 
-    def _record_desired(self, desired: sync_plan.Desired) -> None:
+    def _record_desired(self, desired: desire.Desired) -> None:
         """Put what the plan found into the report: digests, aliases, missing and unchecked tags."""
         report, request = self.report, self.request
         report.digests.update(desired.tags)
@@ -101,7 +101,7 @@ class SyncSteps:
         """Diff against the destination, copy what it lacks, set the tags last; return the tags now right."""
         copier, report = self.copier, self.report
         self.phase("planning")
-        updates, unchanged = sync_plan.diff(wanted, self.dest)
+        updates, unchanged = desire.diff(wanted, self.dest)
         report.tags_unchanged += unchanged
         copier.note_present({wanted[t] for t in unchanged}, skipped=True)  # a tag only ever names complete content
         untagged = [d for d in roots if d not in set(updates.values())]

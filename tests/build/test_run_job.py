@@ -18,23 +18,12 @@ from chalicelib.build import run_job
 from chalicelib.build.job import BuildJob, Target
 from chalicelib.jobs import ALL_TAGS, Selection
 from standins import images
-from standins.aws import aws_variables, reset
 from standins.ghcr_ecr import EcrStandin, GhcrStandin
 from standins.push import PushedImage
-from tests.support.converge import moto_ecr  # noqa: F401 (a fixture)
-from tests.support.engine_helpers import FAST_RETRY, Sleeps, ghcr_env
+from tests.support.converge import build_env, moto_ecr  # noqa: F401 (fixtures)
+from tests.support.engine_helpers import FAST_RETRY, Sleeps
 
 pytestmark = pytest.mark.registry
-
-
-@pytest.fixture
-def build_env(moto_url: str, ghcr: GhcrStandin, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The build's environment: moto for ECR's API, the stand-in registry down the ECR path, GHCR credentials."""
-    reset(moto_url)
-    for name, value in aws_variables(moto_url).items():
-        monkeypatch.setenv(name, value)
-    aws.reset()
-    return {**aws_variables(moto_url), **ghcr_env(ghcr), "GHCR2ECR_DEST_ECR": "true"}
 
 
 def target(ghcr: GhcrStandin, ecr: EcrStandin, repo: str, tags: str | None = None, linked: str | None = "app"

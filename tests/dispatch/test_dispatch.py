@@ -272,9 +272,9 @@ def test_the_private_key_is_read_from_ssm_once_per_container(client, app_env: Ap
 
 
 def test_a_message_failing_every_time_ends_in_the_dead_letter_queue(client, app_env: AppEnv, monkeypatch) -> None:
-    from chalicelib.github import app as installations
+    from chalicelib.github import app as github_seam
 
-    monkeypatch.setattr(installations, "RETRY_BACKOFF_SECONDS", 0.0)
+    monkeypatch.setattr(github_seam, "RETRY_BACKOFF_SECONDS", 0.0)
     assert post(client, load_delivery(INDEX)).status_code == 202
     app_env.github.inject("/app/installations/*", status=503, count=1000)
     sqs = app_env.boto("sqs")

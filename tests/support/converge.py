@@ -19,14 +19,14 @@ import pytest
 from chalicelib import aws
 from chalicelib.build import run_job
 from chalicelib.build.job import BuildJob
-from standins.aws import ACCOUNT_ID
+from standins.aws import ACCOUNT_ID, aws_variables, reset
 from standins.codebuild import resolve_variables
 from standins.deliveries import registry_package_payload
 from standins.ghcr_ecr import EcrStandin, GhcrStandin
 from standins.registry import BasicAuth, RegistryProcess
 from standins.tokens import PULL, Credential, Principal
 from tests.support.app_fixtures import APP_ID, WEBHOOK_SECRET, AppEnv, clear_caches
-from tests.support.engine_helpers import FAST_RETRY, Sleeps
+from tests.support.engine_helpers import FAST_RETRY, Sleeps, ghcr_env
 from chalicelib.webhook.events import sign
 
 
@@ -38,6 +38,16 @@ def moto_ecr(registry_tools: None, registries_dir: Path) -> Iterator[EcrStandin]
     standin = EcrStandin(registry, login)
     yield standin
     standin.stop()
+
+
+@pytest.fixture
+def build_env(moto_url: str, ghcr: GhcrStandin, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The build's environment: moto for ECR's API, the ECR stand-in down the ECR path, GHCR credentials."""
+    reset(moto_url)
+    for name, value in aws_variables(moto_url).items():
+        monkeypatch.setenv(name, value)
+    aws.reset()
+    return {**aws_variables(moto_url), **ghcr_env(ghcr), "GHCR2ECR_DEST_ECR": "true"}
 
 
 @pytest.fixture

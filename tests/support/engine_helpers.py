@@ -65,7 +65,7 @@ class Sleeps:
 def run_sync(source_host: str, source_repo: str, dest_host: str, dest_repo: str, env: dict[str, str], *,
              tags: Sequence[str] = (), digest: str | None = None, all_tags: bool = False,
              tag_globs: str | None = None, signatures: bool = True, concurrency: int = 4,
-             aliases: bool = False, deadline: float | None = None, budget: int = sync.sync_plan.DEFAULT_BUDGET,
+             aliases: bool = False, deadline: float | None = None, budget: int = sync.desire.DEFAULT_BUDGET,
              sleep: Sleeps | None = None, **kwargs: Any) -> sync.Report:
     """Run one sync over plain HTTP between two loopback registries, with fast retries."""
     request = sync.SyncRequest.build(

@@ -30,7 +30,7 @@ from chalicelib.build.contract import REPORT_BUCKET
 from chalicelib.build.job import BuildJob
 from chalicelib.config import settings
 from chalicelib.handoff.verify import verifier_for
-from standins.aws import ACCOUNT_ID
+from standins.aws import ACCOUNT_ID, restored_environ
 from standins.codebuild import build_state_detail, resolve_variables
 from standins.ghcr_ecr import EcrStandin, GhcrStandin
 from standins.oidc import OidcIssuer
@@ -110,16 +110,9 @@ def deny_app_tokens(env: AppEnv, ghcr: GhcrStandin) -> None:
 @contextmanager
 def build_environment(variables: Mapping[str, str]) -> Iterator[None]:
     """Set a build's variables in os.environ one by one (other threads keep every other key), then restore them."""
-    saved = {name: os.environ.get(name) for name in variables}
-    try:
+    with restored_environ(variables):
         os.environ.update(variables)
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @dataclass

@@ -26,16 +26,14 @@ from typing import Any
 
 import pytest
 
-from chalicelib import aws
 from chalicelib.build import run_job
 from chalicelib.build.job import BuildJob, Target
 from chalicelib.cli import main
 from chalicelib.jobs import ALL_TAGS
 from standins import skopeo
-from standins.aws import aws_variables, reset
 from standins.ghcr_ecr import EcrStandin, GhcrStandin
 from standins.releases import Release, expected_tags, new_blobs, publish, series, shared_blobs
-from tests.support.converge import moto_ecr  # noqa: F401 (a fixture)
+from tests.support.converge import build_env, moto_ecr  # noqa: F401 (fixtures)
 from tests.support.engine_helpers import FAST_RETRY, Sleeps, ecr_env, ghcr_env
 from tests.support.releases import (BlobLog, Oracle, Side, assert_head_declares_size, assert_moved_only_new,
                                     tag_changes)
@@ -128,16 +126,6 @@ def test_a_release_s_late_event_sets_its_own_tags_and_leaves_the_floating_ones_o
     still_its_own = [tag for tag in late.tags if tag not in ("v1", "latest")]
     assert sorted(report["tags"]["set"]) == sorted([*still_its_own, late.signature_tag])
     Oracle(Side(f"{ghcr.host}/{repo_name}", ghcr.fallback), dest).assert_mirrored(releases)
-
-
-@pytest.fixture
-def build_env(moto_url: str, ghcr: GhcrStandin, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """The build's environment: moto for ECR's API, the ECR stand-in down the ECR path, GHCR credentials."""
-    reset(moto_url)
-    for name, value in aws_variables(moto_url).items():
-        monkeypatch.setenv(name, value)
-    aws.reset()
-    return {**aws_variables(moto_url), **ghcr_env(ghcr), "GHCR2ECR_DEST_ECR": "true"}
 
 
 def target(log: BlobLog, ecr: EcrStandin, repository: str) -> Target:
