@@ -291,7 +291,7 @@ def _start_build(config: Settings, app: GitHubApp, job: Job, targets: list[Targe
         checks.abandon(app, job, variables, "An earlier build of this image reports its outcome.")
         return Outcome("skipped", f"build {started.id} for this request was already started", build_id=started.id,
                        code="already_built")
-    what = targets[0].dest.split("/", 1)[1] if len(targets) == 1 else f"{len(targets)} packages"
+    what = targets[0].dest.removeprefix("http://").split("/", 1)[1] if len(targets) == 1 else f"{len(targets)} packages"
     return Outcome("started", f"build started for {what}", build_id=started.id, code="started",
                    destination=targets[0].dest if len(targets) == 1 else "")
 def _finish(outcome: Outcome) -> Outcome:

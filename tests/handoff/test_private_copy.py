@@ -51,6 +51,28 @@ def revocations(private_world: AppEnv, monkeypatch: pytest.MonkeyPatch) -> Revoc
     return log
 
 
+def hand_off(client: Any, issuer: OidcIssuer, package: str, digest: str, job_token: str) -> Any:
+    """POST the workflow step's hand-off of ghcr.io/octo-org/<package>@<digest> with a fresh ID token."""
+    return client.http.post("/github/handoff", headers={
+        "Content-Type": "application/json", "Authorization": f"Bearer {issuer.mint(AUDIENCE)}"},
+        body=json.dumps({"image": f"ghcr.io/octo-org/{package}@{digest}", "token": job_token}))
+
+
+def handed_off_and_built(client: Any, env: AppEnv, ghcr: GhcrStandin, issuer: OidcIssuer, owner_glob: str,
+                         tmp_path: Path) -> tuple[str, str, Any, Credential, FinishedRun]:
+    """Push a private image, hand it off with a job token pulling `owner_glob`, dispatch and run its build;
+    return the package, the hand-off id, the pushed image, the job token and the finished run."""
+    package = unique_package("private")
+    pushed = push_to(ghcr, f"octo-org/{package}", images.single_image(seed=package), TAGS[:1])
+    job_token = ghcr.job_token(owner_glob)
+    handoff_id = json.loads(hand_off(client, issuer, package, pushed.digest, job_token.password).body)["id"]
+    dispatch_queued(client, env)
+    [build] = env.codebuild.builds
+    deny_app_tokens(env, ghcr)
+    run = run_build(build, env.boto("ssm"), env.boto("secretsmanager"), ghcr, tmp_path)
+    return package, handoff_id, pushed, job_token, run
+
+
 def test_a_private_image_is_mirrored_with_the_job_token_alone_which_is_kept_out_of_everything_and_never_revoked(
         client: Any, private_world: AppEnv, ghcr: GhcrStandin, moto_ecr: EcrStandin,  # noqa: F811
         issuer: OidcIssuer, revocations: RevocationLog, json_logs: Any, capfd: pytest.CaptureFixture[str],
@@ -65,9 +87,7 @@ def test_a_private_image_is_mirrored_with_the_job_token_alone_which_is_kept_out_
     job_token = ghcr.job_token("octo-org/*")
     assert env.boto("secretsmanager").list_secrets()["SecretList"] == []  # no operator read credential
 
-    answer = client.http.post("/github/handoff", headers={
-        "Content-Type": "application/json", "Authorization": f"Bearer {issuer.mint(AUDIENCE)}"},
-        body=json.dumps({"image": f"ghcr.io/octo-org/{package}@{pushed.digest}", "token": job_token.password}))
+    answer = hand_off(client, issuer, package, pushed.digest, job_token.password)
     assert answer.status_code == 202, answer.body
     handoff_id = json.loads(answer.body)["id"]
     parameter = f"/ghcr2ecr/tokens/handoff/{handoff_id}"
@@ -129,17 +149,7 @@ def test_the_registry_package_event_of_a_digest_a_hand_off_mirrored_starts_no_se
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     open_hand_offs(monkeypatch, issuer, AUDIENCE)
     env = private_world
-    package = unique_package("private")
-    pushed = push_to(ghcr, f"octo-org/{package}", images.single_image(seed=package), TAGS[:1])
-    job_token = ghcr.job_token("octo-org/*")
-    answer = client.http.post("/github/handoff", headers={
-        "Content-Type": "application/json", "Authorization": f"Bearer {issuer.mint(AUDIENCE)}"},
-        body=json.dumps({"image": f"ghcr.io/octo-org/{package}@{pushed.digest}", "token": job_token.password}))
-    handoff_id = json.loads(answer.body)["id"]
-    dispatch_queued(client, env)
-    [build] = env.codebuild.builds
-    deny_app_tokens(env, ghcr)
-    run = run_build(build, env.boto("ssm"), env.boto("secretsmanager"), ghcr, tmp_path)
+    package, handoff_id, pushed, _, run = handed_off_and_built(client, env, ghcr, issuer, "octo-org/*", tmp_path)
     client.lambda_.invoke("on_build_state", run.event)
     assert run.status == "SUCCEEDED", run.report
 
@@ -160,17 +170,9 @@ def test_a_job_token_ghcr_denies_ends_the_hand_off_failed_with_a_cause_that_hold
         json_logs: Any, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     open_hand_offs(monkeypatch, issuer, AUDIENCE)
     env = private_world
-    package = unique_package("private")
-    pushed = push_to(ghcr, f"octo-org/{package}", images.single_image(seed=package), TAGS[:1])
-    job_token = ghcr.job_token("other-org/*")  # a job without Actions access to this package
-    answer = client.http.post("/github/handoff", headers={
-        "Content-Type": "application/json", "Authorization": f"Bearer {issuer.mint(AUDIENCE)}"},
-        body=json.dumps({"image": f"ghcr.io/octo-org/{package}@{pushed.digest}", "token": job_token.password}))
-    handoff_id = json.loads(answer.body)["id"]
-    dispatch_queued(client, env)
-    [build] = env.codebuild.builds
-    deny_app_tokens(env, ghcr)
-    run = run_build(build, env.boto("ssm"), env.boto("secretsmanager"), ghcr, tmp_path)
+    # a job without Actions access to this package
+    package, handoff_id, pushed, job_token, run = handed_off_and_built(client, env, ghcr, issuer, "other-org/*",
+                                                                       tmp_path)
     client.lambda_.invoke("on_build_state", run.event)
 
     assert run.status == "FAILED"
