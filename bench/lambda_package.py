@@ -26,14 +26,15 @@ os.environ.setdefault("CODEBUILD_PROJECT", "ghcr2ecr-dev-copy")
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = 5
-# handler -> the modules its first invocation imports beyond `import app` (function-local imports)
+# handler -> what its first invocation imports beyond `import app`: its step of the flow (app.py imports each
+# step inside its handler), the AWS SDK and metrics every handler's first AWS call loads, and its GitHub client
+AWS = ["boto3", "botocore.config", "aws_lambda_powertools.metrics"]
 FIRST_CALL = {
-    "webhook": ["boto3", "botocore.config", "aws_lambda_powertools.metrics"],
-    "dispatch": ["boto3", "botocore.config", "aws_lambda_powertools.metrics", "githubkit", "githubkit.exception",
-                 "githubkit.typing", "chalicelib.sync.signatures"],
-    "on_build_state": ["boto3", "botocore.config", "aws_lambda_powertools.metrics", "githubkit",
-                       "githubkit.exception", "chalicelib.outcome.storage_records", "urllib.request"],
-    "sweep_tokens": ["boto3", "botocore.config", "aws_lambda_powertools.metrics"],
+    "webhook": ["chalicelib.webhook.edge", *AWS],
+    "handoff": ["chalicelib.handoff.route", *AWS],
+    "dispatch": ["chalicelib.dispatch.handler", *AWS, "githubkit", "githubkit.exception", "githubkit.typing"],
+    "on_build_state": ["chalicelib.outcome.build_state", *AWS, "githubkit", "githubkit.exception"],
+    "sweep_tokens": ["chalicelib.build.token_cleanup", *AWS],
 }
 PEERS = {"import boto3 (peer)": ["boto3"], "import githubkit (peer)": ["githubkit"]}
 
