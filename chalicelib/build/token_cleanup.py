@@ -73,6 +73,15 @@ def delete_only(parameter: str) -> bool:
     return aws.ssm().delete(parameter)
 
 
+def delete_quietly(parameter: str) -> None:
+    """Delete a token parameter now; when SSM fails, log it and leave the parameter to the hourly sweep."""
+    try:
+        aws.ssm().delete(parameter)
+    except Exception as exc:
+        logs.logger.warning("could not delete a token parameter", extra={"parameter": parameter,
+                                                                        "error": type(exc).__name__})
+
+
 def sweep(now: datetime | None = None, max_age: timedelta = TOKEN_LIFETIME) -> list[str]:
     """Delete the token parameters last written more than `max_age` ago; log a line for each; return their names."""
     logs.unbind_all()

@@ -23,6 +23,7 @@ from chalicelib import names
 from chalicelib.build.contract import (API_URL, FALLBACK_TOKEN, INSTALLATION_ID, INSTALLATION_TOKEN, JOB, SOURCE_TOKEN,
                                        variable)
 from chalicelib.dispatch import handoff
+from chalicelib.build import token_cleanup
 from chalicelib.build.job import BuildJob, Target
 from chalicelib.config import Settings, settings
 from chalicelib.dispatch.settings import InvalidConfig, config_from_variables
@@ -116,16 +117,11 @@ def _dispatch(body: str) -> Outcome:
         job = Job.from_json(body)
     except InvalidJob as exc:
         return _finish(Outcome("failed", str(exc), code="malformed_message"))
-    if job.origin != "handoff":
-        return _dispatch_job(job)
-    outcome = Outcome("failed", "dispatch did not finish", code="unfinished")
-    try:
-        outcome = _dispatch_job(job)
-        return outcome
-    finally:  # the hand-off's record says what happened (a raised error: SQS redelivers, the record waits)
-        if outcome.code != "unfinished":
-            handoff.finished(settings(), job, outcome.status, outcome.reason, outcome.build_id,
-                             image_reference(outcome.destination, job.selection.digest))
+    outcome = _dispatch_job(job)  # a raised error: SQS redelivers the message, a hand-off's record waits
+    if job.origin == "handoff":  # the hand-off's record says what dispatch did
+        handoff.finished(settings(), job, outcome.status, outcome.reason, outcome.code, outcome.build_id,
+                         image_reference(outcome.destination, job.selection.digest))
+    return outcome
 
 
 def image_reference(destination: str, digest: str | None) -> str:
@@ -276,7 +272,7 @@ def _start_build(config: Settings, app: GitHubApp, job: Job, targets: list[Targe
             logs.logger.warning("StartBuild's answer was lost; the build may have started, its token is kept",
                                 extra={"error": type(exc).__name__, "token_parameter": parameter})
             raise StartUncertain(type(exc).__name__) from exc
-        _delete_quietly(parameter)  # this attempt's own parameter: an earlier build's is another name
+        token_cleanup.delete_quietly(parameter)  # this attempt's own parameter: an earlier build's is another name
         if aws.idempotency_mismatch(exc):
             checks.abandon(app, job, variables, "An earlier build of this image reports its outcome.")
             return Outcome("skipped", "a build for this request was already started (CodeBuild refused the "
@@ -287,7 +283,7 @@ def _start_build(config: Settings, app: GitHubApp, job: Job, targets: list[Targe
     # started before this parameter was written and reads its own parameter: this one goes now. Either way
     # handle_message revokes the token of what was not started.
     if started.began_before(written):
-        _delete_quietly(parameter)
+        token_cleanup.delete_quietly(parameter)
         checks.abandon(app, job, variables, "An earlier build of this image reports its outcome.")
         return Outcome("skipped", f"build {started.id} for this request was already started", build_id=started.id,
                        code="already_built")
@@ -315,11 +311,3 @@ def _revoke_quietly(app: GitHubApp, token: InstallationToken) -> None:
         app.revoke(token)
     except Exception as exc:  # it expires within the hour anyway; never hide the original outcome
         logs.logger.warning("could not revoke an unused installation token", extra={"error": type(exc).__name__})
-
-
-def _delete_quietly(parameter: str) -> None:
-    try:
-        aws.ssm().delete(parameter)
-    except Exception as exc:
-        logs.logger.warning("could not delete a token parameter", extra={"parameter": parameter,
-                                                                        "error": type(exc).__name__})

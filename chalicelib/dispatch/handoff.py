@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from chalicelib import aws, logs
+from chalicelib.build import token_cleanup
 from chalicelib.config import Settings
 from chalicelib.dispatch.settings import InstallationConfig
 from chalicelib.github.app import GitHubApp, InstallationUnavailable
@@ -46,17 +46,15 @@ def gate(config: Settings, job: Job, package: Package, install: InstallationConf
     return None
 
 
-def finished(config: Settings, job: Job, status: str, reason: str, build_id: str | None, image: str) -> None:
+def finished(config: Settings, job: Job, status: str, reason: str, code: str, build_id: str | None,
+             image: str) -> None:
     """Record what dispatch did with a hand-off: running with its build (and its image reference), or failed."""
     if status == "started":  # `image`: handler.image_reference, a reference without a loopback's http://
         record.update(config.report_bucket, job.correlation_id, status="running", build_id=build_id or "",
                       image=image)
         return
-    if status == "skipped" and reason.startswith("a build for this request was already started"):
-        return  # a redelivered message: the build started by the first one completes the record
+    if code == "already_built":
+        return  # a redelivered message: the build the first one started reads the job token, and completes the record
     record.update(config.report_bucket, job.correlation_id, status="failed", reason=reason)
     # Refused for good: the job token's parameter goes now (never revoked: it is the tenant job's).
-    try:
-        aws.ssm().delete(token_parameter(config, job.correlation_id))
-    except Exception as exc:  # the hourly sweep removes it
-        logs.logger.warning("could not delete a hand-off's token parameter", extra={"error": type(exc).__name__})
+    token_cleanup.delete_quietly(token_parameter(config, job.correlation_id))

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib import aws, logs
+from chalicelib.build import token_cleanup
 from chalicelib.config import Settings, settings
 from chalicelib.handoff import record
 from chalicelib.handoff.verify import Caller, IssuerUnavailable, Unverified, verifier_for
-from chalicelib.jobs import LOGIN, InvalidJob, Package, handoff_job
+from chalicelib.jobs import LOGIN, InvalidJob, Job, Package, handoff_job
 from chalicelib.registry.reference import DIGEST_PATTERN, REPOSITORY_PATTERN, TAG_PATTERN
 
 Answer = tuple[int, dict[str, Any]]
@@ -125,7 +126,7 @@ def receive(headers: Mapping[str, str], body: bytes) -> Answer:
     return _accept(config, job, caller, token)
 
 
-def _accept(config: Settings, job: Any, caller: Caller, token: str) -> Answer:
+def _accept(config: Settings, job: Job, caller: Caller, token: str) -> Answer:
     """Store the job token by reference, write the record, queue the job; 503 when any of it fails."""
     package = job.package
     parameter = token_parameter(config, job.correlation_id)
@@ -143,7 +144,7 @@ def _accept(config: Settings, job: Any, caller: Caller, token: str) -> Answer:
         logs.logger.error("could not accept the hand-off", extra={"error": type(exc).__name__})
         logs.count("HandoffFailures")
         if written:
-            _delete_quietly(parameter)
+            token_cleanup.delete_quietly(parameter)
         return _answer(503, "could not store or queue the hand-off; retry")
     logs.logger.info("hand-off queued")
     logs.count("HandoffsQueued")
@@ -172,13 +173,6 @@ def status(headers: Mapping[str, str], handoff_id: str) -> Answer:
 def token_parameter(config: Settings, handoff_id: str) -> str:
     """Return the SSM name of a hand-off's job token (under TOKEN_PARAMETER_PREFIX: the sweep removes leftovers)."""
     return config.token_parameter_prefix.rstrip("/") + "/handoff/" + handoff_id
-
-
-def _delete_quietly(parameter: str) -> None:
-    try:
-        aws.ssm().delete(parameter)
-    except Exception as exc:  # the hourly sweep removes it
-        logs.logger.warning("could not delete a hand-off's token parameter", extra={"error": type(exc).__name__})
 
 
 def _answer(status: int, reason: str) -> Answer:

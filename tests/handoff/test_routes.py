@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
+from chalicelib import aws
 from chalicelib.build import contract, report_store
 from chalicelib.config import settings
 from chalicelib.handoff.verify import verifier_for
@@ -281,3 +283,24 @@ def test_with_ghcr2ecr_handoff_only_an_event_starts_nothing(client, handoff_env:
     assert post(client, load_delivery("multiplatform-tagged-index")).status_code == 202
     dispatch_queued(client, handoff_env)
     assert handoff_env.codebuild.calls == []
+
+
+@pytest.mark.parametrize("answer", [
+    aws.StartedBuild("ghcr2ecr-test-copy:0b1c", started=datetime.now(timezone.utc) - timedelta(minutes=2)),
+    ("InvalidInputException", "Idempotency token was already used with different parameters"),
+], ids=["earlier build", "mismatch"])
+def test_a_redelivered_hand_off_whose_build_already_started_keeps_it_running_with_its_job_token(
+        client, handoff_env: AppEnv, issuer: OidcIssuer, answer: Any) -> None:
+    handoff_id = json.loads(hand_off(client, issuer.mint(AUDIENCE)).body)["id"]
+    [message] = handoff_env.receive()
+    event = client.events.generate_sqs_event([message["Body"]])
+    client.lambda_.invoke("dispatch", event)
+    # SQS hands the message over again within CodeBuild's idempotency window
+    if isinstance(answer, aws.StartedBuild):
+        handoff_env.codebuild.earlier[Job.from_json(message["Body"]).dedup_id] = answer
+    else:
+        handoff_env.codebuild.fail_next.append(answer)
+    client.lambda_.invoke("dispatch", event)
+    status = json.loads(poll(client, issuer.mint(AUDIENCE), handoff_id).body)
+    assert (status["status"], status["reason"]) == ("running", "")
+    assert f"/ghcr2ecr/tokens/handoff/{handoff_id}" in stored_parameters(handoff_env)  # the started build reads it
