@@ -98,6 +98,19 @@ class FinishedBuild:
         packages = self.report.get("packages") if self.report else None
         return [p for p in packages if isinstance(p, Mapping)] if isinstance(packages, list) else []
 
+    def moved(self) -> dict[str, Any]:
+        """Return `bytes_moved` and `duration_seconds` of a one-package build's sync report (those it holds)."""
+        results = self.package_reports()
+        report = results[0].get("report") if len(results) == 1 else None
+        found: dict[str, Any] = {}
+        if isinstance(report, Mapping):
+            moved, seconds = report.get("bytes_moved"), report.get("duration_seconds")
+            if isinstance(moved, int) and not isinstance(moved, bool):
+                found["bytes_moved"] = moved
+            if isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
+                found["duration_seconds"] = round(float(seconds), 3)
+        return found
+
     @property
     def tags(self) -> list[str]:
         """Return every tag the build set or found in place, across its packages; else the event's tag."""

@@ -15,12 +15,10 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from chalicelib import aws
-from chalicelib.values import mapping
 
 STATUSES = ("queued", "running", "succeeded", "failed")
 FINAL = ("succeeded", "failed")
@@ -126,18 +124,3 @@ def mirrored_by_handoff(bucket: str, owner_id: int, package: str, digest: str) -
     data = aws.s3().get(bucket, digest_key(owner_id, package, digest), 64)
     text = data.decode(errors="replace") if data is not None else ""
     return text if ID.fullmatch(text) else None
-
-
-def outcome_fields(report: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Return bytes moved and duration from run-job's report (its one package's sync report)."""
-    packages = report.get("packages") if report else None
-    first = packages[0] if isinstance(packages, list) and packages and isinstance(packages[0], Mapping) else {}
-    sync = mapping(first.get("report"))
-    found: dict[str, Any] = {}
-    moved = sync.get("bytes_moved")
-    if isinstance(moved, int) and not isinstance(moved, bool):
-        found["bytes_moved"] = moved
-    seconds = sync.get("duration_seconds")
-    if isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
-        found["duration_seconds"] = round(float(seconds), 3)
-    return found

@@ -157,7 +157,7 @@ def _handoff_record(outcome: BuildOutcome) -> None:
     updated = record.update(outcome.report_bucket, outcome.handoff_id, status="succeeded" if succeeded else "failed",
                             tags=[t for t in build.tags if not COSIGN_TAG.fullmatch(t)] if succeeded else [],
                             reason=" ".join(reason.split())[:500],
-                            build_id=outcome.build_id, **record.outcome_fields(outcome.cache.get("report")))
+                            build_id=outcome.build_id, **build.moved())
     outcome.done["handoff"] = updated.status if updated else "unknown"
 
 
