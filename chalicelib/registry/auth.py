@@ -94,6 +94,11 @@ def parse_fallback_credential(text: str, default_username: str) -> StaticCredent
     return StaticCredential(kind="fallback token", username=default_username, password=text)
 
 
+def handoff_build(env: Mapping[str, str]) -> bool:
+    """Tell whether this is a hand-off build: its installation token is apart, its source token the job's."""
+    return _env(env, "GHCR2ECR_INSTALLATION_TOKEN") is not None
+
+
 def source_credentials(env: Mapping[str, str]) -> list[Credential]:
     """Return the source chain: installation token, anonymous, fallback token (DESIGN.md, Credentials).
 
@@ -102,7 +107,7 @@ def source_credentials(env: Mapping[str, str]) -> list[Credential]:
     chain: list[Credential] = []
     token = _env(env, "GHCR2ECR_SOURCE_TOKEN")
     if token:
-        kind = "workflow job token" if _env(env, "GHCR2ECR_INSTALLATION_TOKEN") else "installation token"
+        kind = "workflow job token" if handoff_build(env) else "installation token"
         chain.append(StaticCredential(kind=kind, username=DEFAULT_USERNAME, password=token))
     chain.append(ANONYMOUS)
     fallback = _env(env, "GHCR2ECR_SOURCE_FALLBACK_TOKEN")

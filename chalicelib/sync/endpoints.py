@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 
 from chalicelib.registry import ecr, redact
-from chalicelib.registry.auth import (Authenticator, Credential, allowed_realms, basic_dest_credential, secret_values,
-                                      source_credentials)
+from chalicelib.registry.auth import (Authenticator, Credential, allowed_realms, basic_dest_credential, handoff_build,
+                                      secret_values, source_credentials)
 from chalicelib.registry.limits import Limits
 from chalicelib.registry.reference import Repository
 from chalicelib.registry.transport import DEFAULT_TIMEOUT, RetryPolicy, Transport
@@ -110,7 +110,7 @@ def source_transport(source: Repository, env: Mapping[str, str], client: httpx.C
     """Build the source end; raises ValueError when a credential variable or a limit is malformed."""
     redact.register(*secret_values(env))
     return Transport(source, Authenticator(source_credentials(env), realms=allowed_realms(env)),
-                     role="source", hint=HANDOFF_HINT if env.get("GHCR2ECR_INSTALLATION_TOKEN") else SOURCE_HINT,
+                     role="source", hint=HANDOFF_HINT if handoff_build(env) else SOURCE_HINT,
                      retry=retry, sleep=sleep, client=client,
                      limits=Limits.from_env(env))
 
