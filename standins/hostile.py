@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 from standins.images import Manifest, sha256_digest
-from standins.loopback import LoopbackServer
+from standins.loopback import LoopbackServer, QuietHandler
 
 Behaviour = Callable[["HostileHandler"], None]
 MAX_RECORDED = 10_000
@@ -92,15 +92,11 @@ class HostileRegistry(LoopbackServer):
         return [r.headers["authorization"] for r in self.requests if "authorization" in r.headers]
 
 
-class HostileHandler(BaseHTTPRequestHandler):
+class HostileHandler(QuietHandler):
     """Serve the registry API for one repository; hand matching requests to a behaviour."""
 
-    protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
     registry: HostileRegistry
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
     def handle(self) -> None:
         """Serve the connection; a client that hangs up (as it should on a hostile answer) is no error."""

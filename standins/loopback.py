@@ -18,6 +18,15 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler speaking HTTP/1.1 (keep-alive, as registries and GitHub do) that logs nothing."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's own name
+        """Stay quiet: tests and the demo print what matters themselves."""
+
+
 class LoopbackServer:
     """Base of the stand-ins that answer HTTP: `start`/`stop`, a context manager, `host` and `url`."""
 

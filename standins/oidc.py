@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from standins.loopback import LoopbackServer
+from standins.loopback import LoopbackServer, QuietHandler
 
 JWKS_PATH = "/.well-known/jwks"
 ID_TOKEN_PATH = "/_apis/distributedtask/idtoken"
@@ -299,12 +299,7 @@ class OidcIssuer(LoopbackServer):
 
 
 def _handler_for(issuer: OidcIssuer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             url = urlsplit(self.path)
             try:

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from standins.loopback import LoopbackServer
+from standins.loopback import LoopbackServer, QuietHandler
 
 PULL = frozenset({"pull"})
 PULL_PUSH = frozenset({"pull", "push"})
@@ -193,12 +193,7 @@ class TokenServer(LoopbackServer):
 
 
 def _handler_for(server: TokenServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             url = urlsplit(self.path)
             if url.path != "/token":
