@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, cast
 
+from chalicelib.github import revoke as revocation
 from chalicelib.github.errors import (GitHubError, InstallationUnavailable, mapped, message,
                                       rate_limited)
 from chalicelib.values import mapping
@@ -264,11 +265,8 @@ class GitHubApp:
 
     def revoke(self, token: InstallationToken) -> str:
         """DELETE /installation/token with the token itself; "revoked" or "already invalid" (FACTS.md §2)."""
-        # Looked up where the build's `revoke-token` finds it (chalicelib/github/revoke.py, re-exported there):
-        # one revocation for the build's `finally`, on_build_state and dispatch.
-        from chalicelib.build import revoke_token
-
-        return revoke_token.revoke(token.value, self.api_url, timeout=REVOKE_TIMEOUT_SECONDS)
+        # One revocation for the build's `finally`, on_build_state and dispatch (the standard library's HTTP).
+        return revocation.revoke(token.value, self.api_url, timeout=REVOKE_TIMEOUT_SECONDS)
 
     def _as(self, token: InstallationToken) -> GitHub:
         """Return a client authenticated by an installation token (the same bounds as the App's)."""

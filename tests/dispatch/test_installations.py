@@ -118,7 +118,7 @@ def test_revocation_is_implemented_once_and_light_to_import(app: GitHubApp, monk
     import subprocess
     import sys
 
-    from chalicelib.build import revoke_token as revoke
+    from chalicelib.github import revoke
 
     calls: list[tuple[str, str]] = []
 
