@@ -225,12 +225,6 @@ class S3:
         """Delete an object (absent is fine: S3 answers 204 either way)."""
         self.client.delete_object(Bucket=bucket, Key=key)
 
-    def list_newest(self, bucket: str, prefix: str, count: int) -> list[str]:
-        """Return up to `count` keys under `prefix`, newest first (one page of at most 1,000 looked at)."""
-        answer = self.client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1000)
-        objects = sorted(answer.get("Contents", []), key=lambda o: o["LastModified"], reverse=True)
-        return [o["Key"] for o in objects[:count]]
-
     def get(self, bucket: str, key: str, limit: int) -> bytes | None:
         """Read at most `limit` bytes of an object (None when absent); a larger object raises ValueError."""
         answer = _found("NoSuchKey", lambda: self.client.get_object(Bucket=bucket, Key=key))

@@ -12,9 +12,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.build.job import VARIABLE as JOB, BuildJob
+from chalicelib.build.job import VARIABLE, BuildJob
 
 # Written by dispatch.
+JOB = VARIABLE  # GHCR2ECR_JOB: the job, PLAINTEXT (chalicelib/build/job.py serializes it)
 API_URL = "GITHUB_API_URL"
 INSTALLATION_ID = "GHCR2ECR_INSTALLATION_ID"
 SOURCE_TOKEN = "GHCR2ECR_SOURCE_TOKEN"  # PARAMETER_STORE: the first source credential (installation or job token)
@@ -27,9 +28,6 @@ STORAGE_RECORDS = "GHCR2ECR_STORAGE_RECORDS"  # "true": write storage records wh
 # A hand-off build's installation token (PARAMETER_STORE): the build revokes this one, never SOURCE_TOKEN,
 # which is then the tenant job's GITHUB_TOKEN (DESIGN.md, "The workflow hand-off").
 INSTALLATION_TOKEN = "GHCR2ECR_INSTALLATION_TOKEN"
-WRITTEN = (JOB, API_URL, INSTALLATION_ID, SOURCE_TOKEN, FALLBACK_TOKEN, REPORT_BUCKET, REVISION, GITHUB_REPOSITORY,
-           CHECK_RUN_ID, CHECK_RUN_EXTERNAL_ID, STORAGE_RECORDS, INSTALLATION_TOKEN)
-
 
 FINAL_STATES = ("SUCCEEDED", "FAILED", "FAULT", "STOPPED", "TIMED_OUT")  # CodeBuild's ends of a build
 
@@ -68,10 +66,6 @@ class FinishedBuild:
         entry = self.variables.get(name) or {}
         return str(entry.get("value", "")) if entry.get("type", "PLAINTEXT") == "PLAINTEXT" else ""
 
-    def reference(self, name: str) -> str | None:
-        """Return the parameter name a PARAMETER_STORE variable refers to, or None."""
-        entry = self.variables.get(name) or {}
-        return str(entry.get("value", "")) or None if entry.get("type") == "PARAMETER_STORE" else None
 
     @property
     def package(self) -> str:
