@@ -101,20 +101,25 @@ def recent_builds(clients: Clients, project: str, count: int, report_bucket: str
 def read_report(s3: Any, bucket: str | None, build_id: str) -> dict[str, Any] | None:
     """Return a build's `--report` JSON from the report bucket, or None (none written, too big, not JSON)."""
     key = report_store.report_key(build_id)
-    if not bucket or key is None:
+    data = read_object(s3, bucket, key, report_store.REPORT_LIMIT) if bucket and key else None
+    try:
+        report = json.loads(data) if data is not None else None
+    except ValueError:
         return None
+    return report if isinstance(report, dict) else None
+
+
+def read_object(s3: Any, bucket: str, key: str, limit: int) -> bytes | None:
+    """Return an object of at most `limit` bytes from the report bucket; None when absent, unreadable or larger."""
     try:
         answer = s3.get_object(Bucket=bucket, Key=key)
-        if int(answer.get("ContentLength", 0)) > report_store.REPORT_LIMIT:
+        if int(answer.get("ContentLength", 0)) > limit:
             return None
-        report = json.loads(answer["Body"].read(report_store.REPORT_LIMIT + 1))
+        return bytes(answer["Body"].read(limit + 1))
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound", "AccessDenied"):
             return None
         raise
-    except ValueError:
-        return None
-    return report if isinstance(report, dict) else None
 
 
 def build_from(record: dict[str, Any], report: dict[str, Any] | None) -> Build:
@@ -265,15 +270,8 @@ def recent_handoffs(s3: Any, bucket: str, count: int) -> tuple[list[handoffs.Han
 
 def read_handoff(s3: Any, bucket: str, key: str) -> handoffs.Handoff | None:
     """Return one hand-off record, or None (gone since the listing, too big, not a record)."""
-    try:
-        answer = s3.get_object(Bucket=bucket, Key=key)
-        if int(answer.get("ContentLength", 0)) > handoffs.RECORD_LIMIT:
-            return None
-        return handoffs.Handoff.from_json(answer["Body"].read(handoffs.RECORD_LIMIT + 1))
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound", "AccessDenied"):
-            return None
-        raise
+    data = read_object(s3, bucket, key, handoffs.RECORD_LIMIT)
+    return handoffs.Handoff.from_json(data) if data is not None else None
 
 
 def show_handoffs(s3: Any, bucket: str | None, env: dict[str, str], stage: str, say: Say) -> None:
